@@ -1,0 +1,59 @@
+"""Errors a user can act on.
+
+Every error hpo raises for bad input is a `HpoError`: the CLI prints its message without a
+traceback (unless `--debug`) and exits with its `exit_code`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class HpoWarning(UserWarning):
+    """Warnings raised by hpo itself (the test suite turns them into errors)."""
+
+
+class HpoError(Exception):
+    """Base class of the errors hpo reports to a user; `exit_code` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class UsageError(HpoError):
+    """A command was called wrongly (unknown experiment, bad option value)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class SpecIssue:
+    """One problem in a spec: where it is and what to do about it."""
+
+    key: str  # dotted path, "" for the document itself
+    message: str
+    line: int | None = None
+
+    def render(self, source: str) -> str:
+        where = source if self.line is None else f"{source}:{self.line}"
+        key = f" {self.key}:" if self.key else ""
+        return f"{where}:{key} {self.message}"
+
+
+class SpecError(HpoError):
+    """A spec is invalid; raised before Ray starts, listing every problem found."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, issues: list[SpecIssue]):
+        self.source = source
+        self.issues = issues
+        count = f"{len(issues)} problems" if len(issues) > 1 else "1 problem"
+        lines = [f"invalid spec {source} ({count}):"]
+        lines += [f"  {issue.render(source)}" for issue in issues]
+        super().__init__("\n".join(lines))
+
+
+class RunFailed(HpoError):
+    """A search ran but no trial finished without an error."""
+
+    exit_code = 1

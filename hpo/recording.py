@@ -1,0 +1,146 @@
+"""The Ray Tune callback through which the driver, and only the driver, writes the store.
+
+Results are buffered and written in batched transactions (at most about once a second, and
+at every trial's start and end), so the store costs the search little.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from numbers import Number
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.result import AUTO_RESULT_KEYS, DONE, TRAINING_ITERATION
+
+from hpo.space import Space
+from hpo.store import Store, TrialStatus, now
+from hpo.trainable.loop import FINAL_KEY
+
+# Ray's bookkeeping in every result; the store keeps what the trainable reported (and the
+# total time, which is useful for analysis).
+_RAY_KEYS = (set(AUTO_RESULT_KEYS) - {"time_total_s"}) | {
+    DONE,
+    "trial_id",
+    "experiment_tag",
+    "experiment_id",
+    "should_checkpoint",
+    "episodes_total",
+    "timesteps_total",
+}
+
+FLUSH_EVERY_S = 1.0
+
+
+def trial_number(trial: Any, trials: list) -> int:
+    """A trial's number: its place in Ray's list of trials, which is in order of creation."""
+    return trials.index(trial)
+
+
+def finished_by_itself(trial: Any) -> bool:
+    """Whether a trial ended on its own rather than being stopped by the scheduler.
+
+    Ray marks the last result `done` in both cases, so the trainable says it itself.
+    """
+    return bool((trial.last_result or {}).get(FINAL_KEY))
+
+
+def reported_metrics(result: dict[str, Any]) -> dict[str, float]:
+    return {
+        key: float(value)
+        for key, value in result.items()
+        if key not in _RAY_KEYS and isinstance(value, Number) and not isinstance(value, bool)
+    }
+
+
+class StoreRecorder(Callback):
+    """Mirrors every trial's status, params and per-epoch metrics into the store."""
+
+    def __init__(self, store: Store, experiment_id: int, space: Space, metric: str, mode: str):
+        self.store = store
+        self.experiment_id = experiment_id
+        self.space = space
+        self.metric = metric
+        self.mode = mode
+        self._trials: dict[str, dict[str, Any]] = {}  # pending column updates by trial id
+        self._results: list[dict[str, Any]] = []
+        self._best: dict[str, float] = {}
+        self._last_flush = time.monotonic()
+
+    def _stage(self, trial: Any, **columns: Any) -> None:
+        row = self._trials.setdefault(
+            trial.trial_id, {"experiment_id": self.experiment_id, "trial_id": trial.trial_id}
+        )
+        row.update(columns)
+
+    def flush(self) -> None:
+        trial_rows, self._trials = list(self._trials.values()), {}
+        result_rows, self._results = self._results, []
+        self.store.write(trial_rows, result_rows)
+        self._last_flush = time.monotonic()
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._stage(
+            trial,
+            number=trial_number(trial, trials),
+            status=TrialStatus.RUNNING.value,
+            params=self.space.params_of(trial.config),
+            config=trial.config,
+            started_at=now(),
+        )
+        self.flush()
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        metrics = reported_metrics(result)
+        step = int(result[TRAINING_ITERATION])
+        self._results.append(
+            {
+                "experiment_id": self.experiment_id,
+                "trial_id": trial.trial_id,
+                "iteration": step,
+                "metrics": metrics,
+                "reported_at": now(),
+            }
+        )
+        columns: dict[str, Any] = {"iterations": step, "last_result": metrics}
+        value = metrics.get(self.metric)
+        if value is not None and math.isfinite(value):
+            best = self._best.get(trial.trial_id)
+            if best is None or (value < best if self.mode == "min" else value > best):
+                self._best[trial.trial_id] = best = value
+            columns.update(value=value, best_value=best)
+        self._stage(trial, **columns)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
+            self.flush()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        status = TrialStatus.COMPLETED if finished_by_itself(trial) else TrialStatus.PRUNED
+        self._stage(trial, status=status.value, ended_at=now())
+        self.flush()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._stage(trial, status=TrialStatus.ERROR.value, ended_at=now(), error=trial_error(trial))
+        self.flush()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.flush()
+
+
+def trial_error(trial: Any) -> str:
+    """The trial's exception as `Type: message` followed by its traceback."""
+    try:
+        exc = trial.get_pickled_error()
+    except Exception:  # the error file may be unreadable; the text version may still be there
+        exc = None
+    cause = getattr(exc, "cause", None) or exc
+    if cause is not None:
+        text = "".join(traceback.format_exception_only(type(cause), cause)).strip()
+        return f"{text}\n\n{getattr(exc, 'traceback_str', '') or ''}".strip()
+    error = trial.get_error()
+    return str(error) if error is not None else "unknown error"

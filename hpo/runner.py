@@ -1,0 +1,151 @@
+"""From a validated spec to a finished search: Ray Tune's Tuner, configured once, here."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from hpo.analysis import Experiment
+from hpo.errors import RunFailed
+from hpo.spec import Spec, load_spec
+from hpo.store import ExperimentStatus, Store, TrialStatus, resolve_url
+
+DEFAULT_RESULTS_DIR = "hpo-results"
+
+
+def run(
+    spec: str | Path | dict[str, Any] | Spec, *, console: Console | None = None, **overrides: Any
+) -> Experiment:
+    """Run a search and return its experiment.
+
+    Args:
+        spec: a spec file, a spec as a dict, or a loaded `Spec`.
+        console: where progress goes (default: stdout).
+        **overrides: spec keys to override, dotted or with `__` for the dots
+            (`budget__num_samples=50`), e.g. `name="try-2"`, `store="sqlite:///x.db"`.
+
+    Raises:
+        SpecError: the spec (with its overrides) is invalid; nothing was started.
+        RunFailed: no trial finished without an error.
+    """
+    if not isinstance(spec, Spec) or overrides:
+        source = spec.model_dump(mode="json") if isinstance(spec, Spec) else spec
+        spec = load_spec(
+            source, {key.replace("__", "."): value for key, value in overrides.items()}
+        )
+    return execute(spec, store_url=resolve_url(None, spec.store), console=console)
+
+
+def execute(
+    spec: Spec,
+    *,
+    store_url: str,
+    console: Console | None = None,
+    results_dir: str | Path = DEFAULT_RESULTS_DIR,
+) -> Experiment:
+    """Run a validated spec on Ray Tune, recording into the store at `store_url`."""
+    console = console or Console()
+    store = Store(store_url)
+    storage_path = Path(results_dir).resolve()
+    spec_data = {**spec.model_dump(mode="json"), "num_trials": spec.num_trials()}
+    experiment_id, name = store.create_experiment(
+        spec.name, spec_data, storage_path=str(storage_path)
+    )
+    if name != spec.name:
+        console.print(
+            f"An experiment named {spec.name!r} is already in the store; this run is [bold]{name}[/]."
+        )
+    console.print(
+        f"Running [bold]{name}[/]: {spec.num_trials()} trials, {spec.searcher.name} search, "
+        f"{spec.scheduler.name} scheduler, {spec.mode.value} {spec.metric}",
+        highlight=False,
+    )
+
+    status = ExperimentStatus.FAILED
+    try:
+        _tune(spec, name, experiment_id, store, storage_path, console)
+        experiment = Experiment(name, store)
+        finished = experiment.trials()["status"].isin(
+            [TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value]
+        )
+        status = ExperimentStatus.COMPLETED if finished.any() else ExperimentStatus.FAILED
+    except KeyboardInterrupt:
+        status = ExperimentStatus.INTERRUPTED
+        raise
+    finally:
+        store.finish_experiment(experiment_id, status)
+    if status is ExperimentStatus.FAILED:
+        raise RunFailed(_failure_message(experiment))
+    return experiment
+
+
+def _failure_message(experiment: Experiment) -> str:
+    errors = experiment.trials()["error"].dropna()
+    first = errors.iloc[0].splitlines()[0] if not errors.empty else "no trial ran"
+    return f"no trial of {experiment.name!r} finished without an error; the first error: {first}"
+
+
+def _tune(
+    spec: Spec, name: str, experiment_id: int, store: Store, storage_path: Path, console: Console
+) -> None:
+    # Ray's per-trial JSON/CSV/TensorBoard loggers duplicate what the store keeps and cost
+    # time per result; experts can turn them back on by setting the variable themselves.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Ray's newer console output prints its banner even at verbose=0; hpo reports instead.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+    from ray import tune
+
+    from hpo.progress import TrialLines
+    from hpo.recording import StoreRecorder
+    from hpo.trainable.data import load_dataset
+    from hpo.trainable.ray_trainable import tune_trainable
+
+    space = spec.search_space()
+    # Loaded once, here; trials get it through the object store (`with_parameters`).
+    dataset = load_dataset(spec.data.name)
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    try:
+        search_alg, param_space = spec.searcher.build(
+            space, spec.base_config(), metric=spec.metric, mode=spec.mode.value, seed=spec.seed
+        )
+        trainable = tune.with_resources(
+            tune.with_parameters(tune_trainable, dataset=dataset),
+            {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                metric=spec.metric,
+                mode=spec.mode.value,
+                search_alg=search_alg,
+                scheduler=spec.scheduler.build(epochs=spec.training.epochs),
+                # Grid search enumerates its grid in one pass.
+                num_samples=1 if spec.searcher.needs_grid else spec.num_trials(),
+                max_concurrent_trials=spec.budget.max_concurrent,
+                time_budget_s=spec.budget.time_budget_s,
+                # Trials have equal resources, so one actor can run trial after trial
+                # instead of paying an actor start (about a second) per trial.
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=str(storage_path),
+                verbose=0,
+                callbacks=[
+                    StoreRecorder(store, experiment_id, space, spec.metric, spec.mode.value),
+                    TrialLines(console, spec.metric, spec.mode.value, spec.num_trials()),
+                ],
+            ),
+        )
+        tuner.fit()
+    finally:
+        if started_ray:
+            ray.shutdown()

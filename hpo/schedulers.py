@@ -1,0 +1,61 @@
+"""Trial schedulers by name: FIFO (run every trial to the end) and ASHA (prune early).
+
+As with searchers, each option model is both the spec section and its Ray Tune builder.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field
+
+from hpo.options import Options, by_name
+
+
+class _Scheduler(Options):
+    def build(self, *, epochs: int) -> Any:
+        """Ray's scheduler for trials of at most `epochs` epochs (one report per epoch)."""
+        raise NotImplementedError
+
+
+class FifoScheduler(_Scheduler):
+    """Every trial runs all its epochs."""
+
+    name: Literal["fifo"]
+
+    def build(self, *, epochs):
+        from ray.tune.schedulers import FIFOScheduler
+
+        return FIFOScheduler()
+
+
+class AshaScheduler(_Scheduler):
+    """Ray's asynchronous successive halving over epochs: stops trials that trail at a rung."""
+
+    name: Literal["asha"]
+    grace_period: int = Field(
+        1, ge=1, description="epochs every trial runs before it can be stopped"
+    )
+    reduction_factor: float = Field(
+        3, gt=1, description="keep the best 1/reduction_factor at each rung"
+    )
+    max_t: int | None = Field(
+        None, ge=1, description="epochs of the last rung (default: training.epochs)"
+    )
+
+    def build(self, *, epochs):
+        from ray.tune.schedulers import ASHAScheduler
+
+        # Metric and mode come from TuneConfig. Iterations are epochs: the trainable reports
+        # once per epoch.
+        return ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=self.max_t or epochs,
+            grace_period=self.grace_period,
+            reduction_factor=self.reduction_factor,
+        )
+
+
+SchedulerSpec = Annotated[
+    FifoScheduler | AshaScheduler, BeforeValidator(by_name), Field(discriminator="name")
+]

@@ -1,0 +1,394 @@
+"""The spec: one YAML file that says what to train, what to search, how, and for how long.
+
+`load_spec` reads it strictly (see `yaml_source`), applies `--set` overrides, validates it
+into frozen models and runs the checks that span several sections. Every problem is
+reported at once, by file, line and dotted key, before anything starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from hpo.errors import SpecError, SpecIssue
+from hpo.options import Options
+from hpo.schedulers import AshaScheduler, FifoScheduler, SchedulerSpec
+from hpo.searchers import RandomSearcher, SearcherSpec
+from hpo.space import Distribution, Space, set_path
+from hpo.trainable.config import (
+    DataConfig,
+    ModelConfig,
+    OptimizerConfig,
+    TrainableConfig,
+    TrainingConfig,
+)
+from hpo.trainable.data import DATASETS
+from hpo.trainable.loop import metric_names
+from hpo.yaml_source import Path as KeyPath
+from hpo.yaml_source import load_yaml
+
+# Trials to run when the budget names none (grid search runs its whole grid instead).
+DEFAULT_NUM_SAMPLES = 20
+
+
+class Mode(str, Enum):
+    MIN = "min"
+    MAX = "max"
+
+
+class Budget(Options):
+    num_samples: int | None = Field(
+        None, ge=1, description=f"trials to run (default {DEFAULT_NUM_SAMPLES}; grid: the grid)"
+    )
+    max_concurrent: int | None = Field(
+        None, ge=1, description="trials at once (default: as many as the resources allow)"
+    )
+    time_budget_s: float | None = Field(None, gt=0, description="stop the search after this long")
+
+
+class Resources(Options):
+    """What one trial needs; fractions let several trials share a CPU or a GPU."""
+
+    cpu: float = Field(1, gt=0)
+    gpu: float = Field(0, ge=0)
+
+
+class Spec(Options):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    metric: str = "val_loss"
+    mode: Mode = Mode.MIN
+    seed: int = 0
+    # The trainable's base config; `space` keys are dotted paths into these sections.
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    training: TrainingConfig = TrainingConfig()
+    space: dict[str, Distribution] = {}
+    searcher: SearcherSpec = RandomSearcher(name="random")
+    scheduler: SchedulerSpec = FifoScheduler(name="fifo")
+    budget: Budget = Budget()
+    resources: Resources = Resources()
+    store: str | None = Field(None, description="SQLAlchemy URL or path of the results store")
+
+    def base_config(self) -> dict[str, Any]:
+        """The trainable's config before any parameter is searched."""
+        return {
+            "data": self.data.model_dump(mode="json"),
+            "model": self.model.model_dump(mode="json"),
+            "optimizer": self.optimizer.model_dump(mode="json"),
+            "training": self.training.model_dump(mode="json"),
+            "seed": self.seed,
+        }
+
+    def search_space(self) -> Space:
+        return Space(self.space)
+
+    def num_trials(self) -> int:
+        if self.searcher.needs_grid:
+            return self.search_space().grid_size() or 1
+        return self.budget.num_samples or DEFAULT_NUM_SAMPLES
+
+
+def load_spec(
+    source: str | Path | Mapping[str, Any],
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+) -> Spec:
+    """Read, override and validate a spec.
+
+    Args:
+        source: a path to a YAML file, or the spec as a dict.
+        overrides: `key=value` strings (values are YAML), or a mapping of dotted keys to values.
+
+    Raises:
+        SpecError: listing every problem, each with its file, line and dotted key.
+    """
+    if isinstance(source, Mapping):
+        name, data, lines = "<dict>", _plain(source), {}
+    else:
+        path = Path(source)
+        name = str(source)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SpecError(name, [SpecIssue("", "file not found")]) from None
+        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+            raise SpecError(name, [SpecIssue("", f"cannot read the file ({exc})")]) from None
+        data, lines = load_yaml(text, name)
+        if data is None:
+            data = {}
+        if isinstance(data, dict):
+            data.setdefault("name", path.stem)
+    if not isinstance(data, dict):
+        raise SpecError(name, [SpecIssue("", "a spec must be a mapping of keys to values", 1)])
+
+    origins: dict[KeyPath, str] = {}
+    for key, value, text in _parse_overrides(overrides, name):
+        origins[_set_override(data, key, value)] = text
+
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(name, [_issue(err, lines, origins) for err in exc.errors()]) from None
+    issues = _cross_check(spec)
+    if issues:
+        raise SpecError(name, [_place(i, lines, origins, _key_path(i.key)) for i in issues])
+    return spec
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy of nested dicts and lists, so overrides never touch the caller's dict."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --- overrides -------------------------------------------------------------------------------
+
+
+def _parse_overrides(
+    overrides: Sequence[str] | Mapping[str, Any], source: str
+) -> list[tuple[str, Any, str]]:
+    if isinstance(overrides, Mapping):
+        return [(key, value, f"{key}={value!r}") for key, value in overrides.items()]
+    parsed = []
+    for text in overrides:
+        key, sep, raw = text.partition("=")
+        if not sep or not key.strip():
+            issue = SpecIssue(
+                "", f"override {text!r} must look like key=value, e.g. budget.num_samples=50"
+            )
+            raise SpecError(source, [issue])
+        value, _ = load_yaml(raw, f"--set {text}")
+        parsed.append((key.strip(), value, text))
+    return parsed
+
+
+def _set_override(data: dict[str, Any], key: str, value: Any) -> KeyPath:
+    """Set a dotted key in the spec data and return its path.
+
+    Space keys contain dots themselves (`space.optimizer.lr.high`), so each step takes the
+    longest existing key that matches.
+    """
+    parts = key.split(".")
+    node: Any = data
+    path: list[str] = []
+    while parts:
+        if not isinstance(node, dict):
+            raise SpecError("--set", [SpecIssue(key, f"{'.'.join(path)} is not a section")])
+        width = next(
+            (n for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in node),
+            # A new space parameter: its whole dotted name is one key when given a mapping.
+            len(parts) - (0 if isinstance(value, dict) else 1) if path == ["space"] else 1,
+        )
+        width = max(width, 1)
+        part, parts = ".".join(parts[:width]), parts[width:]
+        path.append(part)
+        if parts:
+            node = node.setdefault(part, {})
+        else:
+            node[part] = value
+    return tuple(path)
+
+
+# --- turning problems into messages ----------------------------------------------------------
+
+
+def _issue(err: Any, lines: dict[KeyPath, int], origins: dict[KeyPath, str]) -> SpecIssue:
+    path = _document_path(err["loc"], lines)
+    kind, message = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        message = _unknown_key_message(err["loc"])
+    elif kind == "missing":
+        message = "required key is missing"
+    elif kind == "union_tag_invalid":
+        ctx = err["ctx"]
+        what = ctx["discriminator"].strip("'")
+        message = f"unknown {what} {ctx['tag']!r}; expected one of: {ctx['expected_tags']}"
+    else:
+        message = message.removeprefix("Value error, ")
+        if kind != "literal_error" and not isinstance(err.get("input"), dict | list):
+            message = f"{message} (got {err['input']!r})"
+    return _place(SpecIssue(".".join(map(str, path)), message), lines, origins, path)
+
+
+def _place(
+    issue: SpecIssue,
+    lines: dict[KeyPath, int],
+    origins: dict[KeyPath, str],
+    path: KeyPath,
+) -> SpecIssue:
+    """Give an issue the line of its key (or of the nearest enclosing key), or its override."""
+    for n in range(len(path), -1, -1):
+        if path[:n] in origins:
+            return SpecIssue(issue.key, f"{issue.message} (from --set {origins[path[:n]]})")
+        if path[:n] in lines:
+            return SpecIssue(issue.key, issue.message, lines[path[:n]])
+    return issue
+
+
+def _document_path(loc: tuple[str | int, ...], lines: dict[KeyPath, int]) -> KeyPath:
+    """Drop what pydantic adds to a location (union tags) so it names keys of the document."""
+    path: tuple[str | int, ...] = ()
+    for part in loc:
+        if (*path, part) in lines or not _is_union_tag(part):
+            path = (*path, part)
+    return path
+
+
+def _is_union_tag(part: str | int) -> bool:
+    return part in _UNION_TAGS or str(part).startswith("function-")
+
+
+def _unknown_key_message(loc: tuple[str | int, ...]) -> str:
+    valid = _valid_keys(loc[:-1])
+    message = "unknown key"
+    close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    if valid:
+        message += f" Valid keys here: {', '.join(valid)}"
+    return message
+
+
+def _valid_keys(loc: tuple[str | int, ...]) -> list[str]:
+    """The field names of the model at a pydantic location (empty if it cannot be told)."""
+    candidates: list[Any] = [Spec]
+    for part in loc:
+        step: list[Any] = []
+        for tp in candidates:
+            for model in _models_in(tp):
+                field = model.model_fields.get(part) if isinstance(part, str) else None
+                if field is not None:
+                    step.append(field.annotation)
+                elif _tag_of(model) == part:
+                    step.append(model)
+            if typing.get_origin(tp) is dict:  # a key of a mapping such as `space`
+                step.append(typing.get_args(tp)[1])
+        candidates = step
+    models = [m for tp in candidates for m in _models_in(tp)]
+    return sorted({name for m in models for name in m.model_fields}) if len(models) == 1 else []
+
+
+def _models_in(tp: Any) -> list[type[BaseModel]]:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(tp) for m in _models_in(arg)]
+    return []
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    for field in ("name", "type"):
+        info = model.model_fields.get(field)
+        if info is not None and typing.get_origin(info.annotation) is typing.Literal:
+            return typing.get_args(info.annotation)[0]
+    return None
+
+
+# --- checks across sections ------------------------------------------------------------------
+
+
+def _cross_check(spec: Spec) -> list[SpecIssue]:
+    issues: list[SpecIssue] = []
+    reported = metric_names(DATASETS[spec.data.name].task)
+    if spec.metric not in reported:
+        issues.append(
+            SpecIssue(
+                "metric",
+                f"the trainable does not report {spec.metric!r} for dataset "
+                f"{spec.data.name!r}; choose one of: {', '.join(reported)}",
+            )
+        )
+    issues += _check_space_keys(spec)
+    space = spec.search_space()
+    if spec.searcher.needs_grid:
+        for key in space.continuous_keys():
+            issues.append(
+                SpecIssue(
+                    f"space.{key}",
+                    "grid search needs a finite set of values; add `step` or use "
+                    "`type: categorical`",
+                )
+            )
+        size = space.grid_size()
+        if size is not None and spec.budget.num_samples not in (None, size):
+            issues.append(
+                SpecIssue(
+                    "budget.num_samples",
+                    f"grid search runs every point of its grid once ({size} points); "
+                    f"remove budget.num_samples or set it to {size}",
+                )
+            )
+    if isinstance(spec.scheduler, AshaScheduler):
+        asha, epochs = spec.scheduler, spec.training.epochs
+        max_t = asha.max_t or epochs
+        if asha.max_t is not None and asha.max_t > epochs:
+            issues.append(
+                SpecIssue(
+                    "scheduler.max_t",
+                    f"max_t={asha.max_t} exceeds training.epochs={epochs}; "
+                    "a trial never reports more epochs than it trains",
+                )
+            )
+        if asha.grace_period > max_t:
+            issues.append(
+                SpecIssue(
+                    "scheduler.grace_period",
+                    f"grace_period={asha.grace_period} exceeds the last rung ({max_t} epochs); "
+                    f"set it to at most {max_t}",
+                )
+            )
+    return issues
+
+
+def _check_space_keys(spec: Spec) -> list[SpecIssue]:
+    """Check every searched key against the trainable's config, at the ends of its range."""
+    issues = []
+    base = spec.base_config()
+    for key, dist in spec.space.items():
+        for value in dist.extremes():
+            config = _plain(base)
+            try:
+                set_path(config, key, value)
+                TrainableConfig.model_validate(config)
+            except (ValidationError, TypeError, AttributeError) as exc:
+                issues.append(SpecIssue(f"space.{key}", _space_key_message(key, value, exc)))
+                break
+    return issues
+
+
+def _space_key_message(key: str, value: Any, exc: Exception) -> str:
+    sections = ", ".join(TrainableConfig.model_fields)
+    if not isinstance(exc, ValidationError):
+        return f"not a dotted path into the trainable's config (sections: {sections})"
+    err = exc.errors()[0]
+    if err["type"] == "extra_forbidden":
+        return (
+            f"{'.'.join(map(str, err['loc']))} is not a key of the trainable's config; "
+            + _unknown_key_message(err["loc"]).replace("unknown key; ", "")
+        )
+    return f"the value {value!r} is invalid for {key}: {err['msg']}"
+
+
+def _key_path(key: str) -> KeyPath:
+    """A cross-check issue's dotted key as a document path; a space key stays one key."""
+    if key.startswith("space."):
+        return ("space", key.removeprefix("space."))
+    return tuple(key.split(".")) if key else ()
+
+
+# The names pydantic puts into a location to say which member of a union it tried.
+_UNION_TAGS = {
+    _tag_of(m) for tp in (SearcherSpec, SchedulerSpec, Distribution) for m in _models_in(tp)
+}

@@ -1,0 +1,351 @@
+"""The results store: experiments, trials and per-epoch results in one SQL database.
+
+SQLAlchemy Core over a small schema, so that SQLite (the default, a file beside the run) and
+any other database with a SQLAlchemy URL hold the same tables. Only the driver writes; the
+analysis and the CLI only read.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from hpo.errors import UsageError
+
+SCHEMA_VERSION = 1
+DEFAULT_STORE = "hpo-results/hpo.db"
+STORE_ENV = "HPO_STORE"
+
+
+class TrialStatus(str, Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"  # ran all its epochs
+    PRUNED = "PRUNED"  # stopped early by the scheduler
+    ERROR = "ERROR"
+
+
+class ExperimentStatus(str, Enum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"  # no trial finished without an error
+    INTERRUPTED = "INTERRUPTED"
+
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
+)
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("metric", sa.String(200), nullable=False),
+    sa.Column("mode", sa.String(3), nullable=False),
+    sa.Column("searcher", sa.String(50), nullable=False),
+    sa.Column("scheduler", sa.String(50), nullable=False),
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("num_samples", sa.Integer, nullable=False),
+    sa.Column("host", sa.String(255)),
+    sa.Column("storage_path", sa.Text),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime),
+)
+
+trials = sa.Table(
+    "trials",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("experiment_id", sa.ForeignKey("experiments.id"), nullable=False, index=True),
+    sa.Column("trial_id", sa.String(100), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("started_at", sa.DateTime),
+    sa.Column("ended_at", sa.DateTime),
+    sa.Column("iterations", sa.Integer, nullable=False, default=0),
+    # The spec's metric: its last reported value, and its best in the spec's mode.
+    sa.Column("value", sa.Float),
+    sa.Column("best_value", sa.Float),
+    sa.Column("last_result", sa.JSON),
+    sa.Column("error", sa.Text),
+    sa.UniqueConstraint("experiment_id", "trial_id"),
+    sa.Index("ix_trials_experiment_best", "experiment_id", "best_value"),
+)
+
+results = sa.Table(
+    "results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("trial_pk", sa.ForeignKey("trials.id"), nullable=False, index=True),
+    sa.Column("iteration", sa.Integer, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("reported_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("trial_pk", "iteration"),
+)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def resolve_url(explicit: str | None = None, spec_store: str | None = None) -> str:
+    """The store to use: `--store`, then the spec's `store`, then `$HPO_STORE`, then the default.
+
+    A plain path means an SQLite file; relative paths are taken from the working directory.
+    """
+    target = explicit or spec_store or os.environ.get(STORE_ENV) or DEFAULT_STORE
+    if "://" in target:
+        return target
+    return f"sqlite:///{Path(target).expanduser().resolve()}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (`hpo show`) work while the driver writes; the busy timeout makes a
+    # writer wait for a lock instead of failing with "database is locked".
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """A connection to one results store; creates its schema on first use."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine: Engine = self._connect(url)
+
+    @staticmethod
+    def _connect(url: str) -> Engine:
+        parsed = sa.engine.make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            engine = sa.create_engine(url)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise UsageError(f"cannot open the results store {url!r}: {exc}") from None
+        if parsed.get_backend_name() == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        try:
+            with engine.begin() as conn:
+                metadata.create_all(conn)
+                version = conn.execute(sa.select(schema_version.c.version)).scalar()
+                if version is None:
+                    conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+                elif version > SCHEMA_VERSION:
+                    raise UsageError(
+                        f"the store {url} has schema version {version}, newer than this hpo "
+                        f"understands ({SCHEMA_VERSION}); upgrade hpo"
+                    )
+        except sa.exc.OperationalError as exc:
+            raise UsageError(f"cannot open the results store {url!r}: {exc.orig}") from None
+        return engine
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # Ray Tune pickles its callbacks (and so this store) with the experiment's state; the
+    # engine is reconnected from the URL.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"])
+
+    # --- writing (the driver only) -------------------------------------------------------------
+
+    def create_experiment(
+        self, name: str, spec: dict[str, Any], *, storage_path: str
+    ) -> tuple[int, str]:
+        """Add an experiment under `name`, or under `name-2`, `name-3`... if that is taken.
+
+        Returns:
+            The experiment's id and the name it was stored under.
+        """
+        with self.engine.begin() as conn:
+            taken = set(
+                conn.execute(
+                    sa.select(experiments.c.name).where(
+                        sa.or_(experiments.c.name == name, experiments.c.name.like(f"{name}-%"))
+                    )
+                ).scalars()
+            )
+            unique, n = name, 1
+            while unique in taken:
+                n += 1
+                unique = f"{name}-{n}"
+            row = conn.execute(
+                experiments.insert().values(
+                    name=unique,
+                    status=ExperimentStatus.RUNNING.value,
+                    spec={**spec, "name": unique},
+                    metric=spec["metric"],
+                    mode=spec["mode"],
+                    searcher=spec["searcher"]["name"],
+                    scheduler=spec["scheduler"]["name"],
+                    seed=spec["seed"],
+                    num_samples=spec["num_trials"],
+                    host=socket.gethostname(),
+                    storage_path=str(storage_path),
+                    started_at=now(),
+                )
+            )
+            return row.inserted_primary_key[0], unique
+
+    def finish_experiment(self, experiment_id: int, status: ExperimentStatus) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                experiments.update()
+                .where(experiments.c.id == experiment_id)
+                .values(status=status.value, finished_at=now())
+            )
+
+    def write(
+        self, trial_rows: Sequence[dict[str, Any]], result_rows: Sequence[dict[str, Any]]
+    ) -> None:
+        """Upsert trials and add results, in one transaction.
+
+        Each trial row holds `experiment_id` and `trial_id` plus the columns to set; results
+        carry `experiment_id` and `trial_id` instead of the trial's primary key.
+        """
+        if not trial_rows and not result_rows:
+            return
+        with self.engine.begin() as conn:
+            pks: dict[tuple[int, str], int] = {}
+            for row in trial_rows:
+                key = (row["experiment_id"], row["trial_id"])
+                pk = pks.get(key) or self._trial_pk(conn, *key)
+                if pk is None:
+                    pk = conn.execute(trials.insert().values(**row)).inserted_primary_key[0]
+                else:
+                    conn.execute(trials.update().where(trials.c.id == pk).values(**row))
+                pks[key] = pk
+            inserts = []
+            for row in result_rows:
+                key = (row["experiment_id"], row["trial_id"])
+                pk = pks.get(key) or self._trial_pk(conn, *key)
+                pks[key] = pk
+                inserts.append(
+                    {
+                        "trial_pk": pk,
+                        "iteration": row["iteration"],
+                        "metrics": row["metrics"],
+                        "reported_at": row["reported_at"],
+                    }
+                )
+            if inserts:
+                conn.execute(results.insert(), inserts)
+
+    @staticmethod
+    def _trial_pk(conn: sa.Connection, experiment_id: int, trial_id: str) -> int | None:
+        return conn.execute(
+            sa.select(trials.c.id).where(
+                trials.c.experiment_id == experiment_id, trials.c.trial_id == trial_id
+            )
+        ).scalar()
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def experiment(self, name: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(experiments).where(experiments.c.name == name))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            known = self.experiment_names()
+            hint = (
+                f"; experiments in this store: {', '.join(known)}"
+                if known
+                else "; the store is empty"
+            )
+            raise UsageError(f"no experiment named {name!r} in {self.url}{hint}")
+        return dict(row)
+
+    def experiment_names(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(sa.select(experiments.c.name).order_by(experiments.c.id)).scalars()
+            )
+
+    def experiment_rows(self) -> list[dict[str, Any]]:
+        counts = (
+            sa.select(
+                trials.c.experiment_id,
+                sa.func.count().label("trials"),
+                sa.func.sum(
+                    sa.case((trials.c.status == TrialStatus.COMPLETED.value, 1), else_=0)
+                ).label("completed"),
+                sa.func.sum(
+                    sa.case((trials.c.status == TrialStatus.PRUNED.value, 1), else_=0)
+                ).label("pruned"),
+                sa.func.sum(
+                    sa.case((trials.c.status == TrialStatus.ERROR.value, 1), else_=0)
+                ).label("errored"),
+                sa.func.min(trials.c.best_value).label("min_value"),
+                sa.func.max(trials.c.best_value).label("max_value"),
+            )
+            .group_by(trials.c.experiment_id)
+            .subquery()
+        )
+        query = (
+            sa.select(
+                experiments.c.name,
+                experiments.c.status,
+                experiments.c.metric,
+                experiments.c.mode,
+                experiments.c.searcher,
+                experiments.c.scheduler,
+                experiments.c.started_at,
+                experiments.c.finished_at,
+                counts.c.trials,
+                counts.c.completed,
+                counts.c.pruned,
+                counts.c.errored,
+                counts.c.min_value,
+                counts.c.max_value,
+            )
+            .select_from(experiments.outerjoin(counts, counts.c.experiment_id == experiments.c.id))
+            .order_by(experiments.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def trial_rows(self, experiment_id: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            query = (
+                sa.select(trials)
+                .where(trials.c.experiment_id == experiment_id)
+                .order_by(trials.c.number)
+            )
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def result_rows(self, experiment_id: int) -> Iterable[dict[str, Any]]:
+        query = (
+            sa.select(
+                trials.c.trial_id, results.c.iteration, results.c.metrics, results.c.reported_at
+            )
+            .join(trials, trials.c.id == results.c.trial_pk)
+            .where(trials.c.experiment_id == experiment_id)
+            .order_by(trials.c.number, results.c.iteration)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
