@@ -70,7 +70,7 @@ class Spec(Options):
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     training: TrainingConfig = TrainingConfig()
-    space: dict[str, Distribution] = {}
+    space: dict[str, Distribution] = Field(default_factory=dict)
     searcher: SearcherSpec = RandomSearcher(name="random")
     scheduler: SchedulerSpec = FifoScheduler(name="fifo")
     budget: Budget = Budget()
