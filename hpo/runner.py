@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,18 @@ DEFAULT_RESULTS_DIR = "hpo-results"
 
 
 def run(
-    spec: str | Path | dict[str, Any] | Spec, *, console: Console | None = None, **overrides: Any
+    spec: str | Path | dict[str, Any] | Spec,
+    *,
+    console: Console | None = None,
+    callbacks: Sequence[Any] = (),
+    **overrides: Any,
 ) -> Experiment:
     """Run a search and return its experiment.
 
     Args:
         spec: a spec file, a spec as a dict, or a loaded `Spec`.
         console: where progress goes (default: stdout).
+        callbacks: extra Ray Tune callbacks, called beside hpo's own.
         **overrides: spec keys to override, dotted or with `__` for the dots
             (`budget__num_samples=50`), e.g. `name="try-2"`, `store="sqlite:///x.db"`.
 
@@ -37,7 +43,9 @@ def run(
         spec = load_spec(
             source, {key.replace("__", "."): value for key, value in overrides.items()}
         )
-    return execute(spec, store_url=resolve_url(None, spec.store), console=console)
+    return execute(
+        spec, store_url=resolve_url(None, spec.store), console=console, callbacks=callbacks
+    )
 
 
 def execute(
@@ -46,6 +54,7 @@ def execute(
     store_url: str,
     console: Console | None = None,
     results_dir: str | Path = DEFAULT_RESULTS_DIR,
+    callbacks: Sequence[Any] = (),
 ) -> Experiment:
     """Run a validated spec on Ray Tune, recording into the store at `store_url`."""
     console = console or Console()
@@ -67,7 +76,7 @@ def execute(
 
     status = ExperimentStatus.FAILED
     try:
-        _tune(spec, name, experiment_id, store, storage_path, console)
+        _tune(spec, name, experiment_id, store, storage_path, console, callbacks)
         experiment = Experiment(name, store)
         finished = experiment.trials()["status"].isin(
             [TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value]
@@ -90,7 +99,13 @@ def _failure_message(experiment: Experiment) -> str:
 
 
 def _tune(
-    spec: Spec, name: str, experiment_id: int, store: Store, storage_path: Path, console: Console
+    spec: Spec,
+    name: str,
+    experiment_id: int,
+    store: Store,
+    storage_path: Path,
+    console: Console,
+    callbacks: Sequence[Any],
 ) -> None:
     # Ray's per-trial JSON/CSV/TensorBoard loggers duplicate what the store keeps and cost
     # time per result; experts can turn them back on by setting the variable themselves.
@@ -142,6 +157,7 @@ def _tune(
                 callbacks=[
                     StoreRecorder(store, experiment_id, space, spec.metric, spec.mode.value),
                     TrialLines(console, spec.metric, spec.mode.value, spec.num_trials()),
+                    *callbacks,
                 ],
             ),
         )

@@ -6,6 +6,7 @@ its error messages ("expected 'grid', 'random' or 'optuna'") and the runner all 
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field
@@ -24,6 +25,10 @@ class _Searcher(Options):
         """Returns Ray's search algorithm (None for Ray's own variant generator) and the param space."""
         raise NotImplementedError
 
+    def preview(self, space: Space, *, seed: int, n: int) -> list[dict[str, Any]]:
+        """The params of the first `n` trials this searcher proposes with `seed`, before any result."""
+        raise NotImplementedError
+
 
 class GridSearcher(_Searcher):
     """Every point of the grid, once (Ray's variant generator)."""
@@ -33,6 +38,10 @@ class GridSearcher(_Searcher):
 
     def build(self, space, base, *, metric, mode, seed):
         return None, space.ray_param_space(base, grid=True)
+
+    def preview(self, space, *, seed, n):
+        points = itertools.product(*(space.dists[key].values() for key in space))
+        return [dict(zip(space, point, strict=True)) for point in itertools.islice(points, n)]
 
 
 class RandomSearcher(_Searcher):
@@ -44,6 +53,18 @@ class RandomSearcher(_Searcher):
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
         return BasicVariantGenerator(random_state=seed), space.ray_param_space(base, grid=False)
+
+    def preview(self, space, *, seed, n):
+        # The same generator and random stream as Ray's BasicVariantGenerator, one sample each.
+        from ray.tune.search.sample import _BackwardsCompatibleNumpyRng
+        from ray.tune.search.variant_generator import generate_variants
+
+        rng = _BackwardsCompatibleNumpyRng(seed)
+        param_space = space.ray_param_space({}, grid=False)
+        configs = [
+            next(generate_variants({"config": param_space}, random_state=rng))[1] for _ in range(n)
+        ]
+        return [space.params_of(config["config"]) for config in configs]
 
 
 class OptunaSearcher(_Searcher):
@@ -68,6 +89,22 @@ class OptunaSearcher(_Searcher):
         )
         # Constants of the base config are merged with each suggestion by Ray.
         return search, dict(base)
+
+    def preview(self, space, *, seed, n):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=self.n_startup_trials, multivariate=self.multivariate
+        )
+        study = optuna.create_study(sampler=sampler)
+        define = space.optuna_define_by_run()
+        previews = []
+        for _ in range(n):
+            trial = study.ask()
+            define(trial)
+            previews.append({name.replace("/", "."): value for name, value in trial.params.items()})
+        return previews
 
 
 SearcherSpec = Annotated[

@@ -1,0 +1,277 @@
+"""The `hpo` command: run, validate, and look at searches.
+
+Exit codes: 0 success, 1 the run failed (no trial finished without an error), 2 a usage or
+spec error. Errors a user can fix are printed without a traceback unless `--debug` is given.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from hpo.errors import HpoError, SpecError
+from hpo.spec import Spec, load_spec
+from hpo.store import resolve_url
+
+# Off a terminal (a pipe, a CI log) rich would cut tables at 80 columns; keep them whole.
+_WIDTH = None if sys.stdout.isatty() else 200
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH)
+
+PREVIEW_TRIALS = 5
+
+
+def _remember_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta["hpo.debug"] = True
+
+
+debug_option = click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    callback=_remember_debug,
+    help="Show tracebacks of errors.",
+)
+store_option = click.option(
+    "--store", metavar="URL", help="Results store: SQLAlchemy URL or SQLite path [env: HPO_STORE]."
+)
+
+
+class _Group(click.Group):
+    """Turns hpo's errors into a message and an exit code instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HpoError as exc:
+            if ctx.meta.get("hpo.debug"):
+                raise
+            err_console.print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True, highlight=False)
+            if not isinstance(exc, SpecError):
+                err_console.print("[dim](run with --debug for the traceback)[/]")
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@debug_option
+@click.version_option(package_name="hpo-orchestra", prog_name="hpo")
+def cli() -> None:
+    """Hyperparameter search for PyTorch: one YAML spec, Ray Tune trials, one results store."""
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a spec key (repeatable).",
+)
+@click.option("--name", help="Experiment name (default: the spec's name).")
+@store_option
+@click.option(
+    "--dry-run", is_flag=True, help="Show the resolved spec and the first trials; run nothing."
+)
+@debug_option
+def run(
+    spec_path: Path, overrides: tuple[str, ...], name: str | None, store: str | None, dry_run: bool
+) -> None:
+    """Run the search a spec describes."""
+    spec = load_spec(spec_path, [*overrides, *([f"name={name}"] if name else [])])
+    store_url = resolve_url(store, spec.store)
+    if dry_run:
+        _print_dry_run(spec, store_url)
+        return
+    from hpo.runner import execute
+
+    experiment = execute(spec, store_url=store_url, console=console)
+    _print_summary(experiment, store)
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a spec key (repeatable).",
+)
+@debug_option
+def validate(spec_path: Path, overrides: tuple[str, ...]) -> None:
+    """Check a spec without running anything."""
+    spec = load_spec(spec_path, overrides)
+    console.print(f"[green]ok[/] {spec_path}: {_describe(spec)}")
+
+
+@cli.command(name="ls")
+@store_option
+@debug_option
+def list_experiments(store: str | None) -> None:
+    """List the experiments in the store."""
+    from hpo.analysis import experiments
+
+    table = experiments(resolve_url(store))
+    if table.empty:
+        console.print(f"No experiments in {resolve_url(store)} yet.")
+        return
+    view = Table(
+        "name", "status", "metric", "best", "trials", "completed", "pruned", "errors", "started"
+    )
+    for row in table.itertuples():
+        view.add_row(
+            row.name,
+            row.status,
+            f"{row.mode} {row.metric}",
+            _fmt(row.best_value),
+            *(
+                str(int(v)) if v == v and v is not None else "0"
+                for v in (row.trials, row.completed, row.pruned, row.errored)
+            ),
+            f"{row.started_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(view)
+
+
+@cli.command()
+@click.argument("name")
+@store_option
+@click.option("--limit", type=click.IntRange(min=1), help="Show only the best N trials.")
+@debug_option
+def show(name: str, store: str | None, limit: int | None) -> None:
+    """Show an experiment's trials, best first."""
+    from hpo.analysis import load
+
+    experiment = load(name, resolve_url(store))
+    trials = experiment.trials()
+    best_col = f"best.{experiment.metric}"
+    if best_col in trials:
+        trials = trials.sort_values(
+            best_col, ascending=experiment.mode == "min", na_position="last", kind="stable"
+        )
+    if limit:
+        trials = trials.head(limit)
+    params = [c for c in trials.columns if c.startswith("params.")]
+    view = Table(
+        title=f"{experiment.name}: {experiment.status}, {experiment.mode} {experiment.metric}",
+        title_justify="left",
+    )
+    for column in ["#", "status", "epochs", f"best {experiment.metric}", "final", "seconds"]:
+        view.add_column(column, justify="right" if column != "status" else "left")
+    for column in params:
+        view.add_column(column.removeprefix("params."), justify="right")
+    for _, row in trials.iterrows():
+        view.add_row(
+            str(row["number"]),
+            row["status"],
+            str(row["iterations"]),
+            _fmt(row.get(best_col)),
+            _fmt(row.get(f"final.{experiment.metric}")),
+            _fmt(row["duration_s"], digits=1),
+            *(_fmt(row[c]) for c in params),
+        )
+    console.print(view)
+    errors = trials.dropna(subset=["error"])
+    for _, row in errors.iterrows():
+        console.print(f"[red]trial {row['number']} failed:[/] {row['error'].splitlines()[0]}")
+
+
+@cli.command()
+@click.argument("name")
+@store_option
+@debug_option
+def best(name: str, store: str | None) -> None:
+    """Print the best trial's config as YAML, ready to paste into a spec."""
+    from hpo.analysis import load
+
+    experiment = load(name, resolve_url(store))
+    top = experiment.best(1)
+    if top.empty:
+        raise HpoError(f"experiment {name!r} has no finished trial")
+    click.echo(
+        yaml.safe_dump(experiment.config(top.iloc[0]["trial_id"]), sort_keys=False), nl=False
+    )
+
+
+# --- output helpers ----------------------------------------------------------------------------
+
+
+def _describe(spec: Spec) -> str:
+    space = spec.search_space()
+    size = space.grid_size()
+    shape = f"{size} grid points" if size is not None else "continuous"
+    return (
+        f"{spec.name}: {spec.num_trials()} trials, {spec.searcher.name} search, {spec.scheduler.name} "
+        f"scheduler, {spec.mode.value} {spec.metric}; {len(space)} parameters ({shape})"
+    )
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _print_dry_run(spec: Spec, store_url: str) -> None:
+    console.print("[bold]Resolved spec[/] (nothing will run):")
+    console.print(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), markup=False)
+    console.print(_describe(spec))
+    console.print(f"store: {store_url}")
+    previews = spec.searcher.preview(
+        spec.search_space(), seed=spec.seed, n=min(PREVIEW_TRIALS, spec.num_trials())
+    )
+    view = Table(
+        title=f"First {len(previews)} trials the {spec.searcher.name} searcher proposes",
+        title_justify="left",
+    )
+    keys = list(spec.search_space())
+    view.add_column("#", justify="right")
+    for key in keys:
+        view.add_column(key, justify="right")
+    for i, params in enumerate(previews):
+        view.add_row(str(i), *(_fmt(params[k]) for k in keys))
+    console.print(view)
+
+
+def _print_summary(experiment: Any, store: str | None) -> None:
+    trials = experiment.trials()
+    counts = trials["status"].value_counts()
+    console.print(
+        f"\n[bold]{experiment.name}[/]: {len(trials)} trials: "
+        + ", ".join(f"{n} {status.lower()}" for status, n in counts.items())
+    )
+    top = experiment.best(1)
+    if not top.empty:
+        row = top.iloc[0]
+        console.print(
+            f"Best trial {row['number']}: {experiment.metric} = {row[f'best.{experiment.metric}']:.4f}"
+            f" ({row['status'].lower()} after {row['iterations']} epochs)"
+        )
+        console.print("Best config:")
+        console.print(
+            yaml.safe_dump(experiment.config(row["trial_id"]), sort_keys=False), markup=False
+        )
+    store_flag = f" --store {store}" if store else ""
+    console.print(f"Results: {experiment.store.url}")
+    console.print(
+        f"Next: hpo show {experiment.name}{store_flag}   hpo best {experiment.name}{store_flag}"
+    )
+
+
+def main() -> None:
+    cli(prog_name="hpo")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
