@@ -7,11 +7,15 @@ at every trial's start and end), so the store costs the search little.
 from __future__ import annotations
 
 import math
+import os
+import re
 import time
 import traceback
 from numbers import Number
+from pathlib import Path
 from typing import Any
 
+from ray import cloudpickle
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, TRAINING_ITERATION
 
@@ -133,14 +137,23 @@ class StoreRecorder(Callback):
 
 
 def trial_error(trial: Any) -> str:
-    """The trial's exception as `Type: message` followed by its traceback."""
-    try:
-        exc = trial.get_pickled_error()
-    except Exception:  # the error file may be unreadable; the text version may still be there
-        exc = None
+    """The trial's exception as `Type: message`, then its traceback.
+
+    Ray has just written the error next to the trial (locally); its copy in the storage
+    path may not be synced yet, so the local file is read.
+    """
+    exc = None
+    path = trial.pickled_error_file
+    if path and os.path.exists(path):
+        with open(path, "rb") as f:
+            exc = cloudpickle.load(f)
     cause = getattr(exc, "cause", None) or exc
-    if cause is not None:
-        text = "".join(traceback.format_exception_only(type(cause), cause)).strip()
-        return f"{text}\n\n{getattr(exc, 'traceback_str', '') or ''}".strip()
-    error = trial.get_error()
-    return str(error) if error is not None else "unknown error"
+    if cause is None:
+        path = trial.error_file
+        return Path(path).read_text().strip() if path and os.path.exists(path) else "unknown error"
+    text = "".join(traceback.format_exception_only(type(cause), cause)).strip()
+    trace = _ANSI.sub("", getattr(exc, "traceback_str", "") or "")
+    return f"{text}\n\n{trace}".strip()
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")

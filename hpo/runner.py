@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,27 @@ def execute(
     return experiment
 
 
+@contextmanager
+def _ray_logs_to(path: Path) -> Iterator[None]:
+    """Send Ray's log records (trial tracebacks included) to a file instead of the terminal.
+
+    The store keeps each failed trial's error, and the summary shows it; the terminal shows
+    hpo's own progress only.
+    """
+    logger = logging.getLogger("ray")
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    saved = (logger.handlers, logger.propagate, logger.level)
+    logger.handlers, logger.propagate = [handler], False
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.handlers, logger.propagate = saved[0], saved[1]
+        logger.setLevel(saved[2])
+        handler.close()
+
+
 def _failure_message(experiment: Experiment) -> str:
     errors = experiment.trials()["error"].dropna()
     first = errors.iloc[0].splitlines()[0] if not errors.empty else "no trial ran"
@@ -161,7 +183,10 @@ def _tune(
                 ],
             ),
         )
-        tuner.fit()
+        log_dir = storage_path / name
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with _ray_logs_to(log_dir / "ray.log"):
+            tuner.fit()
     finally:
         if started_ray:
             ray.shutdown()

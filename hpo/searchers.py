@@ -25,7 +25,9 @@ class _Searcher(Options):
         """Returns Ray's search algorithm (None for Ray's own variant generator) and the param space."""
         raise NotImplementedError
 
-    def preview(self, space: Space, *, seed: int, n: int) -> list[dict[str, Any]]:
+    def preview(
+        self, space: Space, base: dict[str, Any], *, seed: int, n: int
+    ) -> list[dict[str, Any]]:
         """The params of the first `n` trials this searcher proposes with `seed`, before any result."""
         raise NotImplementedError
 
@@ -39,7 +41,7 @@ class GridSearcher(_Searcher):
     def build(self, space, base, *, metric, mode, seed):
         return None, space.ray_param_space(base, grid=True)
 
-    def preview(self, space, *, seed, n):
+    def preview(self, space, base, *, seed, n):
         points = itertools.product(*(space.dists[key].values() for key in space))
         return [dict(zip(space, point, strict=True)) for point in itertools.islice(points, n)]
 
@@ -54,13 +56,14 @@ class RandomSearcher(_Searcher):
 
         return BasicVariantGenerator(random_state=seed), space.ray_param_space(base, grid=False)
 
-    def preview(self, space, *, seed, n):
+    def preview(self, space, base, *, seed, n):
         # The same generator and random stream as Ray's BasicVariantGenerator, one sample each.
         from ray.tune.search.sample import _BackwardsCompatibleNumpyRng
         from ray.tune.search.variant_generator import generate_variants
 
         rng = _BackwardsCompatibleNumpyRng(seed)
-        param_space = space.ray_param_space({}, grid=False)
+        # Ray samples in the order of the nested config, so the base decides the order too.
+        param_space = space.ray_param_space(base, grid=False)
         configs = [
             next(generate_variants({"config": param_space}, random_state=rng))[1] for _ in range(n)
         ]
@@ -90,7 +93,7 @@ class OptunaSearcher(_Searcher):
         # Constants of the base config are merged with each suggestion by Ray.
         return search, dict(base)
 
-    def preview(self, space, *, seed, n):
+    def preview(self, space, base, *, seed, n):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)

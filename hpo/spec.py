@@ -250,13 +250,17 @@ def _is_union_tag(part: str | int) -> bool:
 
 def _unknown_key_message(loc: tuple[str | int, ...]) -> str:
     valid = _valid_keys(loc[:-1])
-    message = "unknown key"
-    close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+    close = _closest(str(loc[-1]), valid)
+    message = f"unknown key; did you mean {close!r}?" if close else "unknown key;"
+    return f"{message} valid keys here: {', '.join(valid)}" if valid else message.rstrip(";")
+
+
+def _closest(word: str, valid: list[str]) -> str | None:
+    """The valid key a typo most likely meant: a close spelling, or an abbreviation of it."""
+    close = difflib.get_close_matches(word, valid, n=1, cutoff=0.5)
     if close:
-        message += f"; did you mean {close[0]!r}?"
-    if valid:
-        message += f" Valid keys here: {', '.join(valid)}"
-    return message
+        return close[0]
+    return next((key for key in valid if key.startswith(word) or word.startswith(key)), None)
 
 
 def _valid_keys(loc: tuple[str | int, ...]) -> list[str]:
@@ -376,7 +380,7 @@ def _space_key_message(key: str, value: Any, exc: Exception) -> str:
     if err["type"] == "extra_forbidden":
         return (
             f"{'.'.join(map(str, err['loc']))} is not a key of the trainable's config; "
-            + _unknown_key_message(err["loc"]).replace("unknown key; ", "")
+            + _unknown_key_message(err["loc"]).removeprefix("unknown key;").strip()
         )
     return f"the value {value!r} is invalid for {key}: {err['msg']}"
 

@@ -1,0 +1,56 @@
+"""Shared fixtures: one local Ray for the whole session, and a scratch working directory."""
+
+from __future__ import annotations
+
+import os
+
+# Bind Ray to the loopback address only (must be set before Ray is imported).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+from pathlib import Path
+
+import pytest
+
+SEARCH_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray started once for every test that runs trials (ray.init takes seconds)."""
+    import logging
+
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in a fresh directory so that `hpo-results/` lands there, with no store set outside."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HPO_STORE", raising=False)
+    return tmp_path
+
+
+def tiny_spec(**changes) -> dict:
+    """A spec small enough to run in seconds: digits, a small MLP, 3 epochs."""
+    spec = {
+        "name": "tiny",
+        "metric": "val_accuracy",
+        "mode": "max",
+        "seed": 0,
+        "model": {"hidden_size": 16, "num_layers": 1},
+        "optimizer": {"name": "adam", "lr": 3e-3},
+        "training": {"epochs": 3, "batch_size": 128},
+        "space": {
+            "optimizer.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
+            "model.hidden_size": {"type": "int", "low": 8, "high": 32},
+        },
+        "searcher": "random",
+        "scheduler": "fifo",
+        "budget": {"num_samples": 3},
+    }
+    spec.update(changes)
+    return spec

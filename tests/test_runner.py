@@ -1,0 +1,155 @@
+"""Real searches on the session's Ray: every searcher, the store against what Ray reported."""
+
+from collections import defaultdict
+
+import pytest
+from ray import tune
+
+import hpo
+from hpo.errors import RunFailed
+from hpo.spec import load_spec
+from hpo.store import TrialStatus
+from tests.conftest import tiny_spec
+
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session", "workdir")]
+
+
+class ReportedByRay(tune.Callback):
+    """What Ray itself saw: each trial's results and how it ended."""
+
+    def __init__(self):
+        self.results = defaultdict(list)
+        self.ended = {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.results[trial.trial_id].append(
+            (result["training_iteration"], result["val_loss"], result["val_accuracy"])
+        )
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.ended[trial.trial_id] = "complete"
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.ended[trial.trial_id] = "error"
+
+
+SEARCHES = {
+    "grid": tiny_spec(
+        searcher="grid",
+        budget={},
+        space={
+            "optimizer.lr": {"type": "categorical", "choices": [1e-3, 1e-2]},
+            "model.hidden_size": {"type": "int", "low": 8, "high": 16, "step": 8},
+        },
+    ),
+    "random": tiny_spec(
+        searcher="random",
+        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2},
+        training={"epochs": 4, "batch_size": 128},
+        budget={"num_samples": 5},
+    ),
+    "optuna": tiny_spec(
+        searcher={"name": "optuna", "n_startup_trials": 2},
+        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2},
+        training={"epochs": 4, "batch_size": 128},
+        budget={"num_samples": 5},
+    ),
+}
+
+
+@pytest.mark.parametrize("searcher", list(SEARCHES))
+def test_search_runs_and_the_store_matches_ray(searcher: str):
+    spec = load_spec(SEARCHES[searcher], {"name": f"search-{searcher}"})
+    ray_saw = ReportedByRay()
+    experiment = hpo.run(spec, callbacks=[ray_saw])
+
+    trials = experiment.trials()
+    assert len(trials) == spec.num_trials() == len(ray_saw.ended)
+    assert set(trials["status"]) <= {TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value}
+    assert {c for c in trials.columns if c.startswith("params.")} == {
+        f"params.{k}" for k in spec.space
+    }
+    epochs = spec.training.epochs
+    for row in trials.itertuples():
+        expected = (
+            TrialStatus.COMPLETED.value if row.iterations == epochs else TrialStatus.PRUNED.value
+        )
+        assert row.status == expected
+
+    history = experiment.history()
+    for trial_id, reported in ray_saw.results.items():
+        stored = history[history["trial_id"] == trial_id]
+        assert (
+            list(zip(stored["iteration"], stored["val_loss"], stored["val_accuracy"], strict=True))
+            == reported
+        )
+
+    if searcher == "grid":
+        seen = {
+            (r["params.optimizer.lr"], r["params.model.hidden_size"]) for _, r in trials.iterrows()
+        }
+        assert seen == {(1e-3, 8), (1e-3, 16), (1e-2, 8), (1e-2, 16)}
+    else:
+        # The dry run's preview is what the searcher really proposed first.
+        first = spec.searcher.preview(spec.search_space(), spec.base_config(), seed=spec.seed, n=1)[
+            0
+        ]
+        row = trials[trials["number"] == 0].iloc[0]
+        assert {k: row[f"params.{k}"] for k in spec.space} == pytest.approx(first)
+    if searcher != "grid":
+        assert (trials["status"] == TrialStatus.PRUNED.value).any()
+
+    again = hpo.load(experiment.name)
+    assert again.status == "COMPLETED"
+    assert len(again.trials()) == len(trials)
+    best = again.best(2)
+    assert (
+        list(best[f"best.{spec.metric}"]) == sorted(trials[f"best.{spec.metric}"], reverse=True)[:2]
+    )
+    assert (
+        again.config(int(best.iloc[0]["number"]))["optimizer"]["lr"]
+        == best.iloc[0]["params.optimizer.lr"]
+    )
+
+
+def test_a_failing_trial_is_recorded_and_the_run_goes_on():
+    spec = tiny_spec(
+        name="some-fail",
+        searcher="grid",
+        budget={},
+        optimizer={"name": "sgd"},
+        space={"optimizer.lr": {"type": "categorical", "choices": [1e-2, 1e12]}},
+    )
+    experiment = hpo.run(spec)
+    trials = experiment.trials().set_index("params.optimizer.lr")
+    assert trials.loc[1e-2, "status"] == TrialStatus.COMPLETED.value
+    assert trials.loc[1e12, "status"] == TrialStatus.ERROR.value
+    assert trials.loc[1e12, "error"].startswith("FloatingPointError: training loss became")
+    assert experiment.status == "COMPLETED"
+
+
+def test_a_run_where_every_trial_fails_raises():
+    spec = tiny_spec(
+        name="all-fail", optimizer={"name": "sgd", "lr": 1e12}, space={}, budget={"num_samples": 2}
+    )
+    with pytest.raises(RunFailed, match="FloatingPointError"):
+        hpo.run(spec)
+    experiment = hpo.load("all-fail")
+    assert experiment.status == "FAILED"
+    assert set(experiment.trials()["status"]) == {TrialStatus.ERROR.value}
+
+
+def test_a_second_run_under_a_taken_name_gets_its_own_experiment():
+    spec = tiny_spec(name="twice", budget={"num_samples": 1})
+    first = hpo.run(spec)
+    second = hpo.run(spec)
+    assert (first.name, second.name) == ("twice", "twice-2")
+    assert len(hpo.load("twice").trials()) == 1
+    assert len(hpo.load("twice-2").trials()) == 1
+    assert list(hpo.experiments()["name"]) == ["twice", "twice-2"]
+
+
+def test_overrides_as_keywords():
+    experiment = hpo.run(tiny_spec(), name="kw", budget__num_samples=2, store="kw.db")
+    assert experiment.name == "kw"
+    assert len(hpo.load("kw", store="kw.db").trials()) == 2
