@@ -229,7 +229,10 @@ def _print_dry_run(spec: Spec, store_url: str) -> None:
     console.print(_describe(spec))
     console.print(f"store: {store_url}")
     previews = spec.searcher.preview(
-        spec.search_space(), seed=spec.seed, n=min(PREVIEW_TRIALS, spec.num_trials())
+        spec.search_space(),
+        spec.base_config(),
+        seed=spec.seed,
+        n=min(PREVIEW_TRIALS, spec.num_trials()),
     )
     view = Table(
         title=f"First {len(previews)} trials the {spec.searcher.name} searcher proposes",

@@ -1,0 +1,117 @@
+"""The `hpo` command, through click's runner (in-process, on the session's Ray) and once as a process."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from hpo.cli import cli
+from tests.conftest import SEARCH_SPACES, tiny_spec
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def write_spec(path: Path, **changes) -> Path:
+    path.write_text(yaml.safe_dump(tiny_spec(**changes), sort_keys=False))
+    return path
+
+
+def test_validate_accepts_the_shipped_specs():
+    for path in SEARCH_SPACES.glob("*.yaml"):
+        result = invoke("validate", str(path))
+        assert result.exit_code == 0, result.output
+        assert "ok" in result.output
+
+
+def test_validate_rejects_a_misspelled_key_without_a_traceback(tmp_path: Path):
+    spec = tmp_path / "typo.yaml"
+    spec.write_text("name: typo\noptimizer:\n  name: adam\n  lrr: 0.1\n")
+    result = invoke("validate", str(spec))
+    assert result.exit_code == 2
+    assert "typo.yaml:4: optimizer.lrr: unknown key; did you mean 'lr'?" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_debug_shows_the_traceback(tmp_path: Path):
+    spec = tmp_path / "typo.yaml"
+    spec.write_text("name: typo\nbogus: 1\n")
+    result = invoke("validate", str(spec), "--debug")
+    assert result.exit_code != 0
+    assert result.exception is not None  # re-raised for the traceback
+
+
+def test_usage_errors_exit_2(tmp_path: Path):
+    assert invoke("run").exit_code == 2  # missing SPEC
+    assert invoke("run", str(tmp_path / "missing.yaml")).exit_code == 2
+    result = invoke(
+        "validate", str(write_spec(tmp_path / "s.yaml")), "--set", "budget.num_samples=0"
+    )
+    assert result.exit_code == 2
+    assert "(from --set budget.num_samples=0)" in result.output
+
+
+def test_dry_run_runs_nothing_and_writes_nothing(workdir: Path):
+    spec = write_spec(workdir / "s.yaml", searcher="optuna")
+    result = invoke("run", str(spec), "--dry-run", "--set", "budget.num_samples=2")
+    assert result.exit_code == 0, result.output
+    assert "First 2 trials the optuna searcher proposes" in result.output
+    assert "continuous" in result.output
+    assert not (workdir / "hpo-results").exists()
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session")
+def test_run_then_ls_show_and_best(workdir: Path):
+    spec = write_spec(workdir / "s.yaml", scheduler={"name": "asha", "grace_period": 1})
+    result = invoke("run", str(spec), "--name", "cli-run", "--set", "budget.num_samples=3")
+    assert result.exit_code == 0, result.output
+    assert "Best config:" in result.output
+    assert "hpo show cli-run" in result.output
+
+    listing = invoke("ls")
+    assert listing.exit_code == 0 and "cli-run" in listing.output
+
+    shown = invoke("show", "cli-run")
+    assert shown.exit_code == 0, shown.output
+    rows = [line for line in shown.output.splitlines() if line.startswith("│")]
+    assert sorted(int(row.split("│")[1]) for row in rows) == [0, 1, 2]  # every trial, by number
+
+    best = invoke("best", "cli-run")
+    assert best.exit_code == 0
+    assert set(yaml.safe_load(best.output)) == {"data", "model", "optimizer", "training", "seed"}
+
+    assert invoke("show", "nope").exit_code == 2
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session")
+def test_a_run_with_no_successful_trial_exits_1(workdir: Path):
+    spec = write_spec(
+        workdir / "s.yaml",
+        space={},
+        optimizer={"name": "sgd", "lr": 1e12},
+        budget={"num_samples": 1},
+    )
+    result = invoke("run", str(spec), "--store", str(workdir / "other.db"))
+    assert result.exit_code == 1
+    assert "FloatingPointError" in result.output
+    assert (workdir / "other.db").exists()
+
+
+def test_python_dash_m_hpo_is_the_command(tmp_path: Path):
+    spec = tmp_path / "typo.yaml"
+    spec.write_text("name: typo\nmode: maximise\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "hpo", "validate", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "mode: Input should be 'min' or 'max'" in done.stderr
+    assert "Traceback" not in done.stderr
