@@ -161,10 +161,10 @@ def show(name: str, store: str | None, limit: int | None) -> None:
     if limit:
         trials = trials.head(limit)
     params = [c for c in trials.columns if c.startswith("params.")]
-    view = Table(
-        title=f"{experiment.name}: {experiment.status}, {experiment.mode} {experiment.metric}",
-        title_justify="left",
+    console.print(
+        f"[bold]{experiment.name}[/]: {experiment.status}, {experiment.mode} {experiment.metric}"
     )
+    view = Table()
     for column in ["#", "status", "epochs", f"best {experiment.metric}", "final", "seconds"]:
         view.add_column(column, justify="right" if column != "status" else "left")
     for column in params:
@@ -234,10 +234,8 @@ def _print_dry_run(spec: Spec, store_url: str) -> None:
         seed=spec.seed,
         n=min(PREVIEW_TRIALS, spec.num_trials()),
     )
-    view = Table(
-        title=f"First {len(previews)} trials the {spec.searcher.name} searcher proposes",
-        title_justify="left",
-    )
+    console.print(f"First {len(previews)} trials the {spec.searcher.name} searcher proposes:")
+    view = Table()
     keys = list(spec.search_space())
     view.add_column("#", justify="right")
     for key in keys:
