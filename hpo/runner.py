@@ -93,6 +93,28 @@ def execute(
     return experiment
 
 
+# Read by Ray Tune while it runs; set only for hpo's runs, and only where the user has not.
+_TUNE_ENVIRONMENT = {
+    # Ray's per-trial JSON/CSV/TensorBoard loggers duplicate what the store keeps and cost
+    # time per result; experts can turn them back on by setting the variable to 0.
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Ray's newer console output prints its banner even at verbose=0; hpo reports instead.
+    "RAY_AIR_NEW_OUTPUT": "0",
+}
+
+
+@contextmanager
+def _environment(defaults: dict[str, str]) -> Iterator[None]:
+    """Set environment variables that are not set yet, and unset them afterwards."""
+    added = {key: value for key, value in defaults.items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 @contextmanager
 def _ray_logs_to(path: Path) -> Iterator[None]:
     """Send Ray's log records (trial tracebacks included) to a file instead of the terminal.
@@ -129,11 +151,6 @@ def _tune(
     console: Console,
     callbacks: Sequence[Any],
 ) -> None:
-    # Ray's per-trial JSON/CSV/TensorBoard loggers duplicate what the store keeps and cost
-    # time per result; experts can turn them back on by setting the variable themselves.
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    # Ray's newer console output prints its banner even at verbose=0; hpo reports instead.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
     from ray import tune
 
@@ -185,7 +202,7 @@ def _tune(
         )
         log_dir = storage_path / name
         log_dir.mkdir(parents=True, exist_ok=True)
-        with _ray_logs_to(log_dir / "ray.log"):
+        with _ray_logs_to(log_dir / "ray.log"), _environment(_TUNE_ENVIRONMENT):
             tuner.fit()
     finally:
         if started_ray:
