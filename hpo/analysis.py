@@ -66,6 +66,8 @@ class Experiment:
         rows = self.store.trial_rows(self.row["id"])
         columns = ["trial_id", "number", "status", "iterations", "started_at", "ended_at"]
         table = pd.DataFrame([{c: r[c] for c in columns} for r in rows], columns=columns)
+        for column in ("started_at", "ended_at"):
+            table[column] = pd.to_datetime(table[column])
         table["duration_s"] = (table["ended_at"] - table["started_at"]).dt.total_seconds()
         params = pd.DataFrame([r["params"] for r in rows], index=table.index)
         table = pd.concat([table, params.add_prefix("params.")], axis=1)

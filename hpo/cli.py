@@ -6,6 +6,7 @@ spec error. Errors a user can fix are printed without a traceback unless `--debu
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -86,7 +87,8 @@ def run(
     spec_path: Path, overrides: tuple[str, ...], name: str | None, store: str | None, dry_run: bool
 ) -> None:
     """Run the search a spec describes."""
-    spec = load_spec(spec_path, [*overrides, *([f"name={name}"] if name else [])])
+    # JSON is YAML: the name stays a string whatever it looks like.
+    spec = load_spec(spec_path, [*overrides, *([f"name={json.dumps(name)}"] if name else [])])
     store_url = resolve_url(store, spec.store)
     if dry_run:
         _print_dry_run(spec, store_url)
