@@ -39,8 +39,12 @@ class TrialLines(Callback):
         number = trial_number(trial, trials)
         result = trial.last_result or {}
         value = result.get(self.metric)
-        if value is not None and (self.best is None or _better(value, self.best[0], self.mode)):
-            self.best = (value, number)
+        # A trial's best epoch, as the store and `hpo show` rank trials.
+        trial_best = trial.metric_analysis.get(self.metric, {}).get(self.mode)
+        if trial_best is not None and (
+            self.best is None or _better(trial_best, self.best[0], self.mode)
+        ):
+            self.best = (trial_best, number)
         shown = f"{self.metric} {value:.4f}" if value is not None else "no result"
         best = f"best {self.best[0]:.4f} (trial {self.best[1]})" if self.best else ""
         epochs = result.get("training_iteration", 0)
