@@ -22,13 +22,7 @@ from hpo.options import Options
 from hpo.schedulers import AshaScheduler, FifoScheduler, SchedulerSpec
 from hpo.searchers import RandomSearcher, SearcherSpec
 from hpo.space import Distribution, Space, set_path
-from hpo.trainable.config import (
-    DataConfig,
-    ModelConfig,
-    OptimizerConfig,
-    TrainableConfig,
-    TrainingConfig,
-)
+from hpo.trainable.config import TrainableConfig, TrainableSections
 from hpo.trainable.data import DATASETS
 from hpo.trainable.loop import metric_names
 from hpo.yaml_source import Path as KeyPath
@@ -60,16 +54,14 @@ class Resources(Options):
     gpu: float = Field(0, ge=0)
 
 
-class Spec(Options):
+class Spec(TrainableSections):
+    """A whole spec: the trainable's sections (its base config; `space` keys are dotted paths
+    into them), and what to search, how, for how long, and where to keep the results."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     metric: str = "val_loss"
     mode: Mode = Mode.MIN
     seed: int = 0
-    # The trainable's base config; `space` keys are dotted paths into these sections.
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    optimizer: OptimizerConfig = OptimizerConfig()
-    training: TrainingConfig = TrainingConfig()
     space: dict[str, Distribution] = Field(default_factory=dict)
     searcher: SearcherSpec = RandomSearcher(name="random")
     scheduler: SchedulerSpec = FifoScheduler(name="fifo")
@@ -79,13 +71,8 @@ class Spec(Options):
 
     def base_config(self) -> dict[str, Any]:
         """The trainable's config before any parameter is searched."""
-        return {
-            "data": self.data.model_dump(mode="json"),
-            "model": self.model.model_dump(mode="json"),
-            "optimizer": self.optimizer.model_dump(mode="json"),
-            "training": self.training.model_dump(mode="json"),
-            "seed": self.seed,
-        }
+        sections = self.model_dump(mode="json", include=set(TrainableSections.model_fields))
+        return {**sections, "seed": self.seed}
 
     def search_space(self) -> Space:
         return Space(self.space)

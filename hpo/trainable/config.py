@@ -47,10 +47,20 @@ class TrainingConfig(Options):
     batch_size: int = Field(64, ge=1)
 
 
-class TrainableConfig(Options):
+class TrainableSections(Options):
+    """The sections a spec shares with the trainable's config (the spec adds its own keys).
+
+    A section added here is a spec section too, validated and searchable by dotted key.
+    """
+
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     training: TrainingConfig = TrainingConfig()
+
+
+class TrainableConfig(TrainableSections):
+    """Everything one trial needs to train."""
+
     # The experiment's seed: fixes the data split for every trial, so trials are comparable.
     seed: int = 0
