@@ -51,7 +51,7 @@ def run_ray_defaults(spec, workdir: Path) -> tuple[float, float]:
     from hpo.trainable.loop import fit
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dataset = load_dataset(spec.data.name)
+    dataset = load_dataset(spec.data)
 
     def trainable(config, dataset):
         import torch
@@ -103,7 +103,7 @@ def run_optuna(spec, workdir: Path, jobs: int = 2) -> tuple[float, float]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)
-    dataset = load_dataset(spec.data.name)
+    dataset = load_dataset(spec.data)
     space = spec.search_space()
     define = space.optuna_define_by_run()
     asha = spec.scheduler

@@ -21,7 +21,7 @@ from ray.tune.result import AUTO_RESULT_KEYS, DONE, TRAINING_ITERATION
 
 from hpo.space import Space
 from hpo.store import Store, TrialStatus, now
-from hpo.trainable.loop import FINAL_KEY
+from hpo.trainable.config import FINAL_KEY
 
 # Ray's bookkeeping in every result; the store keeps what the trainable reported (and the
 # total time, which is useful for analysis).

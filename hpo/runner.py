@@ -161,7 +161,7 @@ def _tune(
 
     space = spec.search_space()
     # Loaded once, here; trials get it through the object store (`with_parameters`).
-    dataset = load_dataset(spec.data.name)
+    dataset = load_dataset(spec.data)
     started_ray = not ray.is_initialized()
     if started_ray:
         ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)

@@ -22,9 +22,7 @@ from hpo.options import Options
 from hpo.schedulers import AshaScheduler, FifoScheduler, SchedulerSpec
 from hpo.searchers import RandomSearcher, SearcherSpec
 from hpo.space import Distribution, Space, set_path
-from hpo.trainable.config import TrainableConfig, TrainableSections
-from hpo.trainable.data import DATASETS
-from hpo.trainable.loop import metric_names
+from hpo.trainable.config import TrainableConfig, TrainableSections, reported_metrics
 from hpo.yaml_source import Path as KeyPath
 from hpo.yaml_source import load_yaml
 
@@ -292,7 +290,7 @@ def _tag_of(model: type[BaseModel]) -> str | None:
 
 def _cross_check(spec: Spec) -> list[SpecIssue]:
     issues: list[SpecIssue] = []
-    reported = metric_names(DATASETS[spec.data.name].task)
+    reported = reported_metrics(spec.data)
     if spec.metric not in reported:
         issues.append(
             SpecIssue(

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 
 from hpo.trainable import TrainableConfig, load_dataset
-from hpo.trainable.data import Task, split
-from hpo.trainable.loop import FINAL_KEY, fit, metric_names
+from hpo.trainable.config import FINAL_KEY, DataConfig, reported_metrics
+from hpo.trainable.data import split
+from hpo.trainable.loop import fit
 
 
 @pytest.fixture(scope="module")
 def digits():
-    return load_dataset("digits")
+    return load_dataset(DataConfig(name="digits"))
 
 
 def test_split_is_stratified_and_standardised_on_train_only(digits):
@@ -29,7 +30,7 @@ def test_split_is_stratified_and_standardised_on_train_only(digits):
 def test_fit_reports_every_metric_each_epoch_and_learns(digits):
     epochs = list(fit({"training": {"epochs": 8}, "optimizer": {"lr": 3e-3}}, digits))
     assert [m["epoch"] for m in epochs] == list(range(1, 9))
-    assert set(metric_names(Task.CLASSIFICATION)) <= set(epochs[-1])
+    assert set(reported_metrics(DataConfig(name="digits"))) <= set(epochs[-1])
     assert epochs[-1]["val_accuracy"] > 0.93
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
     assert [m[FINAL_KEY] for m in epochs] == [False] * 7 + [True]
@@ -60,7 +61,10 @@ def test_optimizers(digits, optimizer):
 
 def test_regression_dataset():
     last = list(
-        fit({"data": {"name": "diabetes"}, "training": {"epochs": 2}}, load_dataset("diabetes"))
+        fit(
+            {"data": {"name": "diabetes"}, "training": {"epochs": 2}},
+            load_dataset(DataConfig(name="diabetes")),
+        )
     )[-1]
     assert "val_accuracy" not in last
     assert last["val_loss"] > 0

@@ -12,7 +12,11 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from hpo.options import Options
-from hpo.trainable.data import DATASETS
+from hpo.trainable.data import DATASETS, Task
+
+# Set on the last result of a trial that ran to its end (Ray marks results `done` also when
+# its scheduler stops a trial, so "completed" and "pruned" cannot be told apart otherwise).
+FINAL_KEY = "trial_finished"
 
 
 class DataConfig(Options):
@@ -64,3 +68,12 @@ class TrainableConfig(TrainableSections):
 
     # The experiment's seed: fixes the data split for every trial, so trials are comparable.
     seed: int = 0
+
+
+def reported_metrics(data: DataConfig) -> list[str]:
+    """The metrics the trainable reports every epoch for this data (the spec's `metric` is one).
+
+    Known before any data is loaded, so that a spec naming another metric is rejected early.
+    """
+    names = ["epoch", "train_loss", "val_loss", "epoch_time_s"]
+    return [*names, "val_accuracy"] if DATASETS[data.name].task is Task.CLASSIFICATION else names

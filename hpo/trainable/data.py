@@ -9,8 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from hpo.trainable.config import DataConfig
 
 
 class Task(str, Enum):
@@ -68,8 +72,9 @@ DATASETS: dict[str, DatasetEntry] = {
 }
 
 
-def load_dataset(name: str) -> Dataset:
-    return DATASETS[name].load()
+def load_dataset(data: DataConfig) -> Dataset:
+    """Load the configured dataset (once per experiment, in the driver)."""
+    return DATASETS[data.name].load()
 
 
 def split(dataset: Dataset, val_fraction: float, seed: int) -> Splits:

@@ -24,19 +24,9 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from hpo.trainable.config import OptimizerConfig, TrainableConfig
+from hpo.trainable.config import FINAL_KEY, OptimizerConfig, TrainableConfig
 from hpo.trainable.data import Dataset, Task, split
 from hpo.trainable.models import build_model
-
-# Set on the last result of a trial that ran to its end (Ray marks results `done` also when
-# its scheduler stops a trial, so "completed" and "pruned" cannot be told apart otherwise).
-FINAL_KEY = "trial_finished"
-
-
-def metric_names(task: Task) -> list[str]:
-    """The metrics `fit` reports every epoch for a task (the spec's `metric` is one of them)."""
-    names = ["epoch", "train_loss", "val_loss", "epoch_time_s"]
-    return [*names, "val_accuracy"] if task is Task.CLASSIFICATION else names
 
 
 def trial_seed(config: TrainableConfig) -> int:
