@@ -115,6 +115,13 @@ def validate(spec_path: Path, overrides: tuple[str, ...]) -> None:
     console.print(f"[green]ok[/] {spec_path}: {_describe(spec)}")
 
 
+@cli.command()
+@debug_option
+def schema() -> None:
+    """Print the JSON Schema of a spec, for editors to validate and complete spec files."""
+    click.echo(json.dumps(Spec.model_json_schema(), indent=2))
+
+
 @cli.command(name="ls")
 @store_option
 @debug_option
@@ -232,7 +239,6 @@ def _print_dry_run(spec: Spec, store_url: str) -> None:
     console.print(f"store: {store_url}")
     previews = spec.searcher.preview(
         spec.search_space(),
-        spec.base_config(),
         seed=spec.seed,
         n=min(PREVIEW_TRIALS, spec.num_trials()),
     )

@@ -167,7 +167,12 @@ def _tune(
         ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     try:
         search_alg, param_space = spec.searcher.build(
-            space, spec.base_config(), metric=spec.metric, mode=spec.mode.value, seed=spec.seed
+            space,
+            spec.base_config(),
+            metric=spec.metric,
+            mode=spec.mode.value,
+            seed=spec.seed,
+            num_samples=spec.num_trials(),
         )
         trainable = tune.with_resources(
             tune.with_parameters(tune_trainable, dataset=dataset),
@@ -181,8 +186,7 @@ def _tune(
                 mode=spec.mode.value,
                 search_alg=search_alg,
                 scheduler=spec.scheduler.build(epochs=spec.training.epochs),
-                # Grid search enumerates its grid in one pass.
-                num_samples=1 if spec.searcher.needs_grid else spec.num_trials(),
+                num_samples=spec.num_trials(),
                 max_concurrent_trials=spec.budget.max_concurrent,
                 time_budget_s=spec.budget.time_budget_s,
                 # Trials have equal resources, so one actor can run trial after trial

@@ -57,5 +57,5 @@ class AshaScheduler(_Scheduler):
 
 
 SchedulerSpec = Annotated[
-    FifoScheduler | AshaScheduler, BeforeValidator(by_name), Field(discriminator="name")
+    Annotated[FifoScheduler | AshaScheduler, Field(discriminator="name")], BeforeValidator(by_name)
 ]

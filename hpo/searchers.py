@@ -2,6 +2,10 @@
 
 Adding a searcher is adding one class here and to `SearcherSpec`: the spec's validation,
 its error messages ("expected 'grid', 'random' or 'optuna'") and the runner all read it.
+
+Grid and random search hand Ray's variant generator the exact configurations to run, drawn
+here with Ray's own samplers: that is what lets a parameter depend on another (`when:`), and
+what makes `--dry-run` show exactly the trials a run will start.
 """
 
 from __future__ import annotations
@@ -9,10 +13,11 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import BeforeValidator, Field
 
 from hpo.options import Options, by_name
-from hpo.space import Space
+from hpo.space import Space, nest
 
 
 class _Searcher(Options):
@@ -20,98 +25,112 @@ class _Searcher(Options):
     needs_grid: ClassVar[bool] = False
 
     def build(
-        self, space: Space, base: dict[str, Any], *, metric: str, mode: str, seed: int
+        self,
+        space: Space,
+        base: dict[str, Any],
+        *,
+        metric: str,
+        mode: str,
+        seed: int,
+        num_samples: int,
     ) -> tuple[Any, dict[str, Any]]:
-        """Returns Ray's search algorithm (None for Ray's own variant generator) and the param space."""
+        """Returns Ray's search algorithm and the param space (the base config) to give the Tuner."""
         raise NotImplementedError
 
-    def preview(
-        self, space: Space, base: dict[str, Any], *, seed: int, n: int
-    ) -> list[dict[str, Any]]:
+    def preview(self, space: Space, *, seed: int, n: int) -> list[dict[str, Any]]:
         """The params of the first `n` trials this searcher proposes with `seed`, before any result."""
         raise NotImplementedError
 
 
+def _presets(points: list[dict[str, Any]], seed: int) -> Any:
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    return BasicVariantGenerator(points_to_evaluate=[nest(p) for p in points], random_state=seed)
+
+
 class GridSearcher(_Searcher):
-    """Every point of the grid, once (Ray's variant generator)."""
+    """Every point of the grid, once (a conditional parameter only under its parents' values)."""
 
     name: Literal["grid"]
     needs_grid: ClassVar[bool] = True
 
-    def build(self, space, base, *, metric, mode, seed):
-        return None, space.ray_param_space(base, grid=True)
+    def build(self, space, base, *, metric, mode, seed, num_samples):
+        return _presets(list(space.grid()), seed), base
 
-    def preview(self, space, base, *, seed, n):
-        points = itertools.product(*(space.dists[key].values() for key in space))
-        return [dict(zip(space, point, strict=True)) for point in itertools.islice(points, n)]
+    def preview(self, space, *, seed, n):
+        return list(itertools.islice(space.grid(), n))
 
 
 class RandomSearcher(_Searcher):
-    """Independent random samples (Ray's variant generator, seeded)."""
+    """Independent random samples, seeded."""
 
     name: Literal["random"]
 
-    def build(self, space, base, *, metric, mode, seed):
-        from ray.tune.search.basic_variant import BasicVariantGenerator
+    def build(self, space, base, *, metric, mode, seed, num_samples):
+        return _presets(self.preview(space, seed=seed, n=num_samples), seed), base
 
-        return BasicVariantGenerator(random_state=seed), space.ray_param_space(base, grid=False)
+    def preview(self, space, *, seed, n):
+        rng = np.random.default_rng(seed)
+        return [space.sample(rng) for _ in range(n)]
 
-    def preview(self, space, base, *, seed, n):
-        # The same generator and random stream as Ray's BasicVariantGenerator, one sample each.
-        from ray.tune.search.sample import _BackwardsCompatibleNumpyRng
-        from ray.tune.search.variant_generator import generate_variants
 
-        rng = _BackwardsCompatibleNumpyRng(seed)
-        # Ray samples in the order of the nested config, so the base decides the order too.
-        param_space = space.ray_param_space(base, grid=False)
-        configs = [
-            next(generate_variants({"config": param_space}, random_state=rng))[1] for _ in range(n)
-        ]
-        return [space.params_of(config["config"]) for config in configs]
+def _optuna_sampler(name: str, seed: int, n_startup_trials: int, multivariate: bool) -> Any:
+    import optuna
+
+    samplers = {
+        "tpe": lambda: optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=n_startup_trials, multivariate=multivariate
+        ),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "qmc": lambda: optuna.samplers.QMCSampler(seed=seed),
+        "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials),
+    }
+    return samplers[name]()
 
 
 class OptunaSearcher(_Searcher):
-    """Bayesian optimisation with Optuna's TPE sampler, asked through Ray's OptunaSearch."""
+    """Bayesian optimisation with an Optuna sampler (TPE by default), through Ray's OptunaSearch."""
 
     name: Literal["optuna"]
-    n_startup_trials: int = Field(10, ge=0, description="random trials before TPE takes over")
+    sampler: Literal["tpe", "random", "qmc", "gp"] = Field("tpe", description="Optuna's sampler")
+    n_startup_trials: int = Field(10, ge=0, description="random trials before the model takes over")
     multivariate: bool = Field(True, description="model parameters jointly (TPE)")
 
-    def build(self, space, base, *, metric, mode, seed):
+    def _study_sampler(self, seed: int) -> Any:
         import optuna
+
+        # The store and the progress view report trials; Optuna's own log lines would repeat them.
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return _optuna_sampler(self.sampler, seed, self.n_startup_trials, self.multivariate)
+
+    def build(self, space, base, *, metric, mode, seed, num_samples):
         from ray.tune.search.optuna import OptunaSearch
 
-        optuna.logging.set_verbosity(
-            optuna.logging.WARNING
-        )  # the store and progress view report instead
-        sampler = optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=self.n_startup_trials, multivariate=self.multivariate
-        )
         search = OptunaSearch(
-            space.optuna_define_by_run(), metric=metric, mode=mode, sampler=sampler
+            space.optuna_define_by_run(),
+            metric=metric,
+            mode=mode,
+            sampler=self._study_sampler(seed),
         )
         # Constants of the base config are merged with each suggestion by Ray.
-        return search, dict(base)
+        return search, base
 
-    def preview(self, space, base, *, seed, n):
+    def preview(self, space, *, seed, n):
         import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=self.n_startup_trials, multivariate=self.multivariate
-        )
-        study = optuna.create_study(sampler=sampler)
+        study = optuna.create_study(sampler=self._study_sampler(seed))
         define = space.optuna_define_by_run()
         previews = []
         for _ in range(n):
             trial = study.ask()
-            define(trial)
-            previews.append({name.replace("/", "."): value for name, value in trial.params.items()})
-        return previews
+            constants = define(trial)
+            previews.append(
+                {**define.params(trial), **{k.replace("/", "."): v for k, v in constants.items()}}
+            )
+        return [{key: p[key] for key in space if key in p} for p in previews]
 
 
 SearcherSpec = Annotated[
-    GridSearcher | RandomSearcher | OptunaSearcher,
+    Annotated[GridSearcher | RandomSearcher | OptunaSearcher, Field(discriminator="name")],
     BeforeValidator(by_name),
-    Field(discriminator="name"),
 ]

@@ -8,6 +8,7 @@ reported at once, by file, line and dotted key, before anything starts.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from hpo.errors import SpecError, SpecIssue
 from hpo.options import Options
@@ -25,6 +26,8 @@ from hpo.space import Distribution, Space, set_path
 from hpo.trainable.config import TrainableConfig, TrainableSections, reported_metrics
 from hpo.yaml_source import Path as KeyPath
 from hpo.yaml_source import load_yaml
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 # Trials to run when the budget names none (grid search runs its whole grid instead).
 DEFAULT_NUM_SAMPLES = 20
@@ -56,7 +59,7 @@ class Spec(TrainableSections):
     """A whole spec: the trainable's sections (its base config; `space` keys are dotted paths
     into them), and what to search, how, for how long, and where to keep the results."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    name: str = Field(max_length=100, description="the experiment's name; also a folder name")
     metric: str = "val_loss"
     mode: Mode = Mode.MIN
     seed: int = 0
@@ -66,6 +69,16 @@ class Spec(TrainableSections):
     budget: Budget = Budget()
     resources: Resources = Resources()
     store: str | None = Field(None, description="SQLAlchemy URL or path of the results store")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not _SAFE_NAME.fullmatch(name) or ".." in name:
+            raise ValueError(
+                f"{name!r} cannot be an experiment name: names become folder names, so use "
+                "letters, digits, '_', '-' and '.', starting with a letter or digit, without '..'"
+            )
+        return name
 
     def base_config(self) -> dict[str, Any]:
         """The trainable's config before any parameter is searched."""
@@ -123,7 +136,13 @@ def load_spec(
         raise SpecError(name, [_issue(err, lines, origins) for err in exc.errors()]) from None
     issues = _cross_check(spec)
     if issues:
-        raise SpecError(name, [_place(i, lines, origins, _key_path(i.key)) for i in issues])
+        raise SpecError(
+            name,
+            [
+                _place(SpecIssue(".".join(map(str, path)), message), lines, origins, path)
+                for path, message in issues
+            ],
+        )
     return spec
 
 
@@ -178,10 +197,24 @@ def _set_override(data: dict[str, Any], key: str, value: Any) -> KeyPath:
         part, parts = ".".join(parts[:width]), parts[width:]
         path.append(part)
         if parts:
+            if isinstance(node.get(part), str) and len(_models_at(tuple(path))) > 1:
+                node[part] = {"name": node[part]}  # the short form `searcher: optuna`
             node = node.setdefault(part, {})
         else:
+            if part in ("name", "type") and node.get(part) != value:
+                _switch_member(node, tuple(path[:-1]), part, value)
             node[part] = value
     return tuple(path)
+
+
+def _switch_member(section: dict[str, Any], path: KeyPath, tag: str, value: Any) -> None:
+    """Overriding the tag of a tagged section (`searcher.name`, `space.x.type`) chooses another
+    member: keep only the keys the new member has, so its predecessor's options do not fail it."""
+    members = [m for m in _models_at(path) if _tag_of(m) == value]
+    if len(_models_at(path)) > 1 and members:
+        valid = {_key_name(f, i) for f, i in members[0].model_fields.items()}
+        for key in [k for k in section if k not in valid]:
+            del section[key]
 
 
 # --- turning problems into messages ----------------------------------------------------------
@@ -200,7 +233,7 @@ def _issue(err: Any, lines: dict[KeyPath, int], origins: dict[KeyPath, str]) -> 
         message = f"unknown {what} {ctx['tag']!r}; expected one of: {ctx['expected_tags']}"
     else:
         message = message.removeprefix("Value error, ")
-        if kind != "literal_error" and not isinstance(err.get("input"), dict | list):
+        if not isinstance(err.get("input"), dict | list):
             message = f"{message} (got {err['input']!r})"
     return _place(SpecIssue(".".join(map(str, path)), message), lines, origins, path)
 
@@ -250,6 +283,20 @@ def _closest(word: str, valid: list[str]) -> str | None:
 
 def _valid_keys(loc: tuple[str | int, ...]) -> list[str]:
     """The field names of the model at a pydantic location (empty if it cannot be told)."""
+    models = _models_at(loc)
+    return (
+        sorted({_key_name(f, i) for m in models for f, i in m.model_fields.items()})
+        if len(models) == 1
+        else []
+    )
+
+
+def _key_name(field: str, info: Any) -> str:
+    return info.alias or field
+
+
+def _models_at(loc: tuple[str | int, ...]) -> list[type[BaseModel]]:
+    """The models a section at `loc` may be: one, or the members of a tagged union."""
     candidates: list[Any] = [Spec]
     for part in loc:
         step: list[Any] = []
@@ -263,8 +310,7 @@ def _valid_keys(loc: tuple[str | int, ...]) -> list[str]:
             if typing.get_origin(tp) is dict:  # a key of a mapping such as `space`
                 step.append(typing.get_args(tp)[1])
         candidates = step
-    models = [m for tp in candidates for m in _models_in(tp)]
-    return sorted({name for m in models for name in m.model_fields}) if len(models) == 1 else []
+    return [m for tp in candidates for m in _models_in(tp)]
 
 
 def _models_in(tp: Any) -> list[type[BaseModel]]:
@@ -288,33 +334,45 @@ def _tag_of(model: type[BaseModel]) -> str | None:
 # --- checks across sections ------------------------------------------------------------------
 
 
-def _cross_check(spec: Spec) -> list[SpecIssue]:
-    issues: list[SpecIssue] = []
+def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
+    """Problems that span sections, each at the path of the key to change."""
+    issues: list[tuple[KeyPath, str]] = []
     reported = reported_metrics(spec.data)
     if spec.metric not in reported:
         issues.append(
-            SpecIssue(
-                "metric",
-                f"the trainable does not report {spec.metric!r} for dataset "
-                f"{spec.data.name!r}; choose one of: {', '.join(reported)}",
+            (
+                ("metric",),
+                f"the trainable does not report {spec.metric!r} for dataset {spec.data.name!r}; "
+                f"choose one of: {', '.join(reported)}",
             )
         )
     issues += _check_space_keys(spec)
     space = spec.search_space()
-    if spec.searcher.needs_grid:
-        for key in space.continuous_keys():
+    issues += [(("space", key, "when"), message) for key, message in space.problems]
+    for key, dist in space.dists.items():
+        if spec.searcher.needs_grid and dist.points() is None:
             issues.append(
-                SpecIssue(
-                    f"space.{key}",
-                    "grid search needs a finite set of values; add `step` or use "
-                    "`type: categorical`",
+                (
+                    ("space", key),
+                    f"is continuous ({dist.type} from {dist.low} to {dist.high}), but grid search "
+                    "needs a finite set of values; add `step`, use `type: categorical`, or choose "
+                    "searcher random or optuna",
                 )
             )
-        size = space.grid_size()
-        if size is not None and spec.budget.num_samples not in (None, size):
+        if not spec.searcher.needs_grid and dist.type == "grid":
             issues.append(
-                SpecIssue(
-                    "budget.num_samples",
+                (
+                    ("space", key),
+                    f"`type: grid` is for the grid searcher, not {spec.searcher.name}; "
+                    "use `type: categorical` to sample among these values",
+                )
+            )
+    if spec.searcher.needs_grid and not space.continuous_keys():
+        size = space.grid_size()
+        if spec.budget.num_samples not in (None, size):
+            issues.append(
+                (
+                    ("budget", "num_samples"),
                     f"grid search runs every point of its grid once ({size} points); "
                     f"remove budget.num_samples or set it to {size}",
                 )
@@ -324,16 +382,16 @@ def _cross_check(spec: Spec) -> list[SpecIssue]:
         max_t = asha.max_t or epochs
         if asha.max_t is not None and asha.max_t > epochs:
             issues.append(
-                SpecIssue(
-                    "scheduler.max_t",
+                (
+                    ("scheduler", "max_t"),
                     f"max_t={asha.max_t} exceeds training.epochs={epochs}; "
-                    "a trial never reports more epochs than it trains",
+                    f"a trial never reports more epochs than it trains; set it to at most {epochs}",
                 )
             )
         if asha.grace_period > max_t:
             issues.append(
-                SpecIssue(
-                    "scheduler.grace_period",
+                (
+                    ("scheduler", "grace_period"),
                     f"grace_period={asha.grace_period} exceeds the last rung ({max_t} epochs); "
                     f"set it to at most {max_t}",
                 )
@@ -341,7 +399,7 @@ def _cross_check(spec: Spec) -> list[SpecIssue]:
     return issues
 
 
-def _check_space_keys(spec: Spec) -> list[SpecIssue]:
+def _check_space_keys(spec: Spec) -> list[tuple[KeyPath, str]]:
     """Check every searched key against the trainable's config, at the ends of its range."""
     issues = []
     base = spec.base_config()
@@ -352,7 +410,7 @@ def _check_space_keys(spec: Spec) -> list[SpecIssue]:
                 set_path(config, key, value)
                 TrainableConfig.model_validate(config)
             except (ValidationError, TypeError, AttributeError) as exc:
-                issues.append(SpecIssue(f"space.{key}", _space_key_message(key, value, exc)))
+                issues.append((("space", key), _space_key_message(key, value, exc)))
                 break
     return issues
 
@@ -368,13 +426,6 @@ def _space_key_message(key: str, value: Any, exc: Exception) -> str:
             + _unknown_key_message(err["loc"]).removeprefix("unknown key;").strip()
         )
     return f"the value {value!r} is invalid for {key}: {err['msg']}"
-
-
-def _key_path(key: str) -> KeyPath:
-    """A cross-check issue's dotted key as a document path; a space key stays one key."""
-    if key.startswith("space."):
-        return ("space", key.removeprefix("space."))
-    return tuple(key.split(".")) if key else ()
 
 
 # The names pydantic puts into a location to say which member of a union it tried.

@@ -115,3 +115,27 @@ def test_python_dash_m_hpo_is_the_command(tmp_path: Path):
     assert done.returncode == 2
     assert "mode: Input should be 'min' or 'max'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_schema_is_json_schema():
+    import json
+
+    result = invoke("schema")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["title"] == "Spec"
+
+
+def test_the_front_door_imports_neither_torch_nor_ray(tmp_path: Path):
+    """`hpo --help`, `hpo validate` and `hpo ls` answer in a moment: no torch, no Ray."""
+    spec = SEARCH_SPACES / "digits_mlp.yaml"
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from hpo.cli import cli\n"
+        f"for args in (['--help'], ['validate', {str(spec)!r}], ['ls', '--store', {str(tmp_path / 'x.db')!r}]):\n"
+        "    assert CliRunner().invoke(cli, args).exit_code == 0, args\n"
+        "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -91,9 +91,7 @@ def test_search_runs_and_the_store_matches_ray(searcher: str):
         assert seen == {(1e-3, 8), (1e-3, 16), (1e-2, 8), (1e-2, 16)}
     else:
         # The dry run's preview is what the searcher really proposed first.
-        first = spec.searcher.preview(spec.search_space(), spec.base_config(), seed=spec.seed, n=1)[
-            0
-        ]
+        first = spec.searcher.preview(spec.search_space(), seed=spec.seed, n=1)[0]
         row = trials[trials["number"] == 0].iloc[0]
         assert {k: row[f"params.{k}"] for k in spec.space} == pytest.approx(first)
     if searcher != "grid":
@@ -153,3 +151,41 @@ def test_overrides_as_keywords():
     experiment = hpo.run(tiny_spec(), name="kw", budget__num_samples=2, store="kw.db")
     assert experiment.name == "kw"
     assert len(hpo.load("kw", store="kw.db").trials()) == 2
+
+
+CONDITIONAL_SPACE = {
+    "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam"]},
+    "optimizer.momentum": {
+        "type": "categorical",
+        "choices": [0.5, 0.9],
+        "when": {"optimizer.name": "sgd"},
+    },
+    "optimizer.lr": {"type": "categorical", "choices": [0.01, 0.05]},
+}
+
+
+@pytest.mark.parametrize("searcher", ["grid", "random", "optuna"])
+def test_a_conditional_space_stores_only_active_parameters(searcher: str):
+    spec = tiny_spec(
+        name=f"cond-{searcher}",
+        searcher=searcher,
+        space=CONDITIONAL_SPACE,
+        budget={} if searcher == "grid" else {"num_samples": 6},
+        training={"epochs": 2, "batch_size": 128},
+    )
+    experiment = hpo.run(spec)
+    rows = experiment.store.trial_rows(experiment.row["id"])
+    if searcher == "grid":
+        assert len(rows) == 6  # sgd x 2 momenta x 2 rates, adam x 2 rates
+    for row in rows:
+        params, optimizer = row["params"], row["config"]["optimizer"]
+        sgd = params["optimizer.name"] == "sgd"
+        expected = {"optimizer.name", "optimizer.lr"} | ({"optimizer.momentum"} if sgd else set())
+        assert set(params) == expected
+        # an inactive parameter keeps the base config's value
+        assert optimizer["momentum"] == (params["optimizer.momentum"] if sgd else 0.0)
+    trials = experiment.trials()
+    assert (
+        trials["params.optimizer.momentum"].isna().tolist()
+        == (trials["params.optimizer.name"] != "sgd").tolist()
+    )

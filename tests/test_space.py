@@ -7,7 +7,7 @@ import optuna
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from hpo.space import Distribution, Space, get_path, set_path
+from hpo.space import Distribution, Space, get_path, nest, set_path
 
 N = 3000
 parse = TypeAdapter(Distribution).validate_python
@@ -88,6 +88,8 @@ def test_categorical(sample):
         ({"type": "categorical", "choices": []}, "at least 1 item"),
         ({"type": "categorical", "choices": [1, 1]}, "must be distinct"),
         ({"type": "float", "low": 0.0, "high": 1.0, "scale": 2}, "Extra inputs are not permitted"),
+        ({"type": "float", "low": float("nan"), "high": 1.0}, "Input should be a finite number"),
+        ({"type": "float", "low": 0.0, "high": float("inf")}, "Input should be a finite number"),
     ],
 )
 def test_invalid_distributions(raw, message):
@@ -95,28 +97,122 @@ def test_invalid_distributions(raw, message):
         parse(raw)
 
 
-def test_grid_values_and_size():
+def test_grid_points_and_size():
     space = Space(
         {
             "a": parse({"type": "int", "low": 1, "high": 3}),
             "b": parse({"type": "categorical", "choices": ["x", "y"]}),
             "c": parse({"type": "float", "low": 0.0, "high": 1.0, "step": 0.5}),
+            "d": parse({"type": "grid", "values": [True, False]}),
+            "e": parse(7),  # a bare value is a constant
         }
     )
-    assert space.grid_size() == 3 * 2 * 3
-    assert space.dists["c"].values() == [0.0, 0.5, 1.0]
-    space.dists["d"] = parse({"type": "float", "low": 0.0, "high": 1.0})
-    assert space.grid_size() is None
-    assert space.continuous_keys() == ["d"]
+    assert space.grid_size() == 3 * 2 * 3 * 2
+    assert space.dists["c"].points() == [0.0, 0.5, 1.0]
+    assert space.dists["e"].type == "constant"
+    assert next(space.grid()) == {"a": 1, "b": "x", "c": 0.0, "d": True, "e": 7}
+    continuous = Space({**space.dists, "f": parse({"type": "float", "low": 0.0, "high": 1.0})})
+    assert continuous.grid_size() is None
+    assert continuous.continuous_keys() == ["f"]
 
 
-def test_ray_param_space_keeps_the_base_and_nests_keys():
-    space = Space({"optimizer.lr": parse({"type": "float", "low": 0.1, "high": 1.0})})
-    base = {"optimizer": {"name": "adam", "lr": 0.5}, "seed": 1}
-    config = space.ray_param_space(base, grid=False)
-    assert config["optimizer"]["name"] == "adam" and config["seed"] == 1
-    assert hasattr(config["optimizer"]["lr"], "sample")
-    assert base["optimizer"]["lr"] == 0.5  # the base is not modified
+CONDITIONAL = {
+    "optimizer.momentum": {
+        "type": "categorical",
+        "choices": [0.5, 0.9],
+        "when": {"optimizer.name": "sgd"},
+    },
+    "optimizer.name": {"type": "categorical", "choices": ["sgd", "adam", "rmsprop"]},
+    "optimizer.nesterov": {
+        "type": "categorical",
+        "choices": [True, False],
+        "when": {"optimizer.name": ["sgd"], "optimizer.momentum": 0.9},
+    },
+}
+
+
+def conditional_space() -> Space:
+    return Space({key: parse(raw) for key, raw in CONDITIONAL.items()})
+
+
+def test_parents_come_before_children():
+    space = conditional_space()
+    assert list(space) == ["optimizer.name", "optimizer.momentum", "optimizer.nesterov"]
+    assert space.problems == []
+
+
+def test_conditional_grid_holds_each_active_combination_once():
+    points = list(conditional_space().grid())
+    assert points == [
+        {"optimizer.name": "sgd", "optimizer.momentum": 0.5},
+        {"optimizer.name": "sgd", "optimizer.momentum": 0.9, "optimizer.nesterov": True},
+        {"optimizer.name": "sgd", "optimizer.momentum": 0.9, "optimizer.nesterov": False},
+        {"optimizer.name": "adam"},
+        {"optimizer.name": "rmsprop"},
+    ]
+
+
+def test_conditional_random_samples_only_active_parameters():
+    space = conditional_space()
+    rng = np.random.default_rng(0)
+    samples = [space.sample(rng) for _ in range(300)]
+    for params in samples:
+        assert ("optimizer.momentum" in params) == (params["optimizer.name"] == "sgd")
+    assert {p["optimizer.name"] for p in samples} == {"sgd", "adam", "rmsprop"}
+    assert any("optimizer.nesterov" in p for p in samples)
+
+
+def test_conditional_optuna_suggests_only_active_parameters():
+    space = conditional_space()
+    define = space.optuna_define_by_run()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(60):
+        trial = study.ask()
+        define(trial)
+        params = define.params(trial)
+        assert ("optimizer.momentum" in params) == (params["optimizer.name"] == "sgd")
+        study.tell(trial, 0.0)
+
+
+def test_params_of_a_config_are_the_active_ones():
+    space = conditional_space()
+    config = {"optimizer": {"name": "adam", "momentum": 0.0, "nesterov": False}}
+    assert space.params_of(config) == {"optimizer.name": "adam"}
+
+
+@pytest.mark.parametrize(
+    ("when", "message"),
+    [
+        (
+            {"optimizer.nam": "sgd"},
+            "`when` names 'optimizer.nam', which is not a parameter of `space`",
+        ),
+        ({"optimizer.lr": 0.1}, "`when` needs a categorical parent, but 'optimizer.lr' is float"),
+        (
+            {"optimizer.name": "sdg"},
+            "`when` expects 'optimizer.name' to be 'sdg', which is not among its values",
+        ),
+    ],
+)
+def test_impossible_conditions(when, message):
+    space = Space(
+        {
+            "optimizer.name": parse({"type": "categorical", "choices": ["sgd", "adam"]}),
+            "optimizer.lr": parse({"type": "float", "low": 0.1, "high": 1.0}),
+            "optimizer.momentum": parse({"type": "float", "low": 0.1, "high": 0.9, "when": when}),
+        }
+    )
+    assert next(m for _, m in space.problems).startswith(message)
+
+
+def test_cycles_are_reported():
+    space = Space(
+        {
+            "a": parse({"type": "categorical", "choices": [1, 2], "when": {"b": 1}}),
+            "b": parse({"type": "categorical", "choices": [1, 2], "when": {"a": 1}}),
+        }
+    )
+    assert ("a", "`when` conditions form a cycle") in space.problems
 
 
 def test_dotted_paths():
@@ -124,3 +220,4 @@ def test_dotted_paths():
     set_path(config, "a.b.c", 1)
     assert config == {"a": {"b": {"c": 1}}}
     assert get_path(config, "a.b.c") == 1
+    assert nest({"a.b": 1, "a.c": 2, "d": 3}) == {"a": {"b": 1, "c": 2}, "d": 3}
