@@ -1,10 +1,29 @@
 """hpo: hyperparameter search for PyTorch, from one YAML spec, on Ray Tune, into one store."""
 
-from hpo.analysis import Experiment, experiments, load
-from hpo.errors import HpoError, RunFailed, SpecError
-from hpo.runner import run
-from hpo.spec import Spec, load_spec
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpo.analysis import Experiment, experiments, load
+    from hpo.errors import HpoError, RunFailed, SpecError
+    from hpo.runner import run
+    from hpo.spec import Spec, load_spec
+
+# Public name -> the module that defines it. Imported on first use, so that `hpo --help` and
+# `hpo validate` do not pay for pandas, torch or Ray.
+_EXPORTS = {
+    "Experiment": "hpo.analysis",
+    "experiments": "hpo.analysis",
+    "load": "hpo.analysis",
+    "HpoError": "hpo.errors",
+    "RunFailed": "hpo.errors",
+    "SpecError": "hpo.errors",
+    "run": "hpo.runner",
+    "Spec": "hpo.spec",
+    "load_spec": "hpo.spec",
+}
 __all__ = [
     "Experiment",
     "HpoError",
@@ -17,3 +36,9 @@ __all__ = [
     "run",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'hpo' has no attribute {name!r}")
