@@ -6,7 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hpo.analysis import Experiment, experiments, load
+    from hpo.analysis import Experiment, compare, experiments, load
     from hpo.errors import HpoError, RunFailed, SpecError
     from hpo.runner import run
     from hpo.spec import Spec, load_spec
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 # `hpo validate` do not pay for pandas, torch or Ray.
 _EXPORTS = {
     "Experiment": "hpo.analysis",
+    "compare": "hpo.analysis",
     "experiments": "hpo.analysis",
     "load": "hpo.analysis",
     "HpoError": "hpo.errors",
@@ -30,6 +31,7 @@ __all__ = [
     "RunFailed",
     "Spec",
     "SpecError",
+    "compare",
     "experiments",
     "load",
     "load_spec",

@@ -9,21 +9,19 @@ import pandas as pd
 from hpo.errors import UsageError
 from hpo.store import Store, TrialStatus, resolve_url
 
-# Which way is better for metrics other than the spec's own, told by their names.
-_LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "rmse")
-_HIGHER_IS_BETTER = ("acc", "f1", "precision", "recall", "r2", "auc")
-
-
-def metric_mode(name: str, metric: str, mode: str) -> str | None:
-    """'min' or 'max' for a metric, or None when its name does not tell."""
-    if name == metric:
-        return mode
-    lowered = name.lower()
-    if any(part in lowered for part in _LOWER_IS_BETTER):
-        return "min"
-    if any(part in lowered for part in _HIGHER_IS_BETTER):
-        return "max"
-    return None
+# The columns of a trial's row that `trials()` shows as they are (the JSON ones are spread).
+_TRIAL_COLUMNS = (
+    "trial_id",
+    "number",
+    "status",
+    "iterations",
+    "started_at",
+    "ended_at",
+    "error_type",
+    "error",
+    "node",
+    "checkpoint_path",
+)
 
 
 def _open(store: Store | str | None) -> Store:
@@ -62,31 +60,27 @@ class Experiment:
         return pd.concat([table, metrics], axis=1)
 
     def trials(self) -> pd.DataFrame:
-        """One row per trial: id, status, duration, `params.*`, `final.*` and `best.*` of each metric."""
+        """One row per trial: id, status, duration, `params.*`, `final.*` and `best.*` of each
+        metric, `test.*` where the trial was evaluated on the test split, and its error."""
         rows = self.store.trial_rows(self.row["id"])
-        columns = ["trial_id", "number", "status", "iterations", "started_at", "ended_at"]
-        table = pd.DataFrame([{c: r[c] for c in columns} for r in rows], columns=columns)
+        table = pd.DataFrame(
+            [{c: r[c] for c in _TRIAL_COLUMNS} for r in rows], columns=list(_TRIAL_COLUMNS)
+        )
         for column in ("started_at", "ended_at"):
             table[column] = pd.to_datetime(table[column])
-        table["duration_s"] = (table["ended_at"] - table["started_at"]).dt.total_seconds()
-        params = pd.DataFrame([r["params"] for r in rows], index=table.index)
-        table = pd.concat([table, params.add_prefix("params.")], axis=1)
-
-        history = self.history()
-        metrics = [
-            c for c in history.columns if c not in ("trial_id", "iteration", "reported_at", "epoch")
-        ]
-        if metrics:
-            by_trial = history.sort_values("iteration").groupby("trial_id")
-            parts = [by_trial[metrics].last().add_prefix("final.")]
-            for name in metrics:
-                mode = metric_mode(name, self.metric, self.mode)
-                if mode is not None:
-                    best = by_trial[name].min() if mode == "min" else by_trial[name].max()
-                    parts.append(best.rename(f"best.{name}"))
-            table = table.join(pd.concat(parts, axis=1), on="trial_id")
-        table["error"] = [r["error"] for r in rows]
-        return table
+        table.insert(6, "duration_s", (table["ended_at"] - table["started_at"]).dt.total_seconds())
+        parts = [table]
+        for prefix, column in (
+            ("params.", "params"),
+            ("final.", "final_metrics"),
+            ("best.", "best_metrics"),
+            ("test.", "test_metrics"),
+        ):
+            values = pd.DataFrame([r[column] or {} for r in rows], index=table.index)
+            parts.append(values.add_prefix(prefix))
+        table = pd.concat(parts, axis=1)
+        extra = ["error_type", "error", "node", "checkpoint_path"]
+        return table[[c for c in table.columns if c not in extra] + extra]
 
     def best(self, k: int = 1) -> pd.DataFrame:
         """The `k` best trials by the best value of the spec's metric (errored trials excluded)."""
@@ -118,3 +112,11 @@ def experiments(store: Store | str | None = None) -> pd.DataFrame:
         return table
     table["best_value"] = table["min_value"].where(table["mode"] == "min", table["max_value"])
     return table.drop(columns=["min_value", "max_value"])
+
+
+def compare(names: list[str], store: Store | str | None = None) -> pd.DataFrame:
+    """The trial tables of several experiments, stacked, with an `experiment` column first."""
+    store = _open(store)
+    tables = [load(name, store).trials().assign(experiment=name) for name in names]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    return table[["experiment", *[c for c in table.columns if c != "experiment"]]]

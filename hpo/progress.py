@@ -8,11 +8,8 @@ from typing import Any
 from ray.tune import Callback
 from rich.console import Console
 
+from hpo.metrics import better
 from hpo.recording import finished_by_itself, trial_number
-
-
-def _better(a: float, b: float, mode: str) -> bool:
-    return a < b if mode == "min" else a > b
 
 
 class TrialLines(Callback):
@@ -42,7 +39,7 @@ class TrialLines(Callback):
         # A trial's best epoch, as the store and `hpo show` rank trials.
         trial_best = trial.metric_analysis.get(self.metric, {}).get(self.mode)
         if trial_best is not None and (
-            self.best is None or _better(trial_best, self.best[0], self.mode)
+            self.best is None or better(trial_best, self.best[0], self.mode)
         ):
             self.best = (trial_best, number)
         shown = f"{self.metric} {value:.4f}" if value is not None else "no result"

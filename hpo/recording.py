@@ -19,6 +19,7 @@ from ray import cloudpickle
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, TRAINING_ITERATION
 
+from hpo.metrics import better, metric_mode
 from hpo.space import Space
 from hpo.store import Store, TrialStatus, now
 from hpo.trainable.config import FINAL_KEY
@@ -70,7 +71,8 @@ class StoreRecorder(Callback):
         self.mode = mode
         self._trials: dict[str, dict[str, Any]] = {}  # pending column updates by trial id
         self._results: list[dict[str, Any]] = []
-        self._best: dict[str, float] = {}
+        self._best: dict[str, dict[str, float]] = {}  # trial id -> metric -> best so far
+        self._known = 0  # trials of Ray's list already in the store
         self._last_flush = time.monotonic()
 
     def _stage(self, trial: Any, **columns: Any) -> None:
@@ -85,15 +87,25 @@ class StoreRecorder(Callback):
         self.store.write(trial_rows, result_rows)
         self._last_flush = time.monotonic()
 
+    def _add_new(self, trials: list) -> None:
+        """Record trials Ray has created since the last call (they wait as PENDING)."""
+        for number in range(self._known, len(trials)):
+            trial = trials[number]
+            self._stage(
+                trial,
+                number=number,
+                status=TrialStatus.PENDING.value,
+                params=self.space.params_of(trial.config),
+                config=trial.config,
+            )
+        self._known = len(trials)
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        self._add_new(trials)
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._stage(
-            trial,
-            number=trial_number(trial, trials),
-            status=TrialStatus.RUNNING.value,
-            params=self.space.params_of(trial.config),
-            config=trial.config,
-            started_at=now(),
-        )
+        self._add_new(trials)
+        self._stage(trial, status=TrialStatus.RUNNING.value, started_at=now())
         self.flush()
 
     def on_trial_result(
@@ -110,14 +122,25 @@ class StoreRecorder(Callback):
                 "reported_at": now(),
             }
         )
-        columns: dict[str, Any] = {"iterations": step, "last_result": metrics}
-        value = metrics.get(self.metric)
-        if value is not None and math.isfinite(value):
-            best = self._best.get(trial.trial_id)
-            if best is None or (value < best if self.mode == "min" else value > best):
-                self._best[trial.trial_id] = best = value
-            columns.update(value=value, best_value=best)
-        self._stage(trial, **columns)
+        best = self._best.setdefault(trial.trial_id, {})
+        for name, value in metrics.items():
+            mode = metric_mode(name, self.metric, self.mode)
+            if (
+                mode is not None
+                and math.isfinite(value)
+                and (name not in best or better(value, best[name], mode))
+            ):
+                best[name] = value
+        self._stage(
+            trial,
+            iterations=step,
+            last_result=metrics,
+            final_metrics=metrics,
+            best_metrics=dict(best),
+            value=metrics.get(self.metric),
+            best_value=best.get(self.metric),
+            node=result.get("hostname"),
+        )
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
@@ -125,19 +148,35 @@ class StoreRecorder(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         status = TrialStatus.COMPLETED if finished_by_itself(trial) else TrialStatus.PRUNED
-        self._stage(trial, status=status.value, ended_at=now())
+        self._stage(
+            trial, status=status.value, ended_at=now(), checkpoint_path=_checkpoint_path(trial)
+        )
         self.flush()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._stage(trial, status=TrialStatus.ERROR.value, ended_at=now(), error=trial_error(trial))
+        error_type, message, trace = trial_error(trial)
+        self._stage(
+            trial,
+            status=TrialStatus.ERROR.value,
+            ended_at=now(),
+            error_type=error_type,
+            error=message,
+            error_traceback=trace,
+            checkpoint_path=_checkpoint_path(trial),
+        )
         self.flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush()
 
 
-def trial_error(trial: Any) -> str:
-    """The trial's exception as `Type: message`, then its traceback.
+def _checkpoint_path(trial: Any) -> str | None:
+    checkpoint = getattr(trial, "checkpoint", None)
+    return getattr(checkpoint, "path", None)
+
+
+def trial_error(trial: Any) -> tuple[str, str, str]:
+    """The trial's exception: its type, `Type: message`, and its traceback.
 
     Ray has just written the error next to the trial (locally); its copy in the storage
     path may not be synced yet, so the local file is read.
@@ -150,10 +189,11 @@ def trial_error(trial: Any) -> str:
     cause = getattr(exc, "cause", None) or exc
     if cause is None:
         path = trial.error_file
-        return Path(path).read_text().strip() if path and os.path.exists(path) else "unknown error"
-    text = "".join(traceback.format_exception_only(type(cause), cause)).strip()
+        text = Path(path).read_text().strip() if path and os.path.exists(path) else "unknown error"
+        return "UnknownError", text.splitlines()[-1] if text else "unknown error", text
+    message = "".join(traceback.format_exception_only(type(cause), cause)).strip()
     trace = _ANSI.sub("", getattr(exc, "traceback_str", "") or "")
-    return f"{text}\n\n{trace}".strip()
+    return type(cause).__name__, message, trace
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -54,3 +54,30 @@ def tiny_spec(**changes) -> dict:
     }
     spec.update(changes)
     return spec
+
+
+POSTGRES_ENV = "HPO_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """The URL of an empty store on each database the store suite runs against.
+
+    PostgreSQL is a real server: `.ci/run` starts one and sets $HPO_TEST_POSTGRES_URL.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hpo.db'}"
+        return
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(
+            f"no PostgreSQL server: set ${POSTGRES_ENV} (bash .ci/postgres start prints one)"
+        )
+    import sqlalchemy as sa
+
+    from hpo.store.schema import metadata
+
+    yield url
+    engine = sa.create_engine(url)
+    metadata.drop_all(engine)  # the next test starts from an empty database again
+    engine.dispose()

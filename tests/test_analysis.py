@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 import hpo
-from hpo.analysis import metric_mode
 from hpo.errors import UsageError
+from hpo.metrics import metric_mode
 from hpo.store import Store, TrialStatus, now
 
 SPEC = {
@@ -20,9 +20,9 @@ SPEC = {
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    store = Store(f"sqlite:///{tmp_path / 'hpo.db'}")
-    exp_id, _ = store.create_experiment("exp", SPEC, storage_path=str(tmp_path))
+def store(store_url: str) -> Store:
+    store = Store(store_url)
+    exp_id, _ = store.create_experiment("exp", SPEC, storage_path="/x")
     curves = {  # trial id -> (status, val_accuracy per epoch)
         "a": (TrialStatus.COMPLETED, [0.5, 0.9, 0.8]),
         "b": (TrialStatus.PRUNED, [0.6]),
@@ -40,8 +40,14 @@ def store(tmp_path: Path) -> Store:
             "ended_at": now(),
             "iterations": len(accuracies),
         }
+        if accuracies:  # the columns StoreRecorder keeps up to date for such a trial
+            row["final_metrics"] = {"val_accuracy": accuracies[-1], "val_loss": 1 - accuracies[-1]}
+            row["best_metrics"] = {"val_accuracy": max(accuracies), "val_loss": 1 - max(accuracies)}
+            row["best_value"] = max(accuracies)
         if status is TrialStatus.ERROR:
-            row["error"] = "ValueError: boom\n\ntraceback"
+            row.update(
+                error_type="ValueError", error="ValueError: boom", error_traceback="Traceback ..."
+            )
         results = [
             {
                 **key,

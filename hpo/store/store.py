@@ -1,17 +1,20 @@
 """The results store: experiments, trials and per-epoch results in one SQL database.
 
-SQLAlchemy Core over a small schema, so that SQLite (the default, a file beside the run) and
-any other database with a SQLAlchemy URL hold the same tables. Only the driver writes; the
-analysis and the CLI only read.
+SQLAlchemy Core over one schema (`schema.py`), so that SQLite (the default, a file beside the
+run) and any other database with a SQLAlchemy URL hold the same tables. Only the driver
+writes; the analysis and the CLI only read. Names of metrics and parameters are data (JSON
+keys and bound values), never SQL text.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable, Sequence
+import subprocess
+import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from enum import Enum
+from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,84 +22,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hpo.errors import UsageError
+from hpo.store.migrations import upgrade
+from hpo.store.schema import (
+    SCHEMA_VERSION,
+    ExperimentStatus,
+    TrialStatus,
+    experiments,
+    metadata,
+    results,
+    schema_version,
+    trials,
+)
 
-SCHEMA_VERSION = 1
 DEFAULT_STORE = "hpo-results/hpo.db"
 STORE_ENV = "HPO_STORE"
-
-
-class TrialStatus(str, Enum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"  # ran all its epochs
-    PRUNED = "PRUNED"  # stopped early by the scheduler
-    ERROR = "ERROR"
-
-
-class ExperimentStatus(str, Enum):
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"  # no trial finished without an error
-    INTERRUPTED = "INTERRUPTED"
-
-
-metadata = sa.MetaData()
-
-schema_version = sa.Table(
-    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
-)
-
-experiments = sa.Table(
-    "experiments",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False, unique=True),
-    sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("spec", sa.JSON, nullable=False),
-    sa.Column("metric", sa.String(200), nullable=False),
-    sa.Column("mode", sa.String(3), nullable=False),
-    sa.Column("searcher", sa.String(50), nullable=False),
-    sa.Column("scheduler", sa.String(50), nullable=False),
-    sa.Column("seed", sa.Integer, nullable=False),
-    sa.Column("num_samples", sa.Integer, nullable=False),
-    sa.Column("host", sa.String(255)),
-    sa.Column("storage_path", sa.Text),
-    sa.Column("started_at", sa.DateTime, nullable=False),
-    sa.Column("finished_at", sa.DateTime),
-)
-
-trials = sa.Table(
-    "trials",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("experiment_id", sa.ForeignKey("experiments.id"), nullable=False, index=True),
-    sa.Column("trial_id", sa.String(100), nullable=False),
-    sa.Column("number", sa.Integer, nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("params", sa.JSON, nullable=False),
-    sa.Column("config", sa.JSON, nullable=False),
-    sa.Column("started_at", sa.DateTime),
-    sa.Column("ended_at", sa.DateTime),
-    sa.Column("iterations", sa.Integer, nullable=False, default=0),
-    # The spec's metric: its last reported value, and its best in the spec's mode.
-    sa.Column("value", sa.Float),
-    sa.Column("best_value", sa.Float),
-    sa.Column("last_result", sa.JSON),
-    sa.Column("error", sa.Text),
-    sa.UniqueConstraint("experiment_id", "trial_id"),
-    sa.Index("ix_trials_experiment_best", "experiment_id", "best_value"),
-)
-
-results = sa.Table(
-    "results",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("trial_pk", sa.ForeignKey("trials.id"), nullable=False, index=True),
-    sa.Column("iteration", sa.Integer, nullable=False),
-    sa.Column("metrics", sa.JSON, nullable=False),
-    sa.Column("reported_at", sa.DateTime, nullable=False),
-    sa.UniqueConstraint("trial_pk", "iteration"),
-)
 
 
 def now() -> datetime:
@@ -112,6 +51,38 @@ def resolve_url(explicit: str | None = None, spec_store: str | None = None) -> s
     if "://" in target:
         return target
     return f"sqlite:///{Path(target).expanduser().resolve()}"
+
+
+def _environment() -> dict[str, Any]:
+    """Where a run comes from: the git commit of the working directory and the versions used."""
+    versions = {"python": sys.version.split()[0]}
+    for name, distribution in {
+        "hpo": "hpo-orchestra",
+        "torch": "torch",
+        "ray": "ray",
+        "optuna": "optuna",
+    }.items():
+        try:
+            versions[name] = package_metadata.version(distribution)
+        except package_metadata.PackageNotFoundError:
+            continue
+    commit, dirty = None, None
+    try:
+        git = ["git", "-C", os.getcwd()]
+        commit = (
+            subprocess.run(
+                [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
+        if commit:
+            status = subprocess.run(
+                [*git, "status", "--porcelain"], capture_output=True, text=True, timeout=5
+            )
+            dirty = bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass  # not a git checkout, or no git: the run is still recorded
+    return {"git_commit": commit, "git_dirty": dirty, "versions": versions}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -131,6 +102,8 @@ class Store:
     def __init__(self, url: str):
         self.url = url
         self.engine: Engine = self._connect(url)
+        # (experiment id, trial id) -> trial row id, so that writing a result needs no lookup
+        self._pks: dict[tuple[int, str], int] = {}
 
     @staticmethod
     def _connect(url: str) -> Engine:
@@ -139,22 +112,33 @@ class Store:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         try:
             engine = sa.create_engine(url)
-        except (sa.exc.ArgumentError, ImportError) as exc:
+        except ImportError as exc:
+            hint = (
+                " (for PostgreSQL: pip install 'hpo-orchestra[postgres]')"
+                if "psycopg" in str(exc)
+                else ""
+            )
+            raise UsageError(f"cannot open the results store {url!r}: {exc}{hint}") from None
+        except sa.exc.ArgumentError as exc:
             raise UsageError(f"cannot open the results store {url!r}: {exc}") from None
         if parsed.get_backend_name() == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         try:
             with engine.begin() as conn:
-                metadata.create_all(conn)
-                version = conn.execute(sa.select(schema_version.c.version)).scalar()
+                version = None
+                if sa.inspect(conn).has_table(schema_version.name):
+                    version = conn.execute(sa.select(schema_version.c.version)).scalar()
                 if version is None:
+                    metadata.create_all(conn)
                     conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
                 elif version > SCHEMA_VERSION:
                     raise UsageError(
                         f"the store {url} has schema version {version}, newer than this hpo "
                         f"understands ({SCHEMA_VERSION}); upgrade hpo"
                     )
-        except sa.exc.OperationalError as exc:
+                elif version < SCHEMA_VERSION:
+                    upgrade(conn, version)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise UsageError(f"cannot open the results store {url!r}: {exc.orig}") from None
         return engine
 
@@ -205,9 +189,26 @@ class Store:
                     host=socket.gethostname(),
                     storage_path=str(storage_path),
                     started_at=now(),
+                    **_environment(),
                 )
             )
             return row.inserted_primary_key[0], unique
+
+    def set_test_metrics(
+        self, experiment_id: int, trial_id: str, metrics: dict[str, float]
+    ) -> None:
+        """Record the test-split metrics of a trial, and as the experiment's (its best trial's)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                trials.update()
+                .where(trials.c.experiment_id == experiment_id, trials.c.trial_id == trial_id)
+                .values(test_metrics=metrics)
+            )
+            conn.execute(
+                experiments.update()
+                .where(experiments.c.id == experiment_id)
+                .values(test_metrics=metrics)
+            )
 
     def finish_experiment(self, experiment_id: int, status: ExperimentStatus) -> None:
         with self.engine.begin() as conn:
@@ -227,8 +228,8 @@ class Store:
         """
         if not trial_rows and not result_rows:
             return
+        pks = self._pks
         with self.engine.begin() as conn:
-            pks: dict[tuple[int, str], int] = {}
             for row in trial_rows:
                 key = (row["experiment_id"], row["trial_id"])
                 pk = pks.get(key) or self._trial_pk(conn, *key)
@@ -338,7 +339,7 @@ class Store:
             )
             return [dict(row) for row in conn.execute(query).mappings()]
 
-    def result_rows(self, experiment_id: int) -> Iterable[dict[str, Any]]:
+    def result_rows(self, experiment_id: int) -> list[dict[str, Any]]:
         query = (
             sa.select(
                 trials.c.trial_id, results.c.iteration, results.c.metrics, results.c.reported_at

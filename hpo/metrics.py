@@ -1,0 +1,23 @@
+"""Which way is better for a metric: the spec says it for its own; names tell for the others."""
+
+from __future__ import annotations
+
+_LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "rmse")
+_HIGHER_IS_BETTER = ("acc", "f1", "precision", "recall", "r2", "auc")
+
+
+def metric_mode(name: str, metric: str, mode: str) -> str | None:
+    """'min' or 'max' for a metric, or None when its name does not tell (e.g. `lr`)."""
+    if name == metric:
+        return mode
+    lowered = name.lower()
+    if any(part in lowered for part in _LOWER_IS_BETTER):
+        return "min"
+    if any(part in lowered for part in _HIGHER_IS_BETTER):
+        return "max"
+    return None
+
+
+def better(a: float, b: float, mode: str) -> bool:
+    """Whether `a` is better than `b` in `mode`."""
+    return a < b if mode == "min" else a > b
