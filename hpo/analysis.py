@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import pandas as pd
 
 from hpo.errors import UsageError
+from hpo.metrics import metric_mode
 from hpo.store import Store, TrialStatus, resolve_url
 
 # The columns of a trial's row that `trials()` shows as they are (the JSON ones are spread).
@@ -91,6 +93,24 @@ class Experiment:
         ok = table[table["status"] != TrialStatus.ERROR.value].dropna(subset=[column])
         return ok.sort_values(column, ascending=self.mode == "min", kind="stable").head(k)
 
+    def best_spec(self) -> dict[str, Any]:
+        """The best trial as a spec of its own: its config, nothing searched, one trial."""
+        top = self.best(1)
+        if top.empty:
+            raise UsageError(
+                f"experiment {self.name!r} has no trial that finished without an error"
+            )
+        config = self.config(top.iloc[0]["trial_id"])
+        sections = {key: value for key, value in config.items() if key != "seed"}
+        return {
+            "name": f"{self.name}-best",
+            "metric": self.metric,
+            "mode": self.mode,
+            "seed": config.get("seed", self.row["seed"]),
+            **sections,
+            "budget": {"num_samples": 1},
+        }
+
     def config(self, trial: str | int) -> dict[str, Any]:
         """The full config of a trial, by trial id or number."""
         for row in self.store.trial_rows(self.row["id"]):
@@ -120,3 +140,40 @@ def compare(names: list[str], store: Store | str | None = None) -> pd.DataFrame:
     tables = [load(name, store).trials().assign(experiment=name) for name in names]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     return table[["experiment", *[c for c in table.columns if c != "experiment"]]]
+
+
+def select(
+    experiment: Experiment,
+    *,
+    sort_by: str | None = None,
+    top: int | None = None,
+    statuses: list[str] = (),
+) -> pd.DataFrame:
+    """An experiment's trial table filtered by status, ordered and cut to the first `top`.
+
+    Args:
+        sort_by: a column of `trials()`; metrics sort best first (their direction from the spec
+            or their name), other columns ascending; a leading `-` reverses. Default: the
+            best value of the spec's metric.
+    """
+    table = experiment.trials()
+    if statuses:
+        table = table[table["status"].isin(statuses)]
+    column = (sort_by or f"best.{experiment.metric}").removeprefix("-")
+    if column not in table.columns:
+        if sort_by:
+            close = difflib.get_close_matches(column, list(table.columns), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UsageError(
+                f"no column {column!r} to sort by{hint} Columns: {', '.join(table.columns)}"
+            )
+    else:
+        metric = (
+            column.split(".", 1)[-1] if column.startswith(("best.", "final.", "test.")) else None
+        )
+        mode = metric_mode(metric, experiment.metric, experiment.mode) if metric else None
+        ascending = mode != "max"
+        if sort_by and sort_by.startswith("-"):
+            ascending = not ascending
+        table = table.sort_values(column, ascending=ascending, na_position="last", kind="stable")
+    return table.head(top) if top else table

@@ -17,9 +17,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from hpo.errors import HpoError, SpecError
+from hpo.errors import HpoError, SpecError, UsageError
 from hpo.spec import Spec, load_spec
-from hpo.store import resolve_url
+from hpo.store import TrialStatus, resolve_url
 
 # Off a terminal (a pipe, a CI log) rich would cut tables at 80 columns; keep them whole.
 _WIDTH = None if sys.stdout.isatty() else 200
@@ -154,61 +154,140 @@ def list_experiments(store: str | None) -> None:
 @cli.command()
 @click.argument("name")
 @store_option
-@click.option("--limit", type=click.IntRange(min=1), help="Show only the best N trials.")
+@click.option(
+    "--sort",
+    "sort_by",
+    metavar="COL",
+    help="Order by a column (default: the best value of the spec's metric); -COL reverses.",
+)
+@click.option("--top", type=click.IntRange(min=1), help="Show only the first K trials.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in TrialStatus], case_sensitive=False),
+    help="Only trials in this status (repeatable).",
+)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
 @debug_option
-def show(name: str, store: str | None, limit: int | None) -> None:
+def show(
+    name: str,
+    store: str | None,
+    sort_by: str | None,
+    top: int | None,
+    statuses: tuple[str, ...],
+    fmt: str,
+) -> None:
     """Show an experiment's trials, best first."""
-    from hpo.analysis import load
+    from hpo.analysis import load, select
 
     experiment = load(name, resolve_url(store))
-    trials = experiment.trials()
-    best_col = f"best.{experiment.metric}"
-    if best_col in trials:
-        trials = trials.sort_values(
-            best_col, ascending=experiment.mode == "min", na_position="last", kind="stable"
-        )
-    if limit:
-        trials = trials.head(limit)
-    params = [c for c in trials.columns if c.startswith("params.")]
+    trials = select(experiment, sort_by=sort_by, top=top, statuses=[s.upper() for s in statuses])
+    if fmt == "json":
+        click.echo(trials.to_json(orient="records", date_format="iso", indent=2))
+        return
+    if fmt == "csv":
+        click.echo(trials.to_csv(index=False), nl=False)
+        return
+    test = experiment.row["test_metrics"]
     console.print(
         f"[bold]{experiment.name}[/]: {experiment.status}, {experiment.mode} {experiment.metric}"
     )
+    if test:
+        console.print(
+            "test split, best trial: " + ", ".join(f"{k} {_fmt(v)}" for k, v in test.items())
+        )
+    console.print(_trial_table(trials, experiment.metric))
+    for _, row in trials.dropna(subset=["error"]).iterrows():
+        console.print(
+            f"[red]trial {row['number']} failed:[/] {row['error']}", markup=True, highlight=False
+        )
+
+
+@cli.command()
+@click.argument("name")
+@store_option
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+)
+@debug_option
+def best(name: str, store: str | None, fmt: str) -> None:
+    """Print the best trial as a spec that runs it alone (`hpo best NAME > best.yaml`)."""
+    from hpo.analysis import load
+
+    spec = load(name, resolve_url(store)).best_spec()
+    click.echo(
+        yaml.safe_dump(spec, sort_keys=False) if fmt == "yaml" else json.dumps(spec, indent=2),
+        nl=fmt == "json",
+    )
+
+
+@cli.command()
+@click.argument("name")
+@store_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A .csv or .parquet file.",
+)
+@click.option(
+    "--history", is_flag=True, help="One row per trial and iteration instead of per trial."
+)
+@click.option(
+    "--optuna",
+    "optuna_url",
+    metavar="URL",
+    help="Write an Optuna study to this storage URL instead.",
+)
+@debug_option
+def export(
+    name: str, store: str | None, output: Path | None, history: bool, optuna_url: str | None
+) -> None:
+    """Write an experiment's trials to CSV or Parquet, or as an Optuna study."""
+    from hpo.analysis import load
+    from hpo.export import to_file, to_optuna
+
+    experiment = load(name, resolve_url(store))
+    if optuna_url:
+        study = to_optuna(experiment, optuna_url)
+        console.print(
+            f"Wrote Optuna study {study.study_name!r} ({len(study.trials)} trials) to {optuna_url}"
+        )
+        console.print(f"Open it with: optuna-dashboard {optuna_url}")
+    if output:
+        rows = to_file(experiment, output, history=history)
+        console.print(f"Wrote {rows} rows to {output}")
+    if not optuna_url and not output:
+        raise UsageError("say where to export: -o FILE (.csv or .parquet) or --optuna URL")
+
+
+def _trial_table(trials: Any, metric: str) -> Table:
+    params = [c for c in trials.columns if c.startswith("params.")]
+    tests = [c for c in trials.columns if c.startswith("test.")]
     view = Table()
-    for column in ["#", "status", "epochs", f"best {experiment.metric}", "final", "seconds"]:
-        view.add_column(column, justify="right" if column != "status" else "left")
-    for column in params:
+    for column in ["#", "status", "epochs", f"best {metric}", "final", "seconds"]:
+        view.add_column(column, justify="left" if column == "status" else "right")
+    for column in params + tests:
         view.add_column(column.removeprefix("params."), justify="right")
     for _, row in trials.iterrows():
         view.add_row(
             str(row["number"]),
             row["status"],
             str(row["iterations"]),
-            _fmt(row.get(best_col)),
-            _fmt(row.get(f"final.{experiment.metric}")),
+            _fmt(row.get(f"best.{metric}")),
+            _fmt(row.get(f"final.{metric}")),
             _fmt(row["duration_s"], digits=1),
-            *(_fmt(row[c]) for c in params),
+            *(_fmt(row[c]) for c in params + tests),
         )
-    console.print(view)
-    errors = trials.dropna(subset=["error"])
-    for _, row in errors.iterrows():
-        console.print(f"[red]trial {row['number']} failed:[/] {row['error'].splitlines()[0]}")
-
-
-@cli.command()
-@click.argument("name")
-@store_option
-@debug_option
-def best(name: str, store: str | None) -> None:
-    """Print the best trial's config as YAML, ready to paste into a spec."""
-    from hpo.analysis import load
-
-    experiment = load(name, resolve_url(store))
-    top = experiment.best(1)
-    if top.empty:
-        raise HpoError(f"experiment {name!r} has no finished trial")
-    click.echo(
-        yaml.safe_dump(experiment.config(top.iloc[0]["trial_id"]), sort_keys=False), nl=False
-    )
+    return view
 
 
 # --- output helpers ----------------------------------------------------------------------------

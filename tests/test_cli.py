@@ -1,9 +1,12 @@
 """The `hpo` command, through click's runner (in-process, on the session's Ray) and once as a process."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import optuna
+import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -83,7 +86,35 @@ def test_run_then_ls_show_and_best(workdir: Path):
 
     best = invoke("best", "cli-run")
     assert best.exit_code == 0
-    assert set(yaml.safe_load(best.output)) == {"data", "model", "optimizer", "training", "seed"}
+    best_spec = yaml.safe_load(best.output)
+    assert {"data", "model", "optimizer", "training", "seed", "budget"} <= set(best_spec)
+    (workdir / "best.yaml").write_text(best.output)
+    assert invoke("validate", str(workdir / "best.yaml")).exit_code == 0  # runs alone
+    assert json.loads(invoke("best", "cli-run", "-f", "json").output) == best_spec
+
+    as_json = json.loads(invoke("show", "cli-run", "-f", "json", "--top", "2").output)
+    assert len(as_json) == 2 and as_json[0]["best.val_accuracy"] >= as_json[1]["best.val_accuracy"]
+    by_number = invoke("show", "cli-run", "-f", "csv", "--sort", "-number").output.splitlines()
+    assert [line.split(",")[1] for line in by_number[1:]] == ["2", "1", "0"]
+    completed = json.loads(invoke("show", "cli-run", "-f", "json", "--status", "completed").output)
+    assert {t["status"] for t in completed} <= {"COMPLETED"}
+    bad_sort = invoke("show", "cli-run", "--sort", "best.val_acc")
+    assert bad_sort.exit_code == 2 and "did you mean best.val_accuracy" in bad_sort.output
+
+    assert invoke("export", "cli-run", "-o", str(workdir / "t.parquet")).exit_code == 0
+    table = pd.read_parquet(workdir / "t.parquet")
+    assert len(table) == 3 and "params.optimizer.lr" in table.columns
+    assert invoke("export", "cli-run", "-o", str(workdir / "h.csv"), "--history").exit_code == 0
+    assert {"trial_id", "iteration", "val_accuracy"} <= set(pd.read_csv(workdir / "h.csv").columns)
+    assert invoke("export", "cli-run", "-o", str(workdir / "t.txt")).exit_code == 2
+
+    study_url = f"sqlite:///{workdir / 'optuna.db'}"
+    assert invoke("export", "cli-run", "--optuna", study_url).exit_code == 0
+    study = optuna.load_study(study_name="cli-run", storage=study_url)
+    assert len(study.trials) == 3
+    assert all(t.intermediate_values for t in study.trials)
+    assert {"optimizer.lr", "model.hidden_size"} == set(study.trials[0].params)
+    assert invoke("export", "cli-run", "--optuna", study_url).exit_code == 2  # no overwriting
 
     assert invoke("show", "nope").exit_code == 2
 
