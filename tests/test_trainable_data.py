@@ -193,9 +193,8 @@ def test_images_are_standardised_per_channel_and_regression_targets_too():
     diabetes = split(load_dataset(DataConfig(name="diabetes")), 0.2, seed=0)
     assert diabetes.y_train.mean() == pytest.approx(0, abs=1e-5) and diabetes.y_std > 10
     raw = split(load_dataset(DataConfig(name="diabetes")), 0.2, seed=0, standardize=False)
-    assert (raw.y_mean, raw.y_std) == (0.0, 1.0) and raw.x_train.mean() != pytest.approx(
-        0, abs=1e-3
-    )
+    assert (raw.y_mean, raw.y_std) == (0.0, 1.0)
+    assert raw.x_train.std() < 0.1  # as scikit-learn scales it, not to unit deviation
 
 
 def test_shift_moves_images_and_fills_with_the_edge():
