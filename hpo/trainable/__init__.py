@@ -1,6 +1,24 @@
-"""The reusable PyTorch trainable: config, data, models and loops; runs with or without Ray."""
+"""The reusable PyTorch trainable: config, data, models and loops; runs with or without Ray.
 
-from hpo.trainable.config import TrainableConfig
+Only the torch-free parts are imported here (the CLI's validation reads them); the loops
+live in `hpo.trainable.loop` (`Trainer`, `fit`) and import torch.
+"""
+
+from hpo.trainable.config import FINAL_KEY, TrainableConfig, reported_metrics
 from hpo.trainable.data import DATASETS, Dataset, Task, load_dataset
+from hpo.trainable.models import MODELS
+from hpo.trainable.optim import OPTIMIZERS
+from hpo.trainable.schedules import LR_SCHEDULERS
 
-__all__ = ["DATASETS", "Dataset", "Task", "TrainableConfig", "load_dataset"]
+__all__ = [
+    "DATASETS",
+    "FINAL_KEY",
+    "LR_SCHEDULERS",
+    "MODELS",
+    "OPTIMIZERS",
+    "Dataset",
+    "Task",
+    "TrainableConfig",
+    "load_dataset",
+    "reported_metrics",
+]

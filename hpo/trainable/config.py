@@ -1,54 +1,225 @@
 """The trainable's config: what one trial trains, as typed, frozen sections.
 
-A spec's `data`, `model`, `optimizer` and `training` sections are this config; the search
-space writes into it by dotted key. The trainable validates its config again on entry, so
-it can be run and tested without Ray or a spec.
+A spec's `data`, `augment`, `model`, `optimizer`, `lr_scheduler`, `training`,
+`early_stopping` and `checkpoint` sections are this config; the search space writes into it
+by dotted key. The trainable validates its config again on entry, so it can be run and
+tested without Ray or a spec.
+
+This module imports neither torch nor Ray: `hpo validate` reads it, and must stay fast.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from hpo.options import Options
-from hpo.trainable.data import DATASETS, Task
+from hpo.trainable.data import DATASETS, Task, dataset_task
+from hpo.trainable.models import MODELS
+from hpo.trainable.optim import OPTIMIZERS
+from hpo.trainable.schedules import LR_SCHEDULERS
+from hpo.trainable.user_code import check_reference, is_reference
 
-# Set on the last result of a trial that ran to its end (Ray marks results `done` also when
-# its scheduler stops a trial, so "completed" and "pruned" cannot be told apart otherwise).
+# Set on the last result of a trial that ended by itself (all its epochs, or an early stop).
+# Ray marks results `done` also when its scheduler stops a trial, so "completed" and
+# "pruned" cannot be told apart otherwise.
 FINAL_KEY = "trial_finished"
 
 
+def _registered(kind: str, name: str, names: Any, *, reference: bool = False) -> str:
+    """Accept a registered name (or, where allowed, a `module:function` reference)."""
+    if reference and is_reference(name):
+        return check_reference(name)
+    if name not in names:
+        extra = ", or 'package.module:function' for your own" if reference else ""
+        raise ValueError(f"unknown {kind} {name!r}; available: {', '.join(sorted(names))}{extra}")
+    return name
+
+
 class DataConfig(Options):
-    name: str = Field("digits", description="a built-in dataset")
+    """Which data, and how it is split. The kind-specific keys apply to their kind only."""
+
+    name: str = Field(
+        "digits", description="a built-in dataset, 'file', or 'package.module:function'"
+    )
     val_fraction: float = Field(0.2, gt=0, lt=1, description="share held out for validation")
+    test_fraction: float = Field(
+        0.0, ge=0, lt=1, description="share held out for the final test (0: no test split)"
+    )
+    standardize: bool = Field(True, description="scale features with training statistics")
+    # files and user functions
+    task: Task | None = Field(None, description="classification or regression (files, user)")
+    path: str | None = Field(None, description="a .csv, .parquet or .npz file (name: file)")
+    target: str | None = Field(None, description="the target column of a CSV/Parquet file")
+    input_shape: list[int] | None = Field(
+        None, description="reshape each row to this shape, e.g. [1, 28, 28] for a cnn"
+    )
+    # synthetic data (name: classification | regression)
+    n_samples: int = Field(1000, ge=10)
+    n_features: int = Field(20, ge=1)
+    n_informative: int | None = Field(None, ge=1, description="default: half the features")
+    n_classes: int = Field(2, ge=2, description="classification only")
+    noise: float = Field(0.0, ge=0, description="regression only: std of the target noise")
+    # Which random dataset: fixed apart from the experiment's seed, which moves the split only.
+    data_seed: int = Field(0, description="the generator's seed")
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        if name not in DATASETS:
-            raise ValueError(f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}")
-        return name
+        return _registered("dataset", name, DATASETS, reference=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataConfig:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"val_fraction + test_fraction must be below 1 to leave training data, "
+                f"but got {self.val_fraction} + {self.test_fraction}"
+            )
+        used = DATASETS[self.name].options if self.name in DATASETS else _USER_OPTIONS
+        # Judged by value, not by which keys were given: a dumped config repeats every key.
+        changed = {
+            n for n in _KIND_OPTIONS if getattr(self, n) != DataConfig.model_fields[n].default
+        }
+        stray = sorted(changed - used)
+        if stray:
+            raise ValueError(
+                f"{', '.join(stray)} do(es) not apply to dataset {self.name!r}"
+                + (f"; it reads: {', '.join(sorted(used))}" if used else "")
+            )
+        needed = {"task"} if self.name not in DATASETS or self.name == "file" else set()
+        needed |= {"path"} if self.name == "file" else set()
+        missing = sorted(n for n in needed if getattr(self, n) is None)
+        if missing:
+            raise ValueError(f"dataset {self.name!r} needs {', '.join(missing)}")
+        return self
+
+
+# Keys that only some kinds of dataset read (the registry says which).
+_KIND_OPTIONS = frozenset(
+    {"task", "path", "target", "input_shape", "n_samples", "n_features", "n_informative"}
+    | {"n_classes", "noise", "data_seed"}
+)
+_USER_OPTIONS = frozenset({"task", "input_shape"})
+
+
+class AugmentConfig(Options):
+    """Training-time augmentation, drawn afresh for every batch (validation is never augmented)."""
+
+    noise_std: float = Field(0.0, ge=0, description="Gaussian noise added to standardised inputs")
+    max_shift: int = Field(
+        0, ge=0, description="random shifts of image-shaped inputs, up to this many pixels"
+    )
 
 
 class ModelConfig(Options):
-    name: Literal["mlp"] = "mlp"
+    """The network. `mlp` and `cnn` are built in; `params` is free for a user's own model."""
+
+    name: str = Field("mlp", description="mlp, cnn, or 'package.module:function'")
     hidden_size: int = Field(64, ge=1, description="units in each hidden layer")
     num_layers: int = Field(2, ge=0, description="hidden layers (0 gives a linear model)")
+    hidden_sizes: list[int] | None = Field(
+        None, description="explicit widths, one per hidden layer (overrides the two above)"
+    )
     activation: Literal["relu", "gelu", "tanh", "silu"] = "relu"
     dropout: float = Field(0.0, ge=0, lt=1)
+    batch_norm: bool = False
+    # cnn
+    channels: int = Field(32, ge=1, description="cnn: channels of the first block")
+    num_blocks: int = Field(2, ge=1, description="cnn: conv blocks, each doubling the channels")
+    kernel_size: int = Field(3, ge=1, description="cnn: odd kernel size")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="a user model's own parameters"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return _registered("model", name, MODELS, reference=True)
+
+    @field_validator("hidden_sizes")
+    @classmethod
+    def _positive(cls, sizes: list[int] | None) -> list[int] | None:
+        if sizes is not None and any(size < 1 for size in sizes):
+            raise ValueError(f"every hidden size must be at least 1, but got {sizes}")
+        return sizes
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd(cls, size: int) -> int:
+        if size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd to keep the image size, but got {size}")
+        return size
 
 
 class OptimizerConfig(Options):
-    name: Literal["sgd", "adam", "adamw"] = "adam"
+    name: str = Field("adam", description="sgd, adam, adamw or rmsprop")
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    momentum: float = Field(0.0, ge=0, lt=1, description="used by sgd only")
+    momentum: float = Field(0.0, ge=0, lt=1, description="sgd and rmsprop")
+    nesterov: bool = Field(False, description="sgd, with momentum > 0")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return _registered("optimizer", name, OPTIMIZERS)
+
+    @model_validator(mode="after")
+    def _nesterov(self) -> OptimizerConfig:
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise ValueError(
+                f"nesterov needs name: sgd and momentum > 0, "
+                f"but got name={self.name!r}, momentum={self.momentum}"
+            )
+        return self
+
+
+class LRSchedulerConfig(Options):
+    """How the learning rate changes over training (Ray's trial scheduler is `scheduler`)."""
+
+    name: str = Field("none", description="none, step, cosine, plateau, onecycle or warmup_cosine")
+    step_size: int = Field(10, ge=1, description="step: epochs between decays")
+    gamma: float = Field(0.1, gt=0, le=1, description="step: decay factor")
+    factor: float = Field(0.1, gt=0, lt=1, description="plateau: decay factor")
+    patience: int = Field(5, ge=0, description="plateau: epochs without improvement")
+    min_lr: float = Field(0.0, ge=0, description="cosine, warmup_cosine, plateau: floor")
+    warmup_epochs: float = Field(1.0, ge=0, description="warmup_cosine: linear warmup length")
+    pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: share spent warming up")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return _registered("LR scheduler", name, LR_SCHEDULERS)
 
 
 class TrainingConfig(Options):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=1)
+    accumulate_batches: int = Field(
+        1, ge=1, description="batches whose gradients add up to one optimizer step"
+    )
+    grad_clip_norm: float | None = Field(None, gt=0, description="clip the gradient's norm")
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto", description="auto: bf16 (else fp16) on CUDA, fp32 on CPU"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA if present")
+
+
+class EarlyStoppingConfig(Options):
+    """Stop a trial whose monitored metric (the config's `metric`) stopped improving."""
+
+    patience: int | None = Field(
+        None, ge=1, description="epochs without improvement before stopping (default: never)"
+    )
+    min_delta: float = Field(0.0, ge=0, description="smaller changes do not count as improving")
+
+
+class CheckpointConfig(Options):
+    every: int = Field(
+        0,
+        ge=0,
+        description="save a checkpoint every this many epochs and at the last (0: never)",
+    )
 
 
 class TrainableSections(Options):
@@ -58,16 +229,38 @@ class TrainableSections(Options):
     """
 
     data: DataConfig = DataConfig()
+    augment: AugmentConfig = AugmentConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
+    lr_scheduler: LRSchedulerConfig = LRSchedulerConfig()
     training: TrainingConfig = TrainingConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
 
 
 class TrainableConfig(TrainableSections):
     """Everything one trial needs to train."""
 
-    # The experiment's seed: fixes the data split for every trial, so trials are comparable.
+    # The experiment's seed: fixes the data split for every trial, so trials are comparable,
+    # and (with the rest of the config) each trial's own seed.
     seed: int = 0
+    # The spec's metric and mode: what early stopping and the plateau LR scheduler watch.
+    metric: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+
+    @model_validator(mode="after")
+    def _metric_is_reported(self) -> TrainableConfig:
+        reported = reported_metrics(self.data)
+        if self.metric not in reported:
+            raise ValueError(
+                f"the trainable does not report {self.metric!r} for dataset "
+                f"{self.data.name!r}; choose one of: {', '.join(reported)}"
+            )
+        return self
+
+
+CLASSIFICATION_METRICS = ("val_accuracy", "val_f1", "val_precision", "val_recall")
+REGRESSION_METRICS = ("val_mse", "val_mae", "val_r2")
 
 
 def reported_metrics(data: DataConfig) -> list[str]:
@@ -75,5 +268,9 @@ def reported_metrics(data: DataConfig) -> list[str]:
 
     Known before any data is loaded, so that a spec naming another metric is rejected early.
     """
-    names = ["epoch", "train_loss", "val_loss", "epoch_time_s"]
-    return [*names, "val_accuracy"] if DATASETS[data.name].task is Task.CLASSIFICATION else names
+    names = ["epoch", "train_loss", "val_loss", "lr", "grad_norm", "epoch_time_s"]
+    task = dataset_task(data)
+    return [
+        *names,
+        *(CLASSIFICATION_METRICS if task is Task.CLASSIFICATION else REGRESSION_METRICS),
+    ]

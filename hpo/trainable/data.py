@@ -1,17 +1,21 @@
-"""Datasets by name, and the split every trial trains on.
+"""Datasets by name, and the splits every trial trains, validates and tests on.
 
 The raw arrays are loaded once per experiment (in the driver) and shared with trials
-through Ray's object store; each trial only splits and standardises them.
+through Ray's object store; each trial only splits and standardises them. This module
+imports neither torch nor Ray: the spec's validation reads its registry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from hpo.trainable.user_code import is_reference, load_callable
 
 if TYPE_CHECKING:
     from hpo.trainable.config import DataConfig
@@ -24,11 +28,27 @@ class Task(str, Enum):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Features and targets of a whole dataset, before any split."""
+    """Features and targets of a whole dataset, before any split.
+
+    `x` is kept flat, one row per sample; `input_shape` is the shape a model sees for one
+    sample (`(features,)` for tables, `(channels, height, width)` for images).
+    """
 
     x: np.ndarray  # float32, shape (n, features)
-    y: np.ndarray  # int64 class labels or float32 targets
+    y: np.ndarray  # int64 class labels 0..k-1, or float32 targets
     task: Task
+    input_shape: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.input_shape:
+            object.__setattr__(self, "input_shape", (self.x.shape[1],))
+        if int(np.prod(self.input_shape)) != self.x.shape[1]:
+            raise ValueError(
+                f"input_shape {list(self.input_shape)} holds {int(np.prod(self.input_shape))} "
+                f"values, but each sample has {self.x.shape[1]} features"
+            )
+        if len(self.x) != len(self.y):
+            raise ValueError(f"x has {len(self.x)} rows but y has {len(self.y)}")
 
     @property
     def num_outputs(self) -> int:
@@ -41,55 +61,222 @@ class Splits:
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    # Regression targets are standardised too (the loss is then well scaled for any units);
+    # predictions are mapped back with these before metrics are computed.
+    y_mean: float = 0.0
+    y_std: float = 1.0
 
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A registered dataset: its task is known before loading, so specs can be checked early."""
+    """A registered dataset.
 
-    task: Task
-    load: Callable[[], Dataset]
+    Attributes:
+        task: known before loading, so specs can be checked early (None: the config says).
+        load: builds the arrays from the data config.
+        options: the kind-specific config keys this dataset reads (others are rejected).
+    """
+
+    task: Task | None
+    load: Callable[[DataConfig], Dataset]
+    options: frozenset[str] = frozenset()
 
 
-def _sklearn(loader_name: str, task: Task) -> DatasetEntry:
-    def load() -> Dataset:
+def make_dataset(x: Any, y: Any, task: Task, input_shape: Any = None) -> Dataset:
+    """Arrays in any numeric form to a `Dataset`: flat float32 rows, encoded labels.
+
+    Samples with more than one dimension keep their shape as `input_shape` (a 2-D sample is
+    one channel: `(1, height, width)`). Class labels of any type are encoded as 0..k-1.
+    """
+    x = np.asarray(x)
+    y = np.asarray(y)
+    shape = tuple(input_shape) if input_shape else tuple(x.shape[1:])
+    if len(shape) == 2:
+        shape = (1, *shape)
+    x = x.reshape(len(x), -1).astype(np.float32)
+    if task is Task.CLASSIFICATION:
+        y = np.unique(y, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    else:
+        y = y.reshape(len(y)).astype(np.float32)
+    return Dataset(x, y, task, shape)
+
+
+def _sklearn(loader_name: str, task: Task, input_shape: tuple[int, ...] = ()) -> DatasetEntry:
+    def load(cfg: DataConfig) -> Dataset:
         import sklearn.datasets
 
         x, y = getattr(sklearn.datasets, loader_name)(return_X_y=True)
-        y = y.astype(np.int64) if task is Task.CLASSIFICATION else y.astype(np.float32)
-        return Dataset(x.astype(np.float32), y, task)
+        return make_dataset(x, y, task, input_shape)
 
     return DatasetEntry(task, load)
 
 
+def _synthetic(task: Task) -> DatasetEntry:
+    def load(cfg: DataConfig) -> Dataset:
+        import sklearn.datasets
+
+        informative = cfg.n_informative or max(1, cfg.n_features // 2)
+        if informative > cfg.n_features:
+            raise ValueError(
+                f"n_informative ({informative}) cannot exceed n_features ({cfg.n_features})"
+            )
+        if task is Task.CLASSIFICATION:
+            x, y = sklearn.datasets.make_classification(
+                n_samples=cfg.n_samples,
+                n_features=cfg.n_features,
+                n_informative=informative,
+                n_redundant=0,
+                n_classes=cfg.n_classes,
+                random_state=cfg.data_seed,
+            )
+        else:
+            x, y = sklearn.datasets.make_regression(
+                n_samples=cfg.n_samples,
+                n_features=cfg.n_features,
+                n_informative=informative,
+                noise=cfg.noise,
+                random_state=cfg.data_seed,
+            )
+        return make_dataset(x, y, task)
+
+    options = {"n_samples", "n_features", "n_informative", "data_seed"}
+    options |= {"n_classes"} if task is Task.CLASSIFICATION else {"noise"}
+    return DatasetEntry(task, load, frozenset(options))
+
+
+def _file(cfg: DataConfig) -> Dataset:
+    path = Path(cfg.path or "")
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {str(path)!r} not found (from {Path.cwd()})")
+    suffix = path.suffix.lower()
+    assert cfg.task is not None  # DataConfig requires it for files
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as arrays:
+            missing = {"x", "y"} - set(arrays.files)
+            if missing:
+                raise ValueError(
+                    f"{path} lacks the array(s) {sorted(missing)} (has {arrays.files})"
+                )
+            return make_dataset(arrays["x"], arrays["y"], cfg.task, cfg.input_shape)
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise ValueError(f"unsupported data file {path.name!r}; use .csv, .parquet or .npz")
+    import pandas as pd
+
+    frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    if cfg.target not in frame.columns:
+        raise ValueError(
+            f"target column {cfg.target!r} is not in {path.name}; columns: {', '.join(map(str, frame.columns))}"
+        )
+    features = frame.drop(columns=[cfg.target])
+    non_numeric = [c for c in features.columns if not np.issubdtype(features[c].dtype, np.number)]
+    if non_numeric:
+        raise ValueError(f"feature columns must be numeric; not numeric: {non_numeric}")
+    return make_dataset(
+        features.to_numpy(), frame[cfg.target].to_numpy(), cfg.task, cfg.input_shape
+    )
+
+
+def _user(cfg: DataConfig) -> Dataset:
+    assert cfg.task is not None  # DataConfig requires it for user functions
+    loaded = load_callable(cfg.name)()
+    if isinstance(loaded, Dataset):
+        return loaded
+    if not (isinstance(loaded, tuple) and len(loaded) == 2):
+        raise TypeError(f"{cfg.name} must return a tuple (x, y) of arrays, got {type(loaded)}")
+    return make_dataset(*loaded, cfg.task, cfg.input_shape)
+
+
 # name -> dataset; the spec's `data.name` is checked against these keys.
 DATASETS: dict[str, DatasetEntry] = {
-    "digits": _sklearn("load_digits", Task.CLASSIFICATION),
+    # The 8x8 digits are images: a cnn sees them as one channel of 8x8 pixels.
+    "digits": _sklearn("load_digits", Task.CLASSIFICATION, (1, 8, 8)),
     "iris": _sklearn("load_iris", Task.CLASSIFICATION),
     "wine": _sklearn("load_wine", Task.CLASSIFICATION),
     "breast_cancer": _sklearn("load_breast_cancer", Task.CLASSIFICATION),
     "diabetes": _sklearn("load_diabetes", Task.REGRESSION),
+    "classification": _synthetic(Task.CLASSIFICATION),
+    "regression": _synthetic(Task.REGRESSION),
+    "file": DatasetEntry(None, _file, frozenset({"task", "path", "target", "input_shape"})),
 }
+
+
+def dataset_task(data: DataConfig) -> Task:
+    """The task of the configured data, known without loading it."""
+    entry = DATASETS.get(data.name)
+    task = entry.task if entry is not None else None
+    return task or Task(data.task)
 
 
 def load_dataset(data: DataConfig) -> Dataset:
     """Load the configured dataset (once per experiment, in the driver)."""
-    return DATASETS[data.name].load()
+    if is_reference(data.name):
+        return _user(data)
+    return DATASETS[data.name].load(data)
 
 
-def split(dataset: Dataset, val_fraction: float, seed: int) -> Splits:
-    """A train/validation split (stratified for classification), standardised on train only."""
+def split(
+    dataset: Dataset,
+    val_fraction: float,
+    seed: int,
+    *,
+    test_fraction: float = 0.0,
+    standardize: bool = True,
+) -> Splits:
+    """Train/validation(/test) splits, stratified for classification, standardised on train only.
+
+    Images are standardised with one mean and deviation per channel, so that a shifted
+    image still has the same background; tables with one per feature.
+    """
     from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
 
     stratify = dataset.y if dataset.task is Task.CLASSIFICATION else None
+    x, y = dataset.x, dataset.y
+    x_test = y_test = None
+    if test_fraction > 0:
+        x, x_test, y, y_test = train_test_split(
+            x, y, test_size=test_fraction, random_state=seed, stratify=stratify
+        )
+        stratify = y if dataset.task is Task.CLASSIFICATION else None
+    # The validation share is of the whole dataset, so adding a test split keeps it the same.
     x_train, x_val, y_train, y_val = train_test_split(
-        dataset.x, dataset.y, test_size=val_fraction, random_state=seed, stratify=stratify
+        x, y, test_size=val_fraction / (1 - test_fraction), random_state=seed, stratify=stratify
     )
-    scaler = StandardScaler().fit(x_train)  # fitted on train only: no leak from validation
+    y_mean, y_std = 0.0, 1.0
+    if standardize:  # fitted on train only: no leak from validation or test
+        mean, std = _statistics(x_train, dataset.input_shape)
+        x_train, x_val = (x_train - mean) / std, (x_val - mean) / std
+        x_test = None if x_test is None else (x_test - mean) / std
+        if dataset.task is Task.REGRESSION:
+            y_mean, y_std = float(y_train.mean()), float(y_train.std()) or 1.0
+            y_train, y_val = (y_train - y_mean) / y_std, (y_val - y_mean) / y_std
+            y_test = None if y_test is None else (y_test - y_mean) / y_std
     return Splits(
-        scaler.transform(x_train).astype(np.float32),
-        y_train,
-        scaler.transform(x_val).astype(np.float32),
-        y_val,
+        x_train=_float32(x_train),
+        y_train=_targets(y_train),
+        x_val=_float32(x_val),
+        y_val=_targets(y_val),
+        x_test=None if x_test is None else _float32(x_test),
+        y_test=None if y_test is None else _targets(y_test),
+        y_mean=y_mean,
+        y_std=y_std,
     )
+
+
+def _float32(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _targets(y: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(y, dtype=np.int64 if y.dtype.kind in "iu" else np.float32)
+
+
+def _statistics(x: np.ndarray, input_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    if len(input_shape) == 3:
+        channels = x.reshape(len(x), input_shape[0], -1)
+        mean = np.repeat(channels.mean(axis=(0, 2)), channels.shape[2])
+        std = np.repeat(channels.std(axis=(0, 2)), channels.shape[2])
+    else:
+        mean, std = x.mean(axis=0), x.std(axis=0)
+    return mean, np.where(std > 0, std, 1.0)  # constant features stay as they are, centred

@@ -1,35 +1,38 @@
-"""Models by name: each builder takes the model config and the data's shape."""
+"""Models by name: each builder is `builder(config, input_shape, output_dim) -> nn.Module`.
+
+The registry holds references rather than functions so that the config module can check a
+model's name without importing torch; a user's own model is a reference of the same form
+and has the same signature.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from torch import nn
+from hpo.trainable.user_code import load_callable
 
-from hpo.trainable.config import ModelConfig
+if TYPE_CHECKING:
+    from torch import nn
 
-_ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "tanh": nn.Tanh,
-    "silu": nn.SiLU,
+    from hpo.trainable.config import ModelConfig
+
+# name -> `module:function`; the spec's `model.name` is checked against these keys.
+MODELS: dict[str, str] = {
+    "mlp": "hpo.trainable.nets:mlp",
+    "cnn": "hpo.trainable.nets:cnn",
 }
 
 
-def mlp(cfg: ModelConfig, num_features: int, num_outputs: int) -> nn.Module:
-    layers: list[nn.Module] = []
-    width = num_features
-    for _ in range(cfg.num_layers):
-        layers += [nn.Linear(width, cfg.hidden_size), _ACTIVATIONS[cfg.activation]()]
-        if cfg.dropout > 0:
-            layers.append(nn.Dropout(cfg.dropout))
-        width = cfg.hidden_size
-    layers.append(nn.Linear(width, num_outputs))
-    return nn.Sequential(*layers)
+def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], output_dim: int) -> nn.Module:
+    """Build the configured model for samples of `input_shape` and `output_dim` outputs.
 
+    Raises:
+        TypeError: a user's function did not return an `nn.Module`.
+    """
+    from torch import nn
 
-MODELS: dict[str, Callable[[ModelConfig, int, int], nn.Module]] = {"mlp": mlp}
-
-
-def build_model(cfg: ModelConfig, num_features: int, num_outputs: int) -> nn.Module:
-    return MODELS[cfg.name](cfg, num_features, num_outputs)
+    reference = MODELS.get(cfg.name, cfg.name)  # a registered name, else the user's own
+    model = load_callable(reference)(cfg, tuple(input_shape), output_dim)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model {cfg.name!r} returned {type(model).__name__}, not an nn.Module")
+    return model

@@ -1,0 +1,137 @@
+"""Learning-rate schedulers by name, stepped per optimizer step or per epoch as each needs.
+
+torch is imported inside the builders, so that the config module can read the registry's
+names without importing torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from hpo.trainable.config import LRSchedulerConfig
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a scheduler needs to know of the training ahead of it."""
+
+    epochs: int
+    steps_per_epoch: int  # optimizer steps, after gradient accumulation
+    mode: str  # "min" or "max": the monitored metric's direction (plateau)
+
+
+class LRSchedule:
+    """One LR scheduler and when to step it; `none` is a schedule that never changes."""
+
+    def __init__(self, scheduler: Any = None, *, per_step: bool = False, on_metric: bool = False):
+        self.scheduler = scheduler
+        self.per_step = per_step
+        self.on_metric = on_metric
+
+    def after_step(self) -> None:
+        """Called after every optimizer step."""
+        if self.scheduler is not None and self.per_step:
+            self.scheduler.step()
+
+    def after_epoch(self, monitored: float) -> None:
+        """Called after every epoch's validation, with the monitored metric's value."""
+        if self.scheduler is None or self.per_step:
+            return
+        if self.on_metric:
+            self.scheduler.step(monitored)
+        else:
+            self.scheduler.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.scheduler is None else self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state)
+
+
+Builder = Callable[["LRSchedulerConfig", "torch.optim.Optimizer", Plan], LRSchedule]
+
+
+def _none(cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan) -> LRSchedule:
+    return LRSchedule()
+
+
+def _step(cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan) -> LRSchedule:
+    from torch.optim.lr_scheduler import StepLR
+
+    return LRSchedule(StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma))
+
+
+def _cosine(cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan) -> LRSchedule:
+    from torch.optim.lr_scheduler import CosineAnnealingLR
+
+    return LRSchedule(CosineAnnealingLR(optimizer, T_max=plan.epochs, eta_min=cfg.min_lr))
+
+
+def _plateau(cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan) -> LRSchedule:
+    from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+    scheduler = ReduceLROnPlateau(
+        optimizer, mode=plan.mode, factor=cfg.factor, patience=cfg.patience, min_lr=cfg.min_lr
+    )
+    return LRSchedule(scheduler, on_metric=True)
+
+
+def _onecycle(cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan) -> LRSchedule:
+    from torch.optim.lr_scheduler import OneCycleLR
+
+    # The optimizer's lr is the peak, so searching `optimizer.lr` searches the peak.
+    peak = [group["lr"] for group in optimizer.param_groups]
+    scheduler = OneCycleLR(
+        optimizer,
+        max_lr=peak,
+        total_steps=plan.epochs * plan.steps_per_epoch,
+        pct_start=cfg.pct_start,
+    )
+    return LRSchedule(scheduler, per_step=True)
+
+
+def _warmup_cosine(
+    cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan
+) -> LRSchedule:
+    from torch.optim.lr_scheduler import LambdaLR
+
+    total = plan.epochs * plan.steps_per_epoch
+    warmup = min(total, round(cfg.warmup_epochs * plan.steps_per_epoch))
+    base = optimizer.param_groups[0]["lr"]
+    floor = min(cfg.min_lr / base, 1.0)
+
+    # A closure, not a callable object: LambdaLR then saves no function in its state, and
+    # the state loads with `weights_only=True`.
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return LRSchedule(LambdaLR(optimizer, factor), per_step=True)
+
+
+# name -> builder; the spec's `lr_scheduler.name` is checked against these keys.
+LR_SCHEDULERS: dict[str, Builder] = {
+    "none": _none,
+    "step": _step,
+    "cosine": _cosine,
+    "plateau": _plateau,
+    "onecycle": _onecycle,
+    "warmup_cosine": _warmup_cosine,
+}
+
+
+def build_lr_schedule(
+    cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan
+) -> LRSchedule:
+    """The configured LR schedule for `optimizer` over the training `plan`."""
+    return LR_SCHEDULERS[cfg.name](cfg, optimizer, plan)
