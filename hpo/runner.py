@@ -103,6 +103,25 @@ _TUNE_ENVIRONMENT = {
 }
 
 
+def _trackers(spec: Spec, experiment_dir: Path) -> list[Any]:
+    """The tracking callbacks the spec asks for."""
+    trackers: list[Any] = []
+    if spec.tracking.tensorboard:
+        from hpo.tracking import TensorBoardTracker
+        from hpo.trainable.config import reported_metrics
+
+        trackers.append(
+            TensorBoardTracker(
+                experiment_dir / "tensorboard",
+                spec.search_space(),
+                spec.metric,
+                spec.mode.value,
+                reported_metrics(spec.data),
+            )
+        )
+    return trackers
+
+
 @contextmanager
 def _environment(defaults: dict[str, str]) -> Iterator[None]:
     """Set environment variables that are not set yet, and unset them afterwards."""
@@ -200,6 +219,7 @@ def _tune(
                 callbacks=[
                     StoreRecorder(store, experiment_id, space, spec.metric, spec.mode.value),
                     TrialLines(console, spec.metric, spec.mode.value, spec.num_trials()),
+                    *_trackers(spec, storage_path / name),
                     *callbacks,
                 ],
             ),

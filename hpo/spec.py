@@ -55,6 +55,15 @@ class Resources(Options):
     gpu: float = Field(0, ge=0)
 
 
+class Tracking(Options):
+    """Where trials are tracked besides the store."""
+
+    tensorboard: bool = Field(
+        True,
+        description="one TensorBoard run per trial and an HParams table, under the experiment's folder",
+    )
+
+
 class Spec(TrainableSections):
     """A whole spec: the trainable's sections (its base config; `space` keys are dotted paths
     into them), and what to search, how, for how long, and where to keep the results."""
@@ -69,6 +78,7 @@ class Spec(TrainableSections):
     budget: Budget = Budget()
     resources: Resources = Resources()
     store: str | None = Field(None, description="SQLAlchemy URL or path of the results store")
+    tracking: Tracking = Tracking()
 
     @field_validator("name")
     @classmethod

@@ -189,3 +189,38 @@ def test_a_conditional_space_stores_only_active_parameters(searcher: str):
         trials["params.optimizer.momentum"].isna().tolist()
         == (trials["params.optimizer.name"] != "sgd").tolist()
     )
+
+
+def test_tensorboard_gets_one_run_per_trial_and_an_hparams_table(workdir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    spec = tiny_spec(name="tb", budget={"num_samples": 2})
+    experiment = hpo.run(spec)
+    logdir = workdir / "hpo-results" / "tb" / "tensorboard"
+
+    def plugin_data(path) -> dict:
+        events = EventAccumulator(str(path))
+        events.Reload()
+        contents = events.PluginTagToContent("hparams")
+        return {
+            tag: plugin_data_pb2.HParamsPluginData.FromString(data)
+            for tag, data in contents.items()
+        }, events
+
+    root, _ = plugin_data(logdir)
+    hparams = {info.name: info for info in root["_hparams_/experiment"].experiment.hparam_infos}
+    assert set(hparams) == {"optimizer.lr", "model.hidden_size"}
+    assert hparams["optimizer.lr"].domain_interval.max_value == pytest.approx(3e-2)
+    runs = sorted(p for p in logdir.iterdir() if p.is_dir())
+    assert [p.name for p in runs] == ["trial_00000", "trial_00001"]
+    for number, run in enumerate(runs):
+        data, events = plugin_data(run)
+        params = experiment.trials().set_index("number").loc[number]
+        start = data["_hparams_/session_start_info"].session_start_info
+        assert start.hparams["model.hidden_size"].number_value == params["params.model.hidden_size"]
+        assert "_hparams_/session_end_info" in data
+        assert len(events.Scalars("val_accuracy")) == spec["training"]["epochs"]
+        assert events.Scalars("best/val_accuracy")[-1].value == pytest.approx(
+            params["best.val_accuracy"]
+        )

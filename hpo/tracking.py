@@ -1,0 +1,177 @@
+"""TensorBoard tracking, written by the driver: one run per trial, and a real HParams table.
+
+Under `<results>/<experiment>/tensorboard/`: the experiment's HParams config (every searched
+parameter with its real domain, every metric as final and best) at the root, and one run
+folder per trial with its scalars per epoch, its hparams at its start (so running trials
+appear at once), and its final and best metrics when it ends. This avoids
+`SummaryWriter.add_hparams`, which makes a separate run per call.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.result import TRAINING_ITERATION
+
+from hpo.metrics import better, metric_mode
+from hpo.recording import finished_by_itself, reported_metrics
+from hpo.space import CategoricalDist, ConstantDist, FloatDist, IntDist, Space
+
+# The metrics the trainable reports that make sense as HParams columns.
+_NOT_METRICS = {"epoch", "epoch_time_s", "time_total_s", "lr", "grad_norm"}
+
+
+def _plugin_summary(tag: str, **data: Any) -> Any:
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+    content = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, **data)
+    plugin = SummaryMetadata.PluginData(
+        plugin_name=metadata.PLUGIN_NAME, content=content.SerializeToString()
+    )
+    return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
+
+
+def _value(value: Any) -> Any:
+    from google.protobuf import struct_pb2
+
+    if isinstance(value, bool):
+        return struct_pb2.Value(bool_value=value)
+    if isinstance(value, int | float):
+        return struct_pb2.Value(number_value=float(value))
+    return struct_pb2.Value(string_value=str(value))
+
+
+def _hparam_info(key: str, dist: Any) -> Any:
+    from google.protobuf import struct_pb2
+    from tensorboard.plugins.hparams import api_pb2
+
+    if isinstance(dist, FloatDist | IntDist) and dist.step in (None, 1):
+        return api_pb2.HParamInfo(
+            name=key,
+            type=api_pb2.DataType.Value("DATA_TYPE_FLOAT64"),
+            domain_interval=api_pb2.Interval(min_value=float(dist.low), max_value=float(dist.high)),
+        )
+    values = dist.points() or []
+    if isinstance(dist, CategoricalDist | ConstantDist) and any(isinstance(v, str) for v in values):
+        kind = "DATA_TYPE_STRING"
+    elif all(isinstance(v, bool) for v in values):
+        kind = "DATA_TYPE_BOOL"
+    else:
+        kind = "DATA_TYPE_FLOAT64"
+    return api_pb2.HParamInfo(
+        name=key,
+        type=api_pb2.DataType.Value(kind),
+        domain_discrete=struct_pb2.ListValue(values=[_value(v) for v in values]),
+    )
+
+
+class TensorBoardTracker(Callback):
+    """Writes each trial's metrics and hparams for TensorBoard's scalars and HParams dashboards."""
+
+    def __init__(self, logdir: Path, space: Space, metric: str, mode: str, metric_names: list[str]):
+        self.logdir = Path(logdir)
+        self.space = space
+        self.metric = metric
+        self.mode = mode
+        self.metric_names = [m for m in metric_names if m not in _NOT_METRICS]
+        self._writers: dict[str, Any] = {}
+        self._best: dict[str, dict[str, float]] = {}
+
+    # Ray pickles callbacks with the experiment's state; open writers are not picklable.
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_writers": {}}
+
+    def setup(self, **info: Any) -> None:
+        from tensorboard.plugins.hparams import api_pb2, metadata
+
+        metrics = [f"{kind}/{name}" for name in self.metric_names for kind in ("final", "best")]
+        experiment = api_pb2.Experiment(
+            hparam_infos=[_hparam_info(key, dist) for key, dist in self.space.dists.items()],
+            metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in metrics],
+        )
+        with self._writer_at(self.logdir) as root:
+            root._get_file_writer().add_summary(
+                _plugin_summary(metadata.EXPERIMENT_TAG, experiment=experiment)
+            )
+
+    def _writer_at(self, path: Path) -> Any:
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(log_dir=str(path), flush_secs=5)
+
+    def _writer(self, trial: Any, trials: list) -> Any:
+        writer = self._writers.get(trial.trial_id)
+        if writer is None:
+            number = trials.index(trial)
+            writer = self._writers[trial.trial_id] = self._writer_at(
+                self.logdir / f"trial_{number:05d}"
+            )
+        return writer
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+        params = self.space.params_of(trial.config)
+        start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+        for key, value in params.items():
+            start.hparams[key].CopyFrom(_value(value))
+        writer = self._writer(trial, trials)
+        writer._get_file_writer().add_summary(
+            _plugin_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start)
+        )
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        writer = self._writer(trial, trials)
+        step = int(result[TRAINING_ITERATION])
+        best = self._best.setdefault(trial.trial_id, {})
+        for name, value in reported_metrics(result).items():
+            writer.add_scalar(name, value, step)
+            mode = metric_mode(name, self.metric, self.mode)
+            if (
+                mode
+                and math.isfinite(value)
+                and (name not in best or better(value, best[name], mode))
+            ):
+                best[name] = value
+
+    def _end(self, trial: Any, trials: list, status: str) -> None:
+        from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+        writer = self._writer(trial, trials)
+        result = trial.last_result or {}
+        step = int(result.get(TRAINING_ITERATION, 0))
+        final = reported_metrics(result)
+        for name in self.metric_names:
+            if name in final:
+                writer.add_scalar(f"final/{name}", final[name], step)
+            if name in self._best.get(trial.trial_id, {}):
+                writer.add_scalar(f"best/{name}", self._best[trial.trial_id][name], step)
+        end = plugin_data_pb2.SessionEndInfo(
+            status=api_pb2.Status.Value(status), end_time_secs=time.time()
+        )
+        writer._get_file_writer().add_summary(
+            _plugin_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end)
+        )
+        writer.close()
+        self._writers.pop(trial.trial_id, None)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # TensorBoard has no "pruned": a pruned trial ended early on purpose, not by failing.
+        self._end(
+            trial, trials, "STATUS_SUCCESS" if finished_by_itself(trial) else "STATUS_ABORTED"
+        )
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial, trials, "STATUS_FAILURE")
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
