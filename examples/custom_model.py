@@ -14,7 +14,11 @@ SPEC = {
     "metric": "val_accuracy",
     "mode": "max",
     "data": {"name": "digits", "test_fraction": 0.2},
-    "model": {"name": "my_models:residual_mlp", "dropout": 0.1, "params": {"width": 64}},
+    "model": {
+        "name": "my_models:residual_mlp",
+        "dropout": 0.1,
+        "params": {"width": 64, "blocks": 2},
+    },
     "optimizer": {"name": "adamw", "lr": 3e-3},
     "lr_scheduler": {"name": "warmup_cosine", "warmup_epochs": 1},
     "training": {"epochs": 10, "batch_size": 64},
