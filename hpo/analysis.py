@@ -10,6 +10,7 @@ import pandas as pd
 from hpo.errors import UsageError
 from hpo.metrics import metric_mode
 from hpo.store import Store, TrialStatus, resolve_url
+from hpo.trainable.config import TrainableSections
 
 # The columns of a trial's row that `trials()` shows as they are (the JSON ones are spread).
 _TRIAL_COLUMNS = (
@@ -101,7 +102,9 @@ class Experiment:
                 f"experiment {self.name!r} has no trial that finished without an error"
             )
         config = self.config(top.iloc[0]["trial_id"])
-        sections = {key: value for key, value in config.items() if key != "seed"}
+        sections = {
+            key: value for key, value in config.items() if key in TrainableSections.model_fields
+        }
         return {
             "name": f"{self.name}-best",
             "metric": self.metric,

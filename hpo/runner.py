@@ -77,12 +77,14 @@ def execute(
 
     status = ExperimentStatus.FAILED
     try:
-        _tune(spec, name, experiment_id, store, storage_path, console, callbacks)
+        dataset = _tune(spec, name, experiment_id, store, storage_path, console, callbacks)
         experiment = Experiment(name, store)
         finished = experiment.trials()["status"].isin(
             [TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value]
         )
         status = ExperimentStatus.COMPLETED if finished.any() else ExperimentStatus.FAILED
+        if finished.any() and spec.data.test_fraction > 0:
+            _evaluate_best_on_test(experiment, dataset, console)
     except KeyboardInterrupt:
         status = ExperimentStatus.INTERRUPTED
         raise
@@ -136,22 +138,28 @@ def _environment(defaults: dict[str, str]) -> Iterator[None]:
 
 @contextmanager
 def _ray_logs_to(path: Path) -> Iterator[None]:
-    """Send Ray's log records (trial tracebacks included) to a file instead of the terminal.
+    """Send Ray's log records (trial tracebacks included), and those of hpo's own callbacks,
+    to a file in the experiment's folder instead of the terminal.
 
     The store keeps each failed trial's error, and the summary shows it; the terminal shows
     hpo's own progress only.
     """
-    logger = logging.getLogger("ray")
+    # hpo hands Ray's variant generator whole configurations over a base that holds every
+    # searched key; Ray warns about each such value, which says nothing to a reader.
+    logging.getLogger("ray.tune.search.variant_generator").setLevel(logging.ERROR)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    saved = (logger.handlers, logger.propagate, logger.level)
-    logger.handlers, logger.propagate = [handler], False
-    logger.setLevel(logging.WARNING)
+    loggers = [logging.getLogger(name) for name in ("ray", "hpo")]
+    saved = [(logger.handlers, logger.propagate, logger.level) for logger in loggers]
+    for logger in loggers:
+        logger.handlers, logger.propagate = [handler], False
+        logger.setLevel(logging.WARNING)
     try:
         yield
     finally:
-        logger.handlers, logger.propagate = saved[0], saved[1]
-        logger.setLevel(saved[2])
+        for logger, (handlers, propagate, level) in zip(loggers, saved, strict=True):
+            logger.handlers, logger.propagate = handlers, propagate
+            logger.setLevel(level)
         handler.close()
 
 
@@ -169,7 +177,8 @@ def _tune(
     storage_path: Path,
     console: Console,
     callbacks: Sequence[Any],
-) -> None:
+) -> Any:
+    """Run the search on Ray Tune; returns the dataset it loaded (for the test evaluation)."""
     import ray
     from ray import tune
 
@@ -211,11 +220,19 @@ def _tune(
                 # Trials have equal resources, so one actor can run trial after trial
                 # instead of paying an actor start (about a second) per trial.
                 reuse_actors=True,
+                trial_dirname_creator=_trial_dirname,
             ),
             run_config=tune.RunConfig(
                 name=name,
                 storage_path=str(storage_path),
                 verbose=0,
+                # Checkpoints exist only at the spec's cadence (`checkpoint.every`); each
+                # trial keeps its best few by the spec's metric.
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=spec.checkpoint.keep,
+                    checkpoint_score_attribute=spec.metric,
+                    checkpoint_score_order=spec.mode.value,
+                ),
                 callbacks=[
                     StoreRecorder(store, experiment_id, space, spec.metric, spec.mode.value),
                     TrialLines(console, spec.metric, spec.mode.value, spec.num_trials()),
@@ -231,3 +248,34 @@ def _tune(
     finally:
         if started_ray:
             ray.shutdown()
+    return dataset
+
+
+def _trial_dirname(trial: Any) -> str:
+    """Short trial folders: Ray's default name repeats every constant of the config."""
+    return f"trial_{trial.trial_id}"
+
+
+def _evaluate_best_on_test(experiment: Experiment, dataset: Any, console: Console) -> None:
+    """Evaluate the best trial once on the held-out test split and store its metrics.
+
+    From its last checkpoint where it has one; otherwise the trial is trained again to the
+    same epoch, which gives the same weights (trials are seeded by their config).
+    """
+    from hpo.trainable.checkpoint import load_checkpoint
+    from hpo.trainable.loop import Trainer
+
+    best = experiment.best(1).iloc[0]
+    trainer = Trainer(experiment.config(best["trial_id"]), dataset)
+    checkpoint = best["checkpoint_path"]
+    if isinstance(checkpoint, str) and Path(checkpoint).is_dir():
+        trainer.load_state_dict(load_checkpoint(checkpoint))
+    else:
+        for metrics in trainer.run():
+            if metrics["epoch"] >= best["iterations"]:
+                break
+    metrics = trainer.test()
+    experiment.store.set_test_metrics(experiment.row["id"], best["trial_id"], metrics)
+    experiment.row = experiment.store.experiment(experiment.name)
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+    console.print(f"Best trial {best['number']} on the test split: {shown}", highlight=False)

@@ -10,6 +10,7 @@ what makes `--dry-run` show exactly the trials a run will start.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -17,7 +18,7 @@ import numpy as np
 from pydantic import BeforeValidator, Field
 
 from hpo.options import Options, by_name
-from hpo.space import Space, nest
+from hpo.space import Space, get_path, nest, set_path
 
 
 class _Searcher(Options):
@@ -48,6 +49,18 @@ def _presets(points: list[dict[str, Any]], seed: int) -> Any:
     return BasicVariantGenerator(points_to_evaluate=[nest(p) for p in points], random_state=seed)
 
 
+def _with_every_key(base: dict[str, Any], space: Space) -> dict[str, Any]:
+    """The base config with a value at every searched key: Ray merges a preset point only into
+    keys the base has (a free-form section such as `model.params` may start empty)."""
+    config = copy.deepcopy(base)
+    for key, dist in space.dists.items():
+        try:
+            get_path(config, key)
+        except (KeyError, TypeError):
+            set_path(config, key, dist.extremes()[0])
+    return config
+
+
 class GridSearcher(_Searcher):
     """Every point of the grid, once (a conditional parameter only under its parents' values)."""
 
@@ -55,7 +68,7 @@ class GridSearcher(_Searcher):
     needs_grid: ClassVar[bool] = True
 
     def build(self, space, base, *, metric, mode, seed, num_samples):
-        return _presets(list(space.grid()), seed), base
+        return _presets(list(space.grid()), seed), _with_every_key(base, space)
 
     def preview(self, space, *, seed, n):
         return list(itertools.islice(space.grid(), n))
@@ -67,7 +80,9 @@ class RandomSearcher(_Searcher):
     name: Literal["random"]
 
     def build(self, space, base, *, metric, mode, seed, num_samples):
-        return _presets(self.preview(space, seed=seed, n=num_samples), seed), base
+        return _presets(self.preview(space, seed=seed, n=num_samples), seed), _with_every_key(
+            base, space
+        )
 
     def preview(self, space, *, seed, n):
         rng = np.random.default_rng(seed)

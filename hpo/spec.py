@@ -93,7 +93,8 @@ class Spec(TrainableSections):
     def base_config(self) -> dict[str, Any]:
         """The trainable's config before any parameter is searched."""
         sections = self.model_dump(mode="json", include=set(TrainableSections.model_fields))
-        return {**sections, "seed": self.seed}
+        # Early stopping and the plateau LR scheduler watch the spec's metric.
+        return {**sections, "seed": self.seed, "metric": self.metric, "mode": self.mode.value}
 
     def search_space(self) -> Space:
         return Space(self.space)
@@ -413,23 +414,36 @@ def _check_space_keys(spec: Spec) -> list[tuple[KeyPath, str]]:
     """Check every searched key against the trainable's config, at the ends of its range."""
     issues = []
     base = spec.base_config()
+    # Errors of the base config alone are reported at their own keys (the metric, say).
+    known = {(e["loc"], e["type"]) for e in _config_errors(base)}
     for key, dist in spec.space.items():
         for value in dist.extremes():
             config = _plain(base)
             try:
                 set_path(config, key, value)
-                TrainableConfig.model_validate(config)
-            except (ValidationError, TypeError, AttributeError) as exc:
+            except (TypeError, AttributeError) as exc:
                 issues.append((("space", key), _space_key_message(key, value, exc)))
+                break
+            errors = [e for e in _config_errors(config) if (e["loc"], e["type"]) not in known]
+            if errors:
+                issues.append((("space", key), _space_key_message(key, value, errors[0])))
                 break
     return issues
 
 
-def _space_key_message(key: str, value: Any, exc: Exception) -> str:
-    sections = ", ".join(TrainableConfig.model_fields)
-    if not isinstance(exc, ValidationError):
+def _config_errors(config: dict[str, Any]) -> list[Any]:
+    try:
+        TrainableConfig.model_validate(config)
+    except ValidationError as exc:
+        return exc.errors()
+    return []
+
+
+def _space_key_message(key: str, value: Any, err: Exception | dict[str, Any]) -> str:
+    """Why a value at a space key does not fit the config: a pydantic error, or a bad path."""
+    if isinstance(err, Exception):
+        sections = ", ".join(TrainableSections.model_fields)
         return f"not a dotted path into the trainable's config (sections: {sections})"
-    err = exc.errors()[0]
     if err["type"] == "extra_forbidden":
         return (
             f"{'.'.join(map(str, err['loc']))} is not a key of the trainable's config; "

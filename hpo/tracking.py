@@ -9,8 +9,11 @@ appear at once), and its final and best metrics when it ends. This avoids
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +21,10 @@ from ray.tune import Callback
 from ray.tune.result import TRAINING_ITERATION
 
 from hpo.metrics import better, metric_mode
-from hpo.recording import finished_by_itself, reported_metrics
+from hpo.recording import reported_metrics
 from hpo.space import CategoricalDist, ConstantDist, FloatDist, IntDist, Space
+
+logger = logging.getLogger(__name__)
 
 # The metrics the trainable reports that make sense as HParams columns.
 _NOT_METRICS = {"epoch", "epoch_time_s", "time_total_s", "lr", "grad_norm"}
@@ -70,8 +75,27 @@ def _hparam_info(key: str, dist: Any) -> Any:
     )
 
 
+def _never_fails_a_trial(method: Callable[..., None]) -> Callable[..., None]:
+    """Ray fails a trial whose callback raises; tracking is not worth a trial. A tracker that
+    fails logs why (to the experiment's ray.log) and stops tracking."""
+
+    @functools.wraps(method)
+    def guarded(self: TensorBoardTracker, *args: Any, **kwargs: Any) -> None:
+        if self.broken:
+            return
+        try:
+            method(self, *args, **kwargs)
+        except Exception:
+            self.broken = True
+            logger.exception("TensorBoard tracking stopped")
+
+    return guarded
+
+
 class TensorBoardTracker(Callback):
     """Writes each trial's metrics and hparams for TensorBoard's scalars and HParams dashboards."""
+
+    broken = False
 
     def __init__(self, logdir: Path, space: Space, metric: str, mode: str, metric_names: list[str]):
         self.logdir = Path(logdir)
@@ -86,6 +110,7 @@ class TensorBoardTracker(Callback):
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_writers": {}}
 
+    @_never_fails_a_trial
     def setup(self, **info: Any) -> None:
         from tensorboard.plugins.hparams import api_pb2, metadata
 
@@ -113,6 +138,7 @@ class TensorBoardTracker(Callback):
             )
         return writer
 
+    @_never_fails_a_trial
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         from tensorboard.plugins.hparams import metadata, plugin_data_pb2
 
@@ -125,6 +151,7 @@ class TensorBoardTracker(Callback):
             _plugin_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start)
         )
 
+    @_never_fails_a_trial
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
@@ -162,15 +189,16 @@ class TensorBoardTracker(Callback):
         writer.close()
         self._writers.pop(trial.trial_id, None)
 
+    @_never_fails_a_trial
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # TensorBoard has no "pruned": a pruned trial ended early on purpose, not by failing.
-        self._end(
-            trial, trials, "STATUS_SUCCESS" if finished_by_itself(trial) else "STATUS_ABORTED"
-        )
+        self._end(trial, trials, "STATUS_SUCCESS")
 
+    @_never_fails_a_trial
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._end(trial, trials, "STATUS_FAILURE")
 
+    @_never_fails_a_trial
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         for writer in self._writers.values():
             writer.close()

@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from hpo.cli import cli
+from hpo.trainable.config import TrainableSections
 from tests.conftest import SEARCH_SPACES, tiny_spec
 
 
@@ -87,7 +88,13 @@ def test_run_then_ls_show_and_best(workdir: Path):
     best = invoke("best", "cli-run")
     assert best.exit_code == 0
     best_spec = yaml.safe_load(best.output)
-    assert {"data", "model", "optimizer", "training", "seed", "budget"} <= set(best_spec)
+    assert set(TrainableSections.model_fields) | {
+        "seed",
+        "budget",
+        "metric",
+        "mode",
+        "name",
+    } == set(best_spec)
     (workdir / "best.yaml").write_text(best.output)
     assert invoke("validate", str(workdir / "best.yaml")).exit_code == 0  # runs alone
     assert json.loads(invoke("best", "cli-run", "-f", "json").output) == best_spec

@@ -224,3 +224,20 @@ def test_tensorboard_gets_one_run_per_trial_and_an_hparams_table(workdir):
         assert events.Scalars("best/val_accuracy")[-1].value == pytest.approx(
             params["best.val_accuracy"]
         )
+
+
+@pytest.mark.parametrize("every", [0, 2])
+def test_the_best_trial_is_evaluated_on_the_test_split(every: int):
+    """From its checkpoint where it has one, else trained again to the same epoch."""
+    spec = tiny_spec(
+        name=f"test-split-{every}",
+        data={"name": "digits", "val_fraction": 0.2, "test_fraction": 0.2},
+        checkpoint={"every": every},
+        budget={"num_samples": 2},
+    )
+    experiment = hpo.run(spec)
+    test = experiment.row["test_metrics"]
+    assert {"test_loss", "test_accuracy"} <= set(test) and 0.5 < test["test_accuracy"] <= 1.0
+    best = experiment.best(1).iloc[0]
+    assert best["test.test_accuracy"] == test["test_accuracy"]
+    assert (best["checkpoint_path"] is not None) == (every > 0)

@@ -220,6 +220,9 @@ class CheckpointConfig(Options):
         ge=0,
         description="save a checkpoint every this many epochs and at the last (0: never)",
     )
+    keep: int = Field(
+        1, ge=1, description="checkpoints each trial keeps, the best by the spec's metric"
+    )
 
 
 class TrainableSections(Options):
