@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -113,6 +114,12 @@ class Experiment:
             **sections,
             "budget": {"num_samples": 1},
         }
+
+    def report(self, path: str | Path) -> Path:
+        """Write a self-contained HTML report of the search to `path` (see `hpo.report`)."""
+        from hpo.report import write_html  # matplotlib loads only when a report is asked for
+
+        return write_html(self, path)
 
     def config(self, trial: str | int) -> dict[str, Any]:
         """The full config of a trial, by trial id or number."""

@@ -209,6 +209,10 @@ def show(
         console.print(
             f"[red]trial {row['number']} failed:[/] {row['error']}", markup=True, highlight=False
         )
+    console.print(
+        f"Plots: hpo report {experiment.name}{f' --store {store}' if store else ''}"
+        f" -o {experiment.name}.html"
+    )
 
 
 @cli.command()
@@ -267,6 +271,39 @@ def export(
         console.print(f"Wrote {rows} rows to {output}")
     if not optuna_url and not output:
         raise UsageError("say where to export: -o FILE (.csv or .parquet) or --optuna URL")
+
+
+@cli.command()
+@click.argument("name")
+@store_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file to write [default: NAME.html, unless --png is given].",
+)
+@click.option(
+    "--png",
+    "png_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Also write each figure as DIR/<figure>.png.",
+)
+@debug_option
+def report(name: str, store: str | None, output: Path | None, png_dir: Path | None) -> None:
+    """Write one self-contained HTML file (it opens offline) that shows a search at a glance."""
+    from hpo.analysis import load
+    from hpo.report import write_html, write_png
+
+    experiment = load(name, resolve_url(store))
+    if output is None and png_dir is None:
+        output = Path(f"{experiment.name}.html")
+    if output is not None:
+        path = write_html(experiment, output)
+        console.print(f"Wrote {path} ({path.stat().st_size / 1024:.0f} kB)")
+    if png_dir is not None:
+        files = write_png(experiment, png_dir)
+        console.print(f"Wrote {len(files)} figures to {png_dir}/")
 
 
 def _trial_table(trials: Any, metric: str) -> Table:
@@ -355,6 +392,7 @@ def _print_summary(experiment: Any, store: str | None) -> None:
     console.print(
         f"Next: hpo show {experiment.name}{store_flag}   hpo best {experiment.name}{store_flag}"
     )
+    console.print(f"Plots: hpo report {experiment.name}{store_flag} -o {experiment.name}.html")
 
 
 def main() -> None:
