@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hpo.analysis import Experiment, compare, experiments, load
+    from hpo.custom import get_checkpoint, report, tune
     from hpo.errors import HpoError, RunFailed, SpecError
     from hpo.runner import run
     from hpo.spec import Spec, load_spec
@@ -22,6 +23,9 @@ _EXPORTS = {
     "RunFailed": "hpo.errors",
     "SpecError": "hpo.errors",
     "run": "hpo.runner",
+    "tune": "hpo.custom",
+    "report": "hpo.custom",
+    "get_checkpoint": "hpo.custom",
     "Spec": "hpo.spec",
     "load_spec": "hpo.spec",
 }
@@ -33,9 +37,12 @@ __all__ = [
     "SpecError",
     "compare",
     "experiments",
+    "get_checkpoint",
     "load",
     "load_spec",
+    "report",
     "run",
+    "tune",
 ]
 __version__ = "0.1.0"
 

@@ -15,8 +15,9 @@ from hpo.recording import finished_by_itself, trial_number
 class TrialLines(Callback):
     """Prints a line whenever a trial ends, with the best value so far."""
 
-    def __init__(self, console: Console, metric: str, mode: str, total: int):
+    def __init__(self, console: Console, metric: str, mode: str, total: int, pruned: set[str]):
         self.console = console
+        self.pruned = pruned
         self.metric = metric
         self.total = total
         self.mode = mode
@@ -54,7 +55,7 @@ class TrialLines(Callback):
         )
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        done = finished_by_itself(trial)
+        done = finished_by_itself(trial, self.pruned)
         self._line(trial, trials, "completed" if done else "pruned", "green" if done else "yellow")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -44,12 +44,14 @@ def trial_number(trial: Any, trials: list) -> int:
     return trials.index(trial)
 
 
-def finished_by_itself(trial: Any) -> bool:
+def finished_by_itself(trial: Any, pruned: set[str]) -> bool:
     """Whether a trial ended on its own rather than being stopped by the scheduler.
 
-    Ray marks the last result `done` in both cases, so the trainable says it itself.
+    Ray marks the last result `done` in both cases. hpo's trainable says it itself (its
+    last result's `FINAL_KEY`); for a user's function, the scheduler's record (`pruned`) tells.
     """
-    return bool((trial.last_result or {}).get(FINAL_KEY))
+    last = trial.last_result or {}
+    return bool(last[FINAL_KEY]) if FINAL_KEY in last else trial.trial_id not in pruned
 
 
 def reported_metrics(result: dict[str, Any]) -> dict[str, float]:
@@ -63,8 +65,17 @@ def reported_metrics(result: dict[str, Any]) -> dict[str, float]:
 class StoreRecorder(Callback):
     """Mirrors every trial's status, params and per-epoch metrics into the store."""
 
-    def __init__(self, store: Store, experiment_id: int, space: Space, metric: str, mode: str):
+    def __init__(
+        self,
+        store: Store,
+        experiment_id: int,
+        space: Space,
+        metric: str,
+        mode: str,
+        pruned: set[str],
+    ):
         self.store = store
+        self.pruned = pruned
         self.experiment_id = experiment_id
         self.space = space
         self.metric = metric
@@ -147,7 +158,9 @@ class StoreRecorder(Callback):
             self.flush()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        status = TrialStatus.COMPLETED if finished_by_itself(trial) else TrialStatus.PRUNED
+        status = (
+            TrialStatus.COMPLETED if finished_by_itself(trial, self.pruned) else TrialStatus.PRUNED
+        )
         self._stage(
             trial, status=status.value, ended_at=now(), checkpoint_path=_checkpoint_path(trial)
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from hpo.analysis import Experiment
-from hpo.errors import RunFailed
+from hpo.errors import RunFailed, SpecError, SpecIssue
 from hpo.spec import Spec, load_spec
 from hpo.store import ExperimentStatus, Store, TrialStatus, resolve_url
 
@@ -56,9 +56,16 @@ def execute(
     console: Console | None = None,
     results_dir: str | Path = DEFAULT_RESULTS_DIR,
     callbacks: Sequence[Any] = (),
+    function: Callable[..., Any] | None = None,
 ) -> Experiment:
-    """Run a validated spec on Ray Tune, recording into the store at `store_url`."""
+    """Run a validated spec on Ray Tune, recording into the store at `store_url`.
+
+    `function` is a user's training function given as an object (`hpo.tune`), which then
+    stands for the spec's `trainable` reference.
+    """
     console = console or Console()
+    if function is None and spec.trainable:
+        function = _user_function(spec)  # before anything is written or started
     store = Store(store_url)
     storage_path = Path(results_dir).resolve()
     spec_data = {**spec.model_dump(mode="json"), "num_trials": spec.num_trials()}
@@ -77,13 +84,15 @@ def execute(
 
     status = ExperimentStatus.FAILED
     try:
-        dataset = _tune(spec, name, experiment_id, store, storage_path, console, callbacks)
+        dataset = _tune(
+            spec, name, experiment_id, store, storage_path, console, callbacks, function
+        )
         experiment = Experiment(name, store)
         finished = experiment.trials()["status"].isin(
             [TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value]
         )
         status = ExperimentStatus.COMPLETED if finished.any() else ExperimentStatus.FAILED
-        if finished.any() and spec.data.test_fraction > 0:
+        if finished.any() and dataset is not None and spec.data.test_fraction > 0:
             _evaluate_best_on_test(experiment, dataset, console)
     except KeyboardInterrupt:
         status = ExperimentStatus.INTERRUPTED
@@ -118,7 +127,7 @@ def _trackers(spec: Spec, experiment_dir: Path) -> list[Any]:
                 spec.search_space(),
                 spec.metric,
                 spec.mode.value,
-                reported_metrics(spec.data),
+                [spec.metric] if spec.trainable else reported_metrics(spec.data),
             )
         )
     return trackers
@@ -177,6 +186,7 @@ def _tune(
     storage_path: Path,
     console: Console,
     callbacks: Sequence[Any],
+    function: Callable[..., Any] | None,
 ) -> Any:
     """Run the search on Ray Tune; returns the dataset it loaded (for the test evaluation)."""
     import ray
@@ -184,12 +194,10 @@ def _tune(
 
     from hpo.progress import TrialLines
     from hpo.recording import StoreRecorder
-    from hpo.trainable.data import load_dataset
-    from hpo.trainable.ray_trainable import tune_trainable
 
     space = spec.search_space()
-    # Loaded once, here; trials get it through the object store (`with_parameters`).
-    dataset = load_dataset(spec.data)
+    dataset, trainable = _trainable(spec, function)
+    pruned: set[str] = set()  # trials the scheduler stops early, as it decides
     started_ray = not ray.is_initialized()
     if started_ray:
         ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
@@ -203,8 +211,7 @@ def _tune(
             num_samples=spec.num_trials(),
         )
         trainable = tune.with_resources(
-            tune.with_parameters(tune_trainable, dataset=dataset),
-            {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+            trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
         )
         tuner = tune.Tuner(
             trainable,
@@ -213,7 +220,9 @@ def _tune(
                 metric=spec.metric,
                 mode=spec.mode.value,
                 search_alg=search_alg,
-                scheduler=spec.scheduler.build(epochs=spec.training.epochs),
+                scheduler=spec.scheduler.build(
+                    epochs=None if spec.trainable else spec.training.epochs, pruned=pruned
+                ),
                 num_samples=spec.num_trials(),
                 max_concurrent_trials=spec.budget.max_concurrent,
                 time_budget_s=spec.budget.time_budget_s,
@@ -234,8 +243,10 @@ def _tune(
                     checkpoint_score_order=spec.mode.value,
                 ),
                 callbacks=[
-                    StoreRecorder(store, experiment_id, space, spec.metric, spec.mode.value),
-                    TrialLines(console, spec.metric, spec.mode.value, spec.num_trials()),
+                    StoreRecorder(
+                        store, experiment_id, space, spec.metric, spec.mode.value, pruned
+                    ),
+                    TrialLines(console, spec.metric, spec.mode.value, spec.num_trials(), pruned),
                     *_trackers(spec, storage_path / name),
                     *callbacks,
                 ],
@@ -249,6 +260,39 @@ def _tune(
         if started_ray:
             ray.shutdown()
     return dataset
+
+
+def _trainable(spec: Spec, function: Callable[..., Any] | None) -> tuple[Any, Any]:
+    """The dataset (None for a user's function) and the function Ray runs for each trial.
+
+    Data and user functions reach the trials once, through Ray's object store
+    (`with_parameters`), not pickled into every trial.
+    """
+    from ray import tune
+
+    if function is None:
+        from hpo.trainable.data import load_dataset
+        from hpo.trainable.ray_trainable import tune_trainable
+
+        dataset = load_dataset(spec.data)  # loaded once, here, before Ray starts
+        return dataset, tune.with_parameters(tune_trainable, dataset=dataset)
+    from hpo.custom import run_user_function, shipped_by_value
+
+    return None, tune.with_parameters(
+        run_user_function, user_fn=shipped_by_value(function), seed=spec.seed
+    )
+
+
+def _user_function(spec: Spec) -> Callable[..., Any]:
+    """Import the spec's `trainable` reference, or say why it cannot be."""
+    from hpo.trainable.user_code import load_callable
+
+    try:
+        return load_callable(spec.trainable)
+    except (ImportError, TypeError, ValueError) as exc:
+        raise SpecError(
+            spec.name, [SpecIssue("trainable", f"cannot load {spec.trainable!r}: {exc}")]
+        ) from None
 
 
 def _trial_dirname(trial: Any) -> str:

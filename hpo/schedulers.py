@@ -13,8 +13,13 @@ from hpo.options import Options, by_name
 
 
 class _Scheduler(Options):
-    def build(self, *, epochs: int) -> Any:
-        """Ray's scheduler for trials of at most `epochs` epochs (one report per epoch)."""
+    def build(self, *, epochs: int | None, pruned: set[str]) -> Any:
+        """Ray's scheduler for trials of at most `epochs` epochs (one report per epoch).
+
+        Args:
+            epochs: the trials' length, where the spec knows it (not for a user's function).
+            pruned: filled with the ids of the trials the scheduler stops before their end.
+        """
         raise NotImplementedError
 
 
@@ -23,7 +28,7 @@ class FifoScheduler(_Scheduler):
 
     name: Literal["fifo"]
 
-    def build(self, *, epochs):
+    def build(self, *, epochs, pruned):
         from ray.tune.schedulers import FIFOScheduler
 
         return FIFOScheduler()
@@ -43,12 +48,21 @@ class AshaScheduler(_Scheduler):
         None, ge=1, description="epochs of the last rung (default: training.epochs)"
     )
 
-    def build(self, *, epochs):
-        from ray.tune.schedulers import ASHAScheduler
+    def build(self, *, epochs, pruned):
+        from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+        class RecordingASHA(ASHAScheduler):
+            """Ray's ASHA, noting which trials it stops before their last rung."""
+
+            def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+                decision = super().on_trial_result(tune_controller, trial, result)
+                if decision == TrialScheduler.STOP and result.get(self._time_attr, 0) < self._max_t:
+                    pruned.add(trial.trial_id)
+                return decision
 
         # Metric and mode come from TuneConfig. Iterations are epochs: the trainable reports
         # once per epoch.
-        return ASHAScheduler(
+        return RecordingASHA(
             time_attr="training_iteration",
             max_t=self.max_t or epochs,
             grace_period=self.grace_period,

@@ -77,6 +77,14 @@ class Spec(TrainableSections):
     scheduler: SchedulerSpec = FifoScheduler(name="fifo")
     budget: Budget = Budget()
     resources: Resources = Resources()
+    trainable: str | None = Field(
+        None,
+        description="'package.module:function' of your own training function (it calls "
+        "hpo.report each epoch); default: hpo's PyTorch trainable, configured by the sections above",
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="the base config your own `trainable` receives"
+    )
     store: str | None = Field(None, description="SQLAlchemy URL or path of the results store")
     tracking: Tracking = Tracking()
 
@@ -92,6 +100,8 @@ class Spec(TrainableSections):
 
     def base_config(self) -> dict[str, Any]:
         """The trainable's config before any parameter is searched."""
+        if self.trainable:
+            return _plain(self.config)
         sections = self.model_dump(mode="json", include=set(TrainableSections.model_fields))
         # Early stopping and the plateau LR scheduler watch the spec's metric.
         return {**sections, "seed": self.seed, "metric": self.metric, "mode": self.mode.value}
@@ -347,17 +357,7 @@ def _tag_of(model: type[BaseModel]) -> str | None:
 
 def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
     """Problems that span sections, each at the path of the key to change."""
-    issues: list[tuple[KeyPath, str]] = []
-    reported = reported_metrics(spec.data)
-    if spec.metric not in reported:
-        issues.append(
-            (
-                ("metric",),
-                f"the trainable does not report {spec.metric!r} for dataset {spec.data.name!r}; "
-                f"choose one of: {', '.join(reported)}",
-            )
-        )
-    issues += _check_space_keys(spec)
+    issues = _check_user_trainable(spec) if spec.trainable else _check_builtin_trainable(spec)
     space = spec.search_space()
     issues += [(("space", key, "when"), message) for key, message in space.problems]
     for key, dist in space.dists.items():
@@ -388,7 +388,7 @@ def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
                     f"remove budget.num_samples or set it to {size}",
                 )
             )
-    if isinstance(spec.scheduler, AshaScheduler):
+    if isinstance(spec.scheduler, AshaScheduler) and not spec.trainable:
         asha, epochs = spec.scheduler, spec.training.epochs
         max_t = asha.max_t or epochs
         if asha.max_t is not None and asha.max_t > epochs:
@@ -407,6 +407,55 @@ def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
                     f"set it to at most {max_t}",
                 )
             )
+    return issues
+
+
+def _check_builtin_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
+    """hpo's own trainable: the metric is one it reports, space keys are keys of its config."""
+    issues: list[tuple[KeyPath, str]] = []
+    reported = reported_metrics(spec.data)
+    if spec.metric not in reported:
+        issues.append(
+            (
+                ("metric",),
+                f"the trainable does not report {spec.metric!r} for dataset {spec.data.name!r}; "
+                f"choose one of: {', '.join(reported)}",
+            )
+        )
+    if spec.config:
+        issues.append(
+            (
+                ("config",),
+                "`config` is the base config of your own `trainable`; hpo's trainable is "
+                f"configured by its sections ({', '.join(TrainableSections.model_fields)})",
+            )
+        )
+    return issues + _check_space_keys(spec)
+
+
+def _check_user_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
+    """A user's function: its metrics and config keys are its own; its length must be told."""
+    issues: list[tuple[KeyPath, str]] = [
+        (
+            (section,),
+            f"`{section}` configures hpo's own trainable, not {spec.trainable}; put your "
+            "function's constants under `config`",
+        )
+        for section in TrainableSections.model_fields
+        if section in spec.model_fields_set
+    ]
+    if ":" not in spec.trainable:
+        issues.append(
+            (("trainable",), f"expected 'package.module:function', got {spec.trainable!r}")
+        )
+    if isinstance(spec.scheduler, AshaScheduler) and spec.scheduler.max_t is None:
+        issues.append(
+            (
+                ("scheduler", "max_t"),
+                "ASHA needs the length of a trial, which hpo cannot know for your own function; "
+                "set max_t to the number of times it reports",
+            )
+        )
     return issues
 
 
