@@ -11,7 +11,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from typing import Any, TypeVar
 
 # Read by Ray when it is imported; set here so that every script sets it before that.
@@ -66,6 +66,14 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+@contextmanager
+def stdout_discarded() -> Iterator[None]:
+    """Send a block's console output to /dev/null: Ray's default progress tables are part of
+    its default cost, but not of the printed results."""
+    with open(os.devnull, "w") as devnull, redirect_stdout(devnull):
+        yield
+
+
 def quiet_libraries() -> None:
     """Keep Optuna's and Ray's per-trial log lines out of the printed tables."""
     import optuna
@@ -114,6 +122,12 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
                 for i, (c, w) in enumerate(zip(row, widths, strict=True))
             )
         )
+
+
+def load_average() -> str:
+    """The machine's 1-minute load average, printed beside the numbers: above the core count,
+    other jobs were competing with the benchmark."""
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
 
 
 def verdict(ok: bool) -> str:

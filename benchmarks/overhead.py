@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,9 +30,11 @@ from _common import (
     MACHINE,
     RAY_FAST_ENVIRONMENT,
     environment,
+    load_average,
     local_ray,
     print_table,
     quiet_libraries,
+    stdout_discarded,
     verdict,
 )
 
@@ -65,15 +66,10 @@ def run_ray(num_trials: int, workdir: Path, *, fast: bool) -> float:
         tune_config=tune.TuneConfig(
             metric="score", mode="max", num_samples=num_trials, reuse_actors=fast
         ),
-        # Ray's default console output is part of its default cost; it goes to /dev/null.
         run_config=tune.RunConfig(storage_path=str(workdir), **({"verbose": 0} if fast else {})),
     )
     settings = RAY_FAST_ENVIRONMENT if fast else {}
-    with (
-        environment(settings),
-        open(os.devnull, "w") as devnull,
-        contextlib.redirect_stdout(devnull),
-    ):
+    with environment(settings), stdout_discarded():
         started = time.perf_counter()
         tuner.fit()
         return time.perf_counter() - started
@@ -144,7 +140,7 @@ def main() -> None:
         ("hpo spec, own trainable (1 epoch, 60 rows)", many, run_hpo_spec),
     ]
     rates: dict[str, float] = {}
-    print(f"Machine: {MACHINE}")
+    print(f"Machine: {MACHINE}; at the start: {load_average()}")
     with tempfile.TemporaryDirectory(prefix="hpo-bench-overhead-") as tmp, local_ray():
         for label, count, runner in runs:
             workdir = Path(tmp) / f"run-{len(rates)}"
@@ -177,6 +173,7 @@ def main() -> None:
     print(
         "\nRatio to goal: 1 or more meets it. Each row is one run; numbers from a shared, "
         "noisy machine."
+        f" At the end: {load_average()}."
     )
 
 

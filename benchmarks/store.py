@@ -31,6 +31,7 @@ from _common import (
     MACHINE,
     RAY_FAST_ENVIRONMENT,
     environment,
+    load_average,
     local_ray,
     print_table,
     quiet_libraries,
@@ -361,7 +362,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="hpo-bench-store-") as tmp:
         root = Path(tmp)
-        print(f"Machine: {MACHINE}")
+        print(f"Machine: {MACHINE}; at the start: {load_average()}")
 
         # 1. the callback alone
         written = callback_throughput(
@@ -487,6 +488,7 @@ def main() -> None:
         "\nRatio to goal: below 1 meets the goal (for 'trials': seconds over 1 s, then 10x over "
         "Optuna/hpo).\nhpo's results hold 8 metrics per iteration; Optuna's intermediate values "
         "1. Numbers from a shared, noisy machine."
+        f" At the end: {load_average()}."
     )
 
 
