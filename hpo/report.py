@@ -137,6 +137,8 @@ def _axis_positions(data: _Data, param: str, values: pd.Series) -> tuple[pd.Seri
     numbers = pd.to_numeric(values, errors="coerce").astype(float)
     if data.is_log(param):
         numbers = np.log10(numbers.where(numbers > 0))
+    if numbers.isna().all():  # a conditional parameter no finished trial used
+        return numbers, []
     low, high = numbers.min(), numbers.max()
     span = (high - low) or 1.0
     shown = [low, high] if not data.is_log(param) else [10**low, 10**high]
@@ -173,6 +175,7 @@ def _parallel(data: _Data) -> Figure:
     ax.set_yticks([])
     ax.grid(False)
     ax.set_xlim(-0.2, len(axes) - 0.4)
+    ax.set_ylim(-0.05, 1.05)  # the axes are normalised, whatever few values there are
     ax.set_title(f"parameters against best {data.metric} (brighter is better)", loc="left")
     fig.tight_layout()
     return fig
