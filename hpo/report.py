@@ -52,6 +52,7 @@ _COLORS = {
     TrialStatus.PENDING.value: "#bcbd22",
 }
 _FINISHED = (TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value)
+_INACTIVE = -0.15  # where parallel coordinates put a parameter a trial did not use
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
 _GEOMETRY = re.compile(r'\b(?:d|x|y|transform)="[^"]*"')
 _DECIMALS = re.compile(r"(\d\.\d\d)\d+")
@@ -163,19 +164,25 @@ def _parallel(data: _Data) -> Figure:
     quality = columns[-1] if data.maximize else 1 - columns[-1]
     cmap = colormaps["viridis"]
     # Best trials drawn last, so they stay on top.
+    inactive = np.isnan(ys)
+    # A conditional parameter a trial did not use sits in a slot below its axis, so that the
+    # trial's line stays whole.
+    ys = np.where(inactive, _INACTIVE, ys)
     for row in np.argsort(quality):
-        # A NaN (an inactive conditional parameter) breaks the line there.
         ax.plot(range(len(axes)), ys[row], color=cmap(quality[row]), alpha=0.8, lw=1.2)
     for i, names in enumerate(labels):
         ax.axvline(i, color="black", lw=0.8)
         positions = np.linspace(0, 1, len(names)) if len(names) > 2 else [0, 1]
         for position, name in zip(positions, names, strict=False):
             ax.text(i + 0.03, position, name, fontsize=7, va="center")
+        if inactive[:, i].any():
+            ax.text(i + 0.03, _INACTIVE, "(not used)", fontsize=7, va="center", color="gray")
     ax.set_xticks(range(len(axes)), axes, rotation=20, ha="right")
     ax.set_yticks([])
     ax.grid(False)
+    ax.spines[["left", "bottom"]].set_visible(False)
     ax.set_xlim(-0.2, len(axes) - 0.4)
-    ax.set_ylim(-0.05, 1.05)  # the axes are normalised, whatever few values there are
+    ax.set_ylim(_INACTIVE - 0.05, 1.05)  # the axes are normalised, whatever few values there are
     ax.set_title(f"parameters against best {data.metric} (brighter is better)", loc="left")
     fig.tight_layout()
     return fig
@@ -248,6 +255,7 @@ def _curves(data: _Data) -> Figure | None:
             ls="--" if pruned else "-",
             lw=2.4 if trial_id == best_id else 1,
             alpha=0.6 if pruned else 0.9,
+            marker="." if len(rows) == 1 else None,  # a one-epoch curve is a point
             # One legend entry per status: matplotlib hides labels that start with "_".
             label=state.lower() if state not in seen else "_",
         )
