@@ -57,11 +57,13 @@ def execute(
     results_dir: str | Path = DEFAULT_RESULTS_DIR,
     callbacks: Sequence[Any] = (),
     function: Callable[..., Any] | None = None,
+    live: bool = True,
 ) -> Experiment:
     """Run a validated spec on Ray Tune, recording into the store at `store_url`.
 
     `function` is a user's training function given as an object (`hpo.tune`), which then
-    stands for the spec's `trainable` reference.
+    stands for the spec's `trainable` reference. `live` shows the live progress view in a
+    terminal; otherwise (and off a terminal) a line per finished trial.
     """
     console = console or Console()
     if function is None and spec.trainable:
@@ -85,7 +87,7 @@ def execute(
     status = ExperimentStatus.FAILED
     try:
         dataset = _tune(
-            spec, name, experiment_id, store, storage_path, console, callbacks, function
+            spec, name, experiment_id, store, storage_path, console, callbacks, function, live
         )
         experiment = Experiment(name, store)
         finished = experiment.trials()["status"].isin(
@@ -187,17 +189,28 @@ def _tune(
     console: Console,
     callbacks: Sequence[Any],
     function: Callable[..., Any] | None,
+    live: bool,
 ) -> Any:
     """Run the search on Ray Tune; returns the dataset it loaded (for the test evaluation)."""
     import ray
     from ray import tune
 
-    from hpo.progress import TrialLines
+    from hpo.progress import progress_view
     from hpo.recording import StoreRecorder
 
     space = spec.search_space()
     dataset, trainable = _trainable(spec, function)
     pruned: set[str] = set()  # trials the scheduler stops early, as it decides
+    view = progress_view(
+        console,
+        live=live,
+        space=space,
+        metric=spec.metric,
+        mode=spec.mode.value,
+        total=spec.num_trials(),
+        pruned=pruned,
+        budget_s=spec.budget.time_budget_s,
+    )
     started_ray = not ray.is_initialized()
     if started_ray:
         ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
@@ -246,7 +259,7 @@ def _tune(
                     StoreRecorder(
                         store, experiment_id, space, spec.metric, spec.mode.value, pruned
                     ),
-                    TrialLines(console, spec.metric, spec.mode.value, spec.num_trials(), pruned),
+                    view,
                     *_trackers(spec, storage_path / name),
                     *callbacks,
                 ],
@@ -257,6 +270,7 @@ def _tune(
         with _ray_logs_to(log_dir / "ray.log"), _environment(_TUNE_ENVIRONMENT):
             tuner.fit()
     finally:
+        view.close()
         if started_ray:
             ray.shutdown()
     return dataset
