@@ -116,7 +116,17 @@ class Experiment:
         }
 
     def report(self, path: str | Path) -> Path:
-        """Write a self-contained HTML report of the search to `path` (see `hpo.report`)."""
+        """Write a self-contained HTML report of the search (see `hpo.report`).
+
+        Args:
+            path: the HTML file to write.
+
+        Returns:
+            The path written.
+
+        Raises:
+            UsageError: the file cannot be written there.
+        """
         from hpo.report import write_html  # matplotlib loads only when a report is asked for
 
         return write_html(self, path)

@@ -439,6 +439,10 @@ def html_page(experiment: Experiment) -> str:
 def write_html(experiment: Experiment, path: str | Path) -> Path:
     """Write the report to `path` (one self-contained HTML file) and return the path.
 
+    Args:
+        experiment: the experiment to report on.
+        path: the HTML file to write.
+
     Raises:
         UsageError: the file cannot be written there.
     """
@@ -453,6 +457,11 @@ def write_html(experiment: Experiment, path: str | Path) -> Path:
 
 def write_png(experiment: Experiment, directory: str | Path, dpi: int = 150) -> list[Path]:
     """Write each of the report's figures as `<directory>/<name>.png`; returns the files.
+
+    Args:
+        experiment: the experiment to draw.
+        directory: made if missing.
+        dpi: resolution of the PNG files.
 
     Raises:
         UsageError: the directory cannot be made or written.

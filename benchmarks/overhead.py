@@ -1,0 +1,184 @@
+"""Orchestration overhead: trivial trials per second through hpo and through bare Ray Tune.
+
+Every trial reports one number and ends, so the wall time is all bookkeeping: starting
+trials, passing results, the searcher, loggers, the store. In one run, on one local Ray:
+
+- bare Ray Tune as its docs show it (`Tuner(fn, param_space=..., num_samples=N)`), defaults;
+- bare Ray Tune at its fastest: actor reuse, no per-trial loggers, quiet console;
+- hpo through `hpo.tune(fn, ...)`: hpo's runner, store callback and progress view, with a
+  user function as the trainable (so the trial itself is as trivial as Ray's);
+- hpo through a spec with its own torch trainable: 1 epoch of a tiny MLP on 60 rows, which
+  adds the trainable's own start (torch, seeding, a model) to each trial.
+
+    python benchmarks/overhead.py            # 500 trials each (Ray defaults: 60)
+    python benchmarks/overhead.py --quick    # 150 trials each (Ray defaults: 20)
+
+Goal (issue 6): hpo at least 15x the trials per second of bare Ray Tune with its defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    MACHINE,
+    RAY_FAST_ENVIRONMENT,
+    environment,
+    local_ray,
+    print_table,
+    quiet_libraries,
+    verdict,
+)
+
+GOAL = 15.0
+
+
+def ray_trivial(config: dict[str, Any]) -> None:
+    """A Ray Tune trial that reports once."""
+    from ray import tune
+
+    tune.report({"score": config["x"]})
+
+
+def hpo_trivial(config: dict[str, Any]) -> None:
+    """The same trial for hpo's Python API."""
+    import hpo
+
+    hpo.report({"score": config["x"]})
+
+
+def run_ray(num_trials: int, workdir: Path, *, fast: bool) -> float:
+    """Wall time of `num_trials` trivial trials on bare Ray Tune; `fast` turns on its best
+    settings (what hpo sets for its own runs)."""
+    from ray import tune
+
+    tuner = tune.Tuner(
+        ray_trivial,
+        param_space={"x": tune.uniform(0, 1)},
+        tune_config=tune.TuneConfig(
+            metric="score", mode="max", num_samples=num_trials, reuse_actors=fast
+        ),
+        # Ray's default console output is part of its default cost; it goes to /dev/null.
+        run_config=tune.RunConfig(storage_path=str(workdir), **({"verbose": 0} if fast else {})),
+    )
+    settings = RAY_FAST_ENVIRONMENT if fast else {}
+    with (
+        environment(settings),
+        open(os.devnull, "w") as devnull,
+        contextlib.redirect_stdout(devnull),
+    ):
+        started = time.perf_counter()
+        tuner.fit()
+        return time.perf_counter() - started
+
+
+def run_hpo_function(num_trials: int, workdir: Path) -> float:
+    """Wall time of `hpo.tune` on the trivial function, store and all, defaults otherwise."""
+    from rich.console import Console
+
+    import hpo
+
+    # hpo writes its per-run folder under the working directory; keep it in `workdir`.
+    with contextlib.chdir(workdir):
+        started = time.perf_counter()
+        hpo.tune(
+            hpo_trivial,
+            space={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+            metric="score",
+            mode="max",
+            num_samples=num_trials,
+            store=f"sqlite:///{workdir / 'hpo.db'}",
+            console=Console(quiet=True),
+        )
+        return time.perf_counter() - started
+
+
+def run_hpo_spec(num_trials: int, workdir: Path) -> float:
+    """Wall time of a spec run with hpo's own trainable: 1 epoch of a tiny MLP per trial."""
+    from rich.console import Console
+
+    from hpo.runner import execute
+    from hpo.spec import load_spec
+
+    spec = load_spec(
+        {
+            "name": "overhead",
+            "metric": "val_accuracy",
+            "mode": "max",
+            "data": {"name": "classification", "n_samples": 60, "n_features": 4},
+            "model": {"name": "mlp", "hidden_size": 8, "num_layers": 1},
+            "training": {"epochs": 1, "batch_size": 64},
+            "space": {"optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
+            "searcher": {"name": "random"},
+            "budget": {"num_samples": num_trials},
+        }
+    )
+    started = time.perf_counter()
+    execute(
+        spec,
+        store_url=f"sqlite:///{workdir / 'hpo.db'}",
+        results_dir=workdir / "hpo-results",
+        console=Console(quiet=True),
+    )
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="150 trials each (a few minutes)")
+    args = parser.parse_args()
+    quiet_libraries()
+    many, few = (150, 20) if args.quick else (500, 60)
+
+    runs: list[tuple[str, int, Callable[[int, Path], float]]] = [
+        ("Ray Tune, defaults", few, lambda n, d: run_ray(n, d, fast=False)),
+        ("Ray Tune, best settings", many, lambda n, d: run_ray(n, d, fast=True)),
+        ("hpo.tune(fn): runner + store + progress", many, run_hpo_function),
+        ("hpo spec, own trainable (1 epoch, 60 rows)", many, run_hpo_spec),
+    ]
+    rates: dict[str, float] = {}
+    print(f"Machine: {MACHINE}")
+    with tempfile.TemporaryDirectory(prefix="hpo-bench-overhead-") as tmp, local_ray():
+        for label, count, runner in runs:
+            workdir = Path(tmp) / f"run-{len(rates)}"
+            workdir.mkdir()
+            elapsed = runner(count, workdir)
+            rates[label] = count / elapsed
+            print(f"  {label}: {count} trials in {elapsed:.1f} s", flush=True)
+
+    baseline = rates["Ray Tune, defaults"]
+    rows = []
+    for label, count, _ in runs:
+        ratio = rates[label] / baseline
+        is_hpo = label.startswith("hpo")
+        rows.append(
+            (
+                label,
+                count,
+                rates[label],
+                f"{ratio:.1f}x",
+                f">= {GOAL:.0f}x" if is_hpo else "",
+                f"{ratio / GOAL:.2f}" if is_hpo else "",
+                verdict(ratio >= GOAL) if is_hpo else "",
+            )
+        )
+    print_table(
+        "Trivial trials (one report each), 2 at a time on one local Ray with 2 CPUs",
+        ["", "trials", "trials/s", "x Ray defaults", "goal", "ratio to goal", ""],
+        rows,
+    )
+    print(
+        "\nRatio to goal: 1 or more meets it. Each row is one run; numbers from a shared, "
+        "noisy machine."
+    )
+
+
+if __name__ == "__main__":
+    main()
