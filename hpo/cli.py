@@ -305,7 +305,7 @@ def export(
 def report(name: str, store: str | None, output: Path | None, png_dir: Path | None) -> None:
     """Write one self-contained HTML file (it opens offline) that shows a search at a glance."""
     from hpo.analysis import load
-    from hpo.report import write_html, write_png
+    from hpo.html_report import write_html, write_png
 
     experiment = load(name, resolve_url(store))
     if output is None and png_dir is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -66,6 +67,11 @@ def execute(
     terminal; otherwise (and off a terminal) a line per finished trial.
     """
     console = console or Console()
+    if spec.tracking.mlflow is not None and importlib.util.find_spec("mlflow") is None:
+        issue = SpecIssue(
+            "tracking.mlflow", "MLflow is not installed: pip install 'hpo-orchestra[mlflow]'"
+        )
+        raise SpecError(spec.name, [issue])
     if function is None and spec.trainable:
         function = _user_function(spec)  # before anything is written or started
     store = Store(store_url)
@@ -116,20 +122,32 @@ _TUNE_ENVIRONMENT = {
 }
 
 
-def _trackers(spec: Spec, experiment_dir: Path) -> list[Any]:
+def _trackers(spec: Spec, name: str, experiment_dir: Path, pruned: set[str]) -> list[Any]:
     """The tracking callbacks the spec asks for."""
+    from hpo.tracking import MlflowTracker, TensorBoardTracker
+    from hpo.trainable.config import reported_metrics
+
     trackers: list[Any] = []
     if spec.tracking.tensorboard:
-        from hpo.tracking import TensorBoardTracker
-        from hpo.trainable.config import reported_metrics
-
+        metrics = [spec.metric] if spec.trainable else reported_metrics(spec.data)
         trackers.append(
             TensorBoardTracker(
                 experiment_dir / "tensorboard",
                 spec.search_space(),
                 spec.metric,
                 spec.mode.value,
-                [spec.metric] if spec.trainable else reported_metrics(spec.data),
+                metrics,
+            )
+        )
+    if spec.tracking.mlflow is not None:
+        mlflow = spec.tracking.mlflow
+        trackers.append(
+            MlflowTracker(
+                mlflow.tracking_uri,
+                mlflow.experiment_name or name,
+                name,
+                spec.search_space(),
+                pruned,
             )
         )
     return trackers
@@ -260,7 +278,7 @@ def _tune(
                         store, experiment_id, space, spec.metric, spec.mode.value, pruned
                     ),
                     view,
-                    *_trackers(spec, storage_path / name),
+                    *_trackers(spec, name, storage_path / name, pruned),
                     *callbacks,
                 ],
             ),
