@@ -116,7 +116,7 @@ class Experiment:
         }
 
     def report(self, path: str | Path) -> Path:
-        """Write a self-contained HTML report of the search (see `hpo.report`).
+        """Write a self-contained HTML report of the search (see `hpo.html_report`).
 
         Args:
             path: the HTML file to write.
@@ -127,7 +127,7 @@ class Experiment:
         Raises:
             UsageError: the file cannot be written there.
         """
-        from hpo.report import write_html  # matplotlib loads only when a report is asked for
+        from hpo.html_report import write_html  # matplotlib loads only when a report is asked for
 
         return write_html(self, path)
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hpo.errors import HpoError, SpecError, UsageError
+from hpo.space import nest
 from hpo.spec import Spec, load_spec
 from hpo.store import TrialStatus, resolve_url
 
@@ -82,9 +83,19 @@ def cli() -> None:
 @click.option(
     "--dry-run", is_flag=True, help="Show the resolved spec and the first trials; run nothing."
 )
+@click.option("-q", "--quiet", is_flag=True, help="No progress; only the result.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="A line per finished trial instead of the live view."
+)
 @debug_option
 def run(
-    spec_path: Path, overrides: tuple[str, ...], name: str | None, store: str | None, dry_run: bool
+    spec_path: Path,
+    overrides: tuple[str, ...],
+    name: str | None,
+    store: str | None,
+    dry_run: bool,
+    quiet: bool,
+    verbose: bool,
 ) -> None:
     """Run the search a spec describes."""
     # JSON is YAML: the name stays a string whatever it looks like.
@@ -95,8 +106,9 @@ def run(
         return
     from hpo.runner import execute
 
-    experiment = execute(spec, store_url=store_url, console=console)
-    _print_summary(experiment, store)
+    progress = Console(quiet=True) if quiet else console
+    experiment = execute(spec, store_url=store_url, console=progress, live=not verbose)
+    _print_summary(experiment, store, brief=quiet)
 
 
 @cli.command()
@@ -293,7 +305,7 @@ def export(
 def report(name: str, store: str | None, output: Path | None, png_dir: Path | None) -> None:
     """Write one self-contained HTML file (it opens offline) that shows a search at a glance."""
     from hpo.analysis import load
-    from hpo.report import write_html, write_png
+    from hpo.html_report import write_html, write_png
 
     experiment = load(name, resolve_url(store))
     if output is None and png_dir is None:
@@ -340,6 +352,11 @@ def _describe(spec: Spec) -> str:
     )
 
 
+def _plain_values(values: dict[str, Any]) -> dict[str, Any]:
+    """numpy scalars from a pandas row as Python values, which YAML can write."""
+    return {key: value.item() if hasattr(value, "item") else value for key, value in values.items()}
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -369,26 +386,51 @@ def _print_dry_run(spec: Spec, store_url: str) -> None:
     console.print(view)
 
 
-def _print_summary(experiment: Any, store: str | None) -> None:
+def _print_summary(experiment: Any, store: str | None, *, brief: bool = False) -> None:
+    """The end of a run: counts, the best trial (its config as ready-to-paste YAML), the top
+    five, failures with their reasons, where everything is, and what to run next."""
     trials = experiment.trials()
     counts = trials["status"].value_counts()
     console.print(
         f"\n[bold]{experiment.name}[/]: {len(trials)} trials: "
         + ", ".join(f"{n} {status.lower()}" for status, n in counts.items())
     )
-    top = experiment.best(1)
+    top = experiment.best(5)
     if not top.empty:
         row = top.iloc[0]
         console.print(
             f"Best trial {row['number']}: {experiment.metric} = {row[f'best.{experiment.metric}']:.4f}"
             f" ({row['status'].lower()} after {row['iterations']} epochs)"
         )
-        console.print("Best config:")
+        test = experiment.row.get("test_metrics")
+        if test:
+            console.print(
+                "On the test split: " + ", ".join(f"{k} {_fmt(v)}" for k, v in test.items())
+            )
+        if not brief:
+            params = {
+                k.removeprefix("params."): v
+                for k, v in row.items()
+                if k.startswith("params.") and v == v
+            }
+            console.print(
+                "Best config (its searched keys; `hpo best` prints a whole runnable spec):"
+            )
+            console.print(
+                yaml.safe_dump(nest(_plain_values(params)), sort_keys=False), markup=False
+            )
+            console.print("Top trials:")
+            console.print(_trial_table(top, experiment.metric))
+    failed = trials.dropna(subset=["error"])
+    for _, row in failed.head(5).iterrows():
+        console.print(f"[red]trial {row['number']} failed:[/] {row['error']}", highlight=False)
+    if len(failed) > 5:
         console.print(
-            yaml.safe_dump(experiment.config(row["trial_id"]), sort_keys=False), markup=False
+            f"... and {len(failed) - 5} more failed trials (hpo show {experiment.name} --status error)"
         )
     store_flag = f" --store {store}" if store else ""
-    console.print(f"Results: {experiment.store.url}")
+    folder = Path(experiment.row["storage_path"]) / experiment.name
+    console.print(f"Results: {experiment.store.url}; trial folders, checkpoints and logs: {folder}")
     console.print(
         f"Next: hpo show {experiment.name}{store_flag}   hpo best {experiment.name}{store_flag}"
     )

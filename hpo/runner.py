@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -57,13 +58,20 @@ def execute(
     results_dir: str | Path = DEFAULT_RESULTS_DIR,
     callbacks: Sequence[Any] = (),
     function: Callable[..., Any] | None = None,
+    live: bool = True,
 ) -> Experiment:
     """Run a validated spec on Ray Tune, recording into the store at `store_url`.
 
     `function` is a user's training function given as an object (`hpo.tune`), which then
-    stands for the spec's `trainable` reference.
+    stands for the spec's `trainable` reference. `live` shows the live progress view in a
+    terminal; otherwise (and off a terminal) a line per finished trial.
     """
     console = console or Console()
+    if spec.tracking.mlflow is not None and importlib.util.find_spec("mlflow") is None:
+        issue = SpecIssue(
+            "tracking.mlflow", "MLflow is not installed: pip install 'hpo-orchestra[mlflow]'"
+        )
+        raise SpecError(spec.name, [issue])
     if function is None and spec.trainable:
         function = _user_function(spec)  # before anything is written or started
     store = Store(store_url)
@@ -85,7 +93,7 @@ def execute(
     status = ExperimentStatus.FAILED
     try:
         dataset = _tune(
-            spec, name, experiment_id, store, storage_path, console, callbacks, function
+            spec, name, experiment_id, store, storage_path, console, callbacks, function, live
         )
         experiment = Experiment(name, store)
         finished = experiment.trials()["status"].isin(
@@ -114,20 +122,32 @@ _TUNE_ENVIRONMENT = {
 }
 
 
-def _trackers(spec: Spec, experiment_dir: Path) -> list[Any]:
+def _trackers(spec: Spec, name: str, experiment_dir: Path, pruned: set[str]) -> list[Any]:
     """The tracking callbacks the spec asks for."""
+    from hpo.tracking import MlflowTracker, TensorBoardTracker
+    from hpo.trainable.config import reported_metrics
+
     trackers: list[Any] = []
     if spec.tracking.tensorboard:
-        from hpo.tracking import TensorBoardTracker
-        from hpo.trainable.config import reported_metrics
-
+        metrics = [spec.metric] if spec.trainable else reported_metrics(spec.data)
         trackers.append(
             TensorBoardTracker(
                 experiment_dir / "tensorboard",
                 spec.search_space(),
                 spec.metric,
                 spec.mode.value,
-                [spec.metric] if spec.trainable else reported_metrics(spec.data),
+                metrics,
+            )
+        )
+    if spec.tracking.mlflow is not None:
+        mlflow = spec.tracking.mlflow
+        trackers.append(
+            MlflowTracker(
+                mlflow.tracking_uri,
+                mlflow.experiment_name or name,
+                name,
+                spec.search_space(),
+                pruned,
             )
         )
     return trackers
@@ -187,17 +207,28 @@ def _tune(
     console: Console,
     callbacks: Sequence[Any],
     function: Callable[..., Any] | None,
+    live: bool,
 ) -> Any:
     """Run the search on Ray Tune; returns the dataset it loaded (for the test evaluation)."""
     import ray
     from ray import tune
 
-    from hpo.progress import TrialLines
+    from hpo.progress import progress_view
     from hpo.recording import StoreRecorder
 
     space = spec.search_space()
     dataset, trainable = _trainable(spec, function)
     pruned: set[str] = set()  # trials the scheduler stops early, as it decides
+    view = progress_view(
+        console,
+        live=live,
+        space=space,
+        metric=spec.metric,
+        mode=spec.mode.value,
+        total=spec.num_trials(),
+        pruned=pruned,
+        budget_s=spec.budget.time_budget_s,
+    )
     started_ray = not ray.is_initialized()
     if started_ray:
         ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
@@ -246,8 +277,8 @@ def _tune(
                     StoreRecorder(
                         store, experiment_id, space, spec.metric, spec.mode.value, pruned
                     ),
-                    TrialLines(console, spec.metric, spec.mode.value, spec.num_trials(), pruned),
-                    *_trackers(spec, storage_path / name),
+                    view,
+                    *_trackers(spec, name, storage_path / name, pruned),
                     *callbacks,
                 ],
             ),
@@ -257,6 +288,7 @@ def _tune(
         with _ray_logs_to(log_dir / "ray.log"), _environment(_TUNE_ENVIRONMENT):
             tuner.fit()
     finally:
+        view.close()
         if started_ray:
             ray.shutdown()
     return dataset

@@ -55,6 +55,15 @@ class Resources(Options):
     gpu: float = Field(0, ge=0)
 
 
+class MlflowTracking(Options):
+    """One MLflow run per trial (needs the `mlflow` extra)."""
+
+    tracking_uri: str | None = Field(
+        None, description="default: MLflow's own (MLFLOW_TRACKING_URI)"
+    )
+    experiment_name: str | None = Field(None, description="default: the hpo experiment's name")
+
+
 class Tracking(Options):
     """Where trials are tracked besides the store."""
 
@@ -62,6 +71,7 @@ class Tracking(Options):
         True,
         description="one TensorBoard run per trial and an HParams table, under the experiment's folder",
     )
+    mlflow: MlflowTracking | None = None
 
 
 class Spec(TrainableSections):

@@ -1,4 +1,6 @@
-"""TensorBoard tracking, written by the driver: one run per trial, and a real HParams table.
+"""Tracking beside the store, written by the driver: TensorBoard, and MLflow as an option.
+
+TensorBoard: one run per trial, and a real HParams table.
 
 Under `<results>/<experiment>/tensorboard/`: the experiment's HParams config (every searched
 parameter with its real domain, every metric as final and best) at the root, and one run
@@ -80,14 +82,14 @@ def _never_fails_a_trial(method: Callable[..., None]) -> Callable[..., None]:
     fails logs why (to the experiment's ray.log) and stops tracking."""
 
     @functools.wraps(method)
-    def guarded(self: TensorBoardTracker, *args: Any, **kwargs: Any) -> None:
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> None:
         if self.broken:
             return
         try:
             method(self, *args, **kwargs)
         except Exception:
             self.broken = True
-            logger.exception("TensorBoard tracking stopped")
+            logger.exception("%s stopped tracking", type(self).__name__)
 
     return guarded
 
@@ -203,3 +205,94 @@ class TensorBoardTracker(Callback):
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+
+
+class MlflowTracker(Callback):
+    """One MLflow run per trial: its active params at its start, its metrics every epoch, and
+    its end (FINISHED, KILLED when pruned, FAILED), in the experiment `experiment_name`."""
+
+    broken = False
+
+    def __init__(
+        self,
+        tracking_uri: str | None,
+        experiment_name: str,
+        hpo_experiment: str,
+        space: Space,
+        pruned: set[str],
+    ):
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.hpo_experiment = hpo_experiment
+        self.space = space
+        self.pruned = pruned
+        self._runs: dict[str, str] = {}  # trial id -> MLflow run id
+        self._client: Any = None
+        self._experiment_id: str | None = None
+
+    # Ray pickles callbacks with the experiment's state; the client reconnects when needed.
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_client": None}
+
+    @_never_fails_a_trial
+    def setup(self, **info: Any) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        found = self._client.get_experiment_by_name(self.experiment_name)
+        self._experiment_id = (
+            found.experiment_id if found else self._client.create_experiment(self.experiment_name)
+        )
+
+    @_never_fails_a_trial
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from mlflow.entities import Param
+
+        number = trials.index(trial)
+        run = self._client.create_run(
+            self._experiment_id,
+            run_name=f"{self.hpo_experiment}/trial_{number:05d}",
+            tags={
+                "hpo.experiment": self.hpo_experiment,
+                "hpo.trial_id": trial.trial_id,
+                "hpo.number": str(number),
+            },
+        )
+        self._runs[trial.trial_id] = run.info.run_id
+        params = [
+            Param(key, str(value)) for key, value in self.space.params_of(trial.config).items()
+        ]
+        self._client.log_batch(run.info.run_id, params=params)
+
+    @_never_fails_a_trial
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        from mlflow.entities import Metric
+
+        run_id = self._runs.get(trial.trial_id)
+        if run_id is None:
+            return
+        step = int(result[TRAINING_ITERATION])
+        stamp = int(time.time() * 1000)
+        metrics = [
+            Metric(name, value, stamp, step)
+            for name, value in reported_metrics(result).items()
+            if math.isfinite(value)
+        ]
+        self._client.log_batch(run_id, metrics=metrics)
+
+    def _end(self, trial: Any, status: str) -> None:
+        run_id = self._runs.pop(trial.trial_id, None)
+        if run_id is not None:
+            self._client.set_terminated(run_id, status)
+
+    @_never_fails_a_trial
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from hpo.recording import finished_by_itself
+
+        self._end(trial, "FINISHED" if finished_by_itself(trial, self.pruned) else "KILLED")
+
+    @_never_fails_a_trial
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial, "FAILED")

@@ -74,7 +74,7 @@ def test_run_then_ls_show_and_best(workdir: Path):
     spec = write_spec(workdir / "s.yaml", scheduler={"name": "asha", "grace_period": 1})
     result = invoke("run", str(spec), "--name", "cli-run", "--set", "budget.num_samples=3")
     assert result.exit_code == 0, result.output
-    assert "Best config:" in result.output
+    assert "Best config (" in result.output
     assert "hpo show cli-run" in result.output
 
     listing = invoke("ls")

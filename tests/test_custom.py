@@ -99,3 +99,9 @@ def test_an_unimportable_function_is_a_spec_error_before_anything_runs(workdir: 
     with pytest.raises(SpecError, match="trainable: cannot load 'no_such_module:train'"):
         hpo.run(spec)
     assert not (workdir / "hpo-results").exists()
+
+
+def test_hpo_report_stays_the_function_after_the_html_report_is_imported():
+    import hpo.html_report  # a submodule must not shadow the public function `hpo.report`
+
+    assert callable(hpo.report) and hpo.report.__module__ == "hpo.custom"

@@ -16,7 +16,7 @@ from rich.console import Console
 import hpo
 from hpo.analysis import Experiment
 from hpo.cli import cli
-from hpo.report import figures, write_html, write_png
+from hpo.html_report import figures, write_html, write_png
 from hpo.store import Store, now
 from tests.conftest import tiny_spec
 

@@ -241,3 +241,26 @@ def test_the_best_trial_is_evaluated_on_the_test_split(every: int):
     best = experiment.best(1).iloc[0]
     assert best["test.test_accuracy"] == test["test_accuracy"]
     assert (best["checkpoint_path"] is not None) == (every > 0)
+
+
+def test_mlflow_gets_one_run_per_trial(workdir):
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    spec = tiny_spec(
+        name="mlf",
+        budget={"num_samples": 2},
+        tracking={"tensorboard": False, "mlflow": {"tracking_uri": uri}},
+    )
+    experiment = hpo.run(spec)
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("mlf").experiment_id])
+    assert len(runs) == 2
+    trials = experiment.trials().set_index("trial_id")
+    for run in runs:
+        trial = trials.loc[run.data.tags["hpo.trial_id"]]
+        assert float(run.data.params["optimizer.lr"]) == pytest.approx(trial["params.optimizer.lr"])
+        history = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert [m.step for m in history] == list(range(1, trial["iterations"] + 1))
+        assert run.info.status == "FINISHED"
