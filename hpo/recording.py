@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import time
 import traceback
 from numbers import Number
@@ -210,3 +211,43 @@ def trial_error(trial: Any) -> tuple[str, str, str]:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class BestCheckpoints(Callback):
+    """Keeps the checkpoints of the experiment's best `keep_trials` trials and deletes the rest
+    as trials end, so that pruned and worse trials do not fill the disk."""
+
+    def __init__(self, store: Store, experiment_id: int, metric: str, mode: str, keep_trials: int):
+        self.store = store
+        self.experiment_id = experiment_id
+        self.metric = metric
+        self.mode = mode
+        self.keep_trials = keep_trials
+        self._kept: list[tuple[float, str, Path]] = []  # best first: value, trial id, trial folder
+
+    def _ended(self, trial: Any, value: float | None) -> None:
+        folder = Path(trial.path) if trial.path else None
+        if folder is None or not any(folder.glob("checkpoint_*")):
+            return  # no checkpoint, or not on this machine's disk
+        if value is None or value != value:  # failed, or never reported the metric
+            self._drop(trial.trial_id, folder)
+            return
+        self._kept.append((value, trial.trial_id, folder))
+        self._kept.sort(key=lambda kept: kept[0], reverse=self.mode == "max")
+        for _, trial_id, dropped in self._kept[self.keep_trials :]:
+            self._drop(trial_id, dropped)
+        del self._kept[self.keep_trials :]
+
+    def _drop(self, trial_id: str, folder: Path) -> None:
+        for checkpoint in folder.glob("checkpoint_*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+        self.store.write(
+            [{"experiment_id": self.experiment_id, "trial_id": trial_id, "checkpoint_path": None}],
+            [],
+        )
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._ended(trial, trial.metric_analysis.get(self.metric, {}).get(self.mode))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._ended(trial, None)

@@ -122,6 +122,19 @@ _TUNE_ENVIRONMENT = {
 }
 
 
+def _checkpoint_keepers(spec: Spec, store: Store, experiment_id: int) -> list[Any]:
+    """Keep only the best trials' checkpoints, where hpo's trainable writes any."""
+    if spec.trainable or not spec.checkpoint.every:
+        return []
+    from hpo.recording import BestCheckpoints
+
+    return [
+        BestCheckpoints(
+            store, experiment_id, spec.metric, spec.mode.value, spec.checkpoint.keep_trials
+        )
+    ]
+
+
 def _trackers(spec: Spec, name: str, experiment_dir: Path, pruned: set[str]) -> list[Any]:
     """The tracking callbacks the spec asks for."""
     from hpo.tracking import MlflowTracker, TensorBoardTracker
@@ -279,6 +292,7 @@ def _tune(
                     ),
                     view,
                     *_trackers(spec, name, storage_path / name, pruned),
+                    *_checkpoint_keepers(spec, store, experiment_id),
                     *callbacks,
                 ],
             ),

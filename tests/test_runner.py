@@ -1,7 +1,9 @@
 """Real searches on the session's Ray: every searcher, the store against what Ray reported."""
 
 from collections import defaultdict
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from ray import tune
 
@@ -264,3 +266,34 @@ def test_mlflow_gets_one_run_per_trial(workdir):
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert [m.step for m in history] == list(range(1, trial["iterations"] + 1))
         assert run.info.status == "FINISHED"
+
+
+def test_only_the_best_trials_keep_their_checkpoints(workdir):
+    spec = tiny_spec(
+        name="keep", checkpoint={"every": 1, "keep_trials": 2}, budget={"num_samples": 4}
+    )
+    experiment = hpo.run(spec)
+    trials = experiment.trials()
+    kept = trials.dropna(subset=["checkpoint_path"])
+    assert len(kept) == 2
+    assert set(kept["trial_id"]) == set(experiment.best(2)["trial_id"])
+    folders = [
+        p for p in (workdir / "hpo-results" / "keep").iterdir() if p.name.startswith("trial_")
+    ]
+    with_checkpoints = [p for p in folders if any(p.glob("checkpoint_*"))]
+    assert len(folders) == 4 and len(with_checkpoints) == 2
+    for path in kept["checkpoint_path"]:
+        assert Path(path).is_dir()
+
+
+def test_the_same_spec_gives_the_same_trials_and_metrics(workdir):
+    """One seed: the searcher's proposals and each trial's training repeat exactly (CPU)."""
+    spec = tiny_spec(budget={"num_samples": 3})
+    first = hpo.run(spec, name="again-1").trials().set_index("number")
+    second = hpo.run(spec, name="again-2").trials().set_index("number")
+    columns = [
+        c
+        for c in first.columns
+        if c.startswith(("params.", "final.val_", "best.val_", "final.train_loss"))
+    ]
+    pd.testing.assert_frame_equal(first[columns], second[columns])

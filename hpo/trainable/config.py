@@ -223,6 +223,9 @@ class CheckpointConfig(Options):
     keep: int = Field(
         1, ge=1, description="checkpoints each trial keeps, the best by the spec's metric"
     )
+    keep_trials: int = Field(
+        3, ge=1, description="trials of the experiment whose checkpoints are kept, the best ones"
+    )
 
 
 class TrainableSections(Options):
