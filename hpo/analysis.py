@@ -28,6 +28,9 @@ _TRIAL_COLUMNS = (
 )
 
 
+_TRIAL_JSON_COLUMNS = ("params", "final_metrics", "best_metrics", "test_metrics")
+
+
 def _open(store: Store | str | None) -> Store:
     return store if isinstance(store, Store) else Store(resolve_url(store))
 
@@ -66,7 +69,7 @@ class Experiment:
     def trials(self) -> pd.DataFrame:
         """One row per trial: id, status, duration, `params.*`, `final.*` and `best.*` of each
         metric, `test.*` where the trial was evaluated on the test split, and its error."""
-        rows = self.store.trial_rows(self.row["id"])
+        rows = self.store.trial_rows(self.row["id"], _TRIAL_COLUMNS + _TRIAL_JSON_COLUMNS)
         table = pd.DataFrame(
             [{c: r[c] for c in _TRIAL_COLUMNS} for r in rows], columns=list(_TRIAL_COLUMNS)
         )
@@ -133,10 +136,11 @@ class Experiment:
 
     def config(self, trial: str | int) -> dict[str, Any]:
         """The full config of a trial, by trial id or number."""
-        for row in self.store.trial_rows(self.row["id"]):
-            if trial in (row["trial_id"], row["number"]):
-                return row["config"]
-        raise UsageError(f"experiment {self.name!r} has no trial {trial!r}")
+        number = int(trial) if not isinstance(trial, str) else trial  # numpy ints from tables too
+        config = self.store.trial_config(self.row["id"], number)
+        if config is None:
+            raise UsageError(f"experiment {self.name!r} has no trial {trial!r}")
+        return config
 
 
 def load(name: str, store: Store | str | None = None) -> Experiment:

@@ -16,9 +16,10 @@ import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hpo.analysis import Experiment
+if TYPE_CHECKING:
+    from hpo.analysis import Experiment
 
 # What `report` was given outside a search (a plain call of a training function).
 local_reports: list[dict[str, Any]] = []
@@ -69,12 +70,10 @@ def run_user_function(
     trial_seed = seed_for(config, seed)
     random.seed(trial_seed)
     np.random.seed(trial_seed % 2**32)
-    try:
-        import torch
-
-        torch.manual_seed(trial_seed)
-    except ImportError:  # a function that does not use torch
-        pass
+    # Seed torch where the function's module brought it in; importing it here would cost a
+    # fresh worker seconds for a function that never uses it.
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(trial_seed)
     user_fn(config)
 
 

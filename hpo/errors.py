@@ -46,10 +46,10 @@ class SpecError(HpoError):
 
     def __init__(self, source: str, issues: list[SpecIssue]):
         self.source = source
-        self.issues = issues
+        self.issues = sorted(issues, key=lambda issue: (issue.line is None, issue.line or 0))
         count = f"{len(issues)} problems" if len(issues) > 1 else "1 problem"
         lines = [f"invalid spec {source} ({count}):"]
-        lines += [f"  {issue.render(source)}" for issue in issues]
+        lines += [f"  {issue.render(source)}" for issue in self.issues]
         super().__init__("\n".join(lines))
 
 

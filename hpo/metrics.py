@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 _LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "rmse")
 _HIGHER_IS_BETTER = ("acc", "f1", "precision", "recall", "r2", "auc")
 
 
+@functools.cache  # asked for every metric of every result by the driver's callbacks
 def metric_mode(name: str, metric: str, mode: str) -> str | None:
     """'min' or 'max' for a metric, or None when its name does not tell (e.g. `lr`)."""
     if name == metric:

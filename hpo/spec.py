@@ -164,7 +164,23 @@ def load_spec(
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(name, [_issue(err, lines, origins) for err in exc.errors()]) from None
+        issues = [_issue(err, lines, origins) for err in exc.errors()]
+        # The checks across sections still run on the rest of the file, so that one attempt
+        # shows every problem: the keys in error are dropped and take their defaults.
+        bad = [_document_path(err["loc"], lines) for err in exc.errors()]
+        rest = _without(data, bad)
+        try:
+            partial = Spec.model_validate(rest)
+        except ValidationError:
+            partial = None
+        if partial is not None:
+            reported = {issue.key for issue in issues}
+            issues += [
+                _place(SpecIssue(".".join(map(str, path)), message), lines, origins, path)
+                for path, message in _cross_check(partial)
+                if ".".join(map(str, path)) not in reported
+            ]
+        raise SpecError(name, issues) from None
     issues = _cross_check(spec)
     if issues:
         raise SpecError(
@@ -175,6 +191,19 @@ def load_spec(
             ],
         )
     return spec
+
+
+def _without(data: dict[str, Any], paths: list[KeyPath]) -> dict[str, Any]:
+    """A copy of the spec data without the keys at `paths` (a space entry goes whole)."""
+    rest = _plain(data)
+    for path in paths:
+        path = path[:2] if path[:1] == ("space",) else path
+        node: Any = rest
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path:
+            node.pop(path[-1], None)
+    return rest
 
 
 def _plain(value: Any) -> Any:

@@ -94,6 +94,29 @@ def _never_fails_a_trial(method: Callable[..., None]) -> Callable[..., None]:
     return guarded
 
 
+class _RunWriter:
+    """One TensorBoard run folder, written with TensorBoard's own event writer: the driver
+    need not import torch (seconds) to track."""
+
+    def __init__(self, path: Path):
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        self._events = EventFileWriter(str(path), flush_secs=5)
+
+    def summary(self, summary: Any, step: int = 0) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+
+        self._events.add_event(Event(wall_time=time.time(), step=step, summary=summary))
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        self.summary(Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]), step)
+
+    def close(self) -> None:
+        self._events.close()
+
+
 class TensorBoardTracker(Callback):
     """Writes each trial's metrics and hparams for TensorBoard's scalars and HParams dashboards."""
 
@@ -121,23 +144,15 @@ class TensorBoardTracker(Callback):
             hparam_infos=[_hparam_info(key, dist) for key, dist in self.space.dists.items()],
             metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in metrics],
         )
-        with self._writer_at(self.logdir) as root:
-            root._get_file_writer().add_summary(
-                _plugin_summary(metadata.EXPERIMENT_TAG, experiment=experiment)
-            )
-
-    def _writer_at(self, path: Path) -> Any:
-        from torch.utils.tensorboard import SummaryWriter
-
-        return SummaryWriter(log_dir=str(path), flush_secs=5)
+        root = _RunWriter(self.logdir)
+        root.summary(_plugin_summary(metadata.EXPERIMENT_TAG, experiment=experiment))
+        root.close()
 
     def _writer(self, trial: Any, trials: list) -> Any:
         writer = self._writers.get(trial.trial_id)
         if writer is None:
             number = trials.index(trial)
-            writer = self._writers[trial.trial_id] = self._writer_at(
-                self.logdir / f"trial_{number:05d}"
-            )
+            writer = self._writers[trial.trial_id] = _RunWriter(self.logdir / f"trial_{number:05d}")
         return writer
 
     @_never_fails_a_trial
@@ -149,9 +164,7 @@ class TensorBoardTracker(Callback):
         for key, value in params.items():
             start.hparams[key].CopyFrom(_value(value))
         writer = self._writer(trial, trials)
-        writer._get_file_writer().add_summary(
-            _plugin_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start)
-        )
+        writer.summary(_plugin_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start))
 
     @_never_fails_a_trial
     def on_trial_result(
@@ -161,7 +174,7 @@ class TensorBoardTracker(Callback):
         step = int(result[TRAINING_ITERATION])
         best = self._best.setdefault(trial.trial_id, {})
         for name, value in reported_metrics(result).items():
-            writer.add_scalar(name, value, step)
+            writer.scalar(name, value, step)
             mode = metric_mode(name, self.metric, self.mode)
             if (
                 mode
@@ -179,15 +192,13 @@ class TensorBoardTracker(Callback):
         final = reported_metrics(result)
         for name in self.metric_names:
             if name in final:
-                writer.add_scalar(f"final/{name}", final[name], step)
+                writer.scalar(f"final/{name}", final[name], step)
             if name in self._best.get(trial.trial_id, {}):
-                writer.add_scalar(f"best/{name}", self._best[trial.trial_id][name], step)
+                writer.scalar(f"best/{name}", self._best[trial.trial_id][name], step)
         end = plugin_data_pb2.SessionEndInfo(
             status=api_pb2.Status.Value(status), end_time_secs=time.time()
         )
-        writer._get_file_writer().add_summary(
-            _plugin_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end)
-        )
+        writer.summary(_plugin_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end))
         writer.close()
         self._writers.pop(trial.trial_id, None)
 

@@ -440,3 +440,22 @@ def test_a_free_form_section_takes_any_key():
     """`model.params` belongs to a user's own model: its keys are the user's to name."""
     spec = load_spec(tiny_spec(space={"model.params.width": {"type": "int", "low": 8, "high": 64}}))
     assert "model.params.width" in spec.space
+
+
+def test_checks_across_sections_run_beside_errors_of_single_keys(tmp_path: Path):
+    """One attempt shows every problem: a typo does not hide a contradiction elsewhere."""
+    text = (
+        "name: x\nmetric: val_acc\noptimizer: {name: adam, lrr: 0.1}\nsearcher: grid\n"
+        "space:\n  optimizer.lr: {type: float, low: 0.1, high: 1}\n"
+        "  model.dropout: {type: float, low: 0.5, high: 0.1}\nscheduler: {name: asha, grace_period: 50}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, text))
+    keys = [issue.key for issue in info.value.issues]
+    assert keys == [
+        "metric",
+        "optimizer.lrr",
+        "space.optimizer.lr",
+        "space.model.dropout",
+        "scheduler.grace_period",
+    ]

@@ -330,14 +330,28 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
-    def trial_rows(self, experiment_id: int) -> list[dict[str, Any]]:
+    def trial_rows(
+        self, experiment_id: int, columns: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """An experiment's trials in order of number; `columns` (names of the trials table)
+        limits what is read, since decoding the large JSON ones costs most of the time."""
+        selected = [trials.c[name] for name in columns] if columns else [trials]
         with self.engine.connect() as conn:
             query = (
-                sa.select(trials)
+                sa.select(*selected)
                 .where(trials.c.experiment_id == experiment_id)
                 .order_by(trials.c.number)
             )
             return [dict(row) for row in conn.execute(query).mappings()]
+
+    def trial_config(self, experiment_id: int, trial: str | int) -> dict[str, Any] | None:
+        """The config of one trial, by trial id or number (None if there is no such trial)."""
+        key = trials.c.number if isinstance(trial, int) else trials.c.trial_id
+        with self.engine.connect() as conn:
+            query = sa.select(trials.c.config).where(
+                trials.c.experiment_id == experiment_id, key == trial
+            )
+            return conn.execute(query).scalar()
 
     def result_rows(self, experiment_id: int) -> list[dict[str, Any]]:
         query = (
