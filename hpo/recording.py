@@ -85,6 +85,7 @@ class StoreRecorder(Callback):
         self._results: list[dict[str, Any]] = []
         self._best: dict[str, dict[str, float]] = {}  # trial id -> metric -> best so far
         self._known = 0  # trials of Ray's list already in the store
+        self._last_step: dict[str, int] = {}  # trial id -> last iteration recorded
         self._last_flush = time.monotonic()
 
     def _stage(self, trial: Any, **columns: Any) -> None:
@@ -125,6 +126,17 @@ class StoreRecorder(Callback):
     ) -> None:
         metrics = reported_metrics(result)
         step = int(result[TRAINING_ITERATION])
+        if step <= self._last_step.get(trial.trial_id, 0):
+            # A retried trial continues from its checkpoint and reports these epochs again:
+            # its new results replace the old ones.
+            self._results = [
+                r
+                for r in self._results
+                if not (r["trial_id"] == trial.trial_id and r["iteration"] >= step)
+            ]
+            self.flush()
+            self.store.delete_results(self.experiment_id, trial.trial_id, step)
+        self._last_step[trial.trial_id] = step
         self._results.append(
             {
                 "experiment_id": self.experiment_id,

@@ -281,6 +281,7 @@ def _tune(
                 verbose=0,
                 # Checkpoints exist only at the spec's cadence (`checkpoint.every`); each
                 # trial keeps its best few by the spec's metric.
+                failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
                 checkpoint_config=tune.CheckpointConfig(
                     num_to_keep=spec.checkpoint.keep,
                     checkpoint_score_attribute=spec.metric,

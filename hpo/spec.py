@@ -46,6 +46,9 @@ class Budget(Options):
         None, ge=1, description="trials at once (default: as many as the resources allow)"
     )
     time_budget_s: float | None = Field(None, gt=0, description="stop the search after this long")
+    max_failures: int = Field(
+        0, ge=0, description="retries of a failed trial, each from its last checkpoint"
+    )
 
 
 class Resources(Options):

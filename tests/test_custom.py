@@ -105,3 +105,42 @@ def test_hpo_report_stays_the_function_after_the_html_report_is_imported():
     import hpo.html_report  # a submodule must not shadow the public function `hpo.report`
 
     assert callable(hpo.report) and hpo.report.__module__ == "hpo.custom"
+
+
+def flaky(config: dict) -> None:
+    """Checkpoints at even epochs; its first attempt dies in epoch 4, as a preempted job would."""
+    import tempfile
+
+    start, restored = 1, hpo.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as directory:
+            start = int(Path(directory, "epoch").read_text()) + 1
+    for epoch in range(start, 6):
+        if epoch == 4 and restored is None:
+            raise RuntimeError("preempted")
+        with tempfile.TemporaryDirectory() as directory:
+            Path(directory, "epoch").write_text(str(epoch))
+            hpo.report(
+                {"loss": 1.0 / epoch, "epoch": epoch},
+                checkpoint=directory if epoch % 2 == 0 else None,
+            )
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session")
+def test_a_failed_trial_is_retried_from_its_checkpoint():
+    spec = {
+        "name": "flaky",
+        "metric": "loss",
+        "mode": "min",
+        "trainable": f"{flaky.__module__}:flaky",
+        "config": {},
+        "budget": {"num_samples": 1, "max_failures": 1},
+    }
+    experiment = hpo.run(spec)
+    [trial] = experiment.trials().itertuples()
+    assert trial.status == "COMPLETED" and trial.iterations == 5
+    history = experiment.history()
+    # epoch 3 ran twice (before the failure, and again after the restore from epoch 2): one row
+    assert list(history["iteration"]) == [1, 2, 3, 4, 5]
+    assert list(history["epoch"]) == [1, 2, 3, 4, 5]

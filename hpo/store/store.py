@@ -254,6 +254,18 @@ class Store:
             if inserts:
                 conn.execute(results.insert(), inserts)
 
+    def delete_results(self, experiment_id: int, trial_id: str, from_iteration: int) -> None:
+        """Forget a trial's results from `from_iteration` on: a retried trial reports them again."""
+        with self.engine.begin() as conn:
+            pk = self._pks.get((experiment_id, trial_id)) or self._trial_pk(
+                conn, experiment_id, trial_id
+            )
+            conn.execute(
+                results.delete().where(
+                    results.c.trial_pk == pk, results.c.iteration >= from_iteration
+                )
+            )
+
     @staticmethod
     def _trial_pk(conn: sa.Connection, experiment_id: int, trial_id: str) -> int | None:
         return conn.execute(
