@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from hpo.errors import UsageError
-from hpo.metrics import metric_mode
+from hpo.metric_modes import metric_mode
 from hpo.store import Store, TrialStatus, resolve_url
 from hpo.trainable.config import TrainableSections
 

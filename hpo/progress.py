@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from hpo.metrics import better
+from hpo.metric_modes import better
 from hpo.recording import finished_by_itself, trial_number
 from hpo.space import Space
 

@@ -20,7 +20,7 @@ from ray import cloudpickle
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, TRAINING_ITERATION
 
-from hpo.metrics import better, metric_mode
+from hpo.metric_modes import better, metric_mode
 from hpo.space import Space
 from hpo.store import Store, TrialStatus, now
 from hpo.trainable.config import FINAL_KEY

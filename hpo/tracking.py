@@ -22,7 +22,7 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.result import TRAINING_ITERATION
 
-from hpo.metrics import better, metric_mode
+from hpo.metric_modes import better, metric_mode
 from hpo.recording import reported_metrics
 from hpo.space import CategoricalDist, ConstantDist, FloatDist, IntDist, Space
 

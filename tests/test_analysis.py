@@ -6,7 +6,7 @@ import pytest
 
 import hpo
 from hpo.errors import UsageError
-from hpo.metrics import metric_mode
+from hpo.metric_modes import metric_mode
 from hpo.store import Store, TrialStatus, now
 
 SPEC = {
