@@ -81,3 +81,23 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path):
     engine = sa.create_engine(url)
     metadata.drop_all(engine)  # the next test starts from an empty database again
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Train on one thread: tiny models are fastest so, and the machine's cores are shared."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's digits, loaded once for every test that trains on them."""
+    from hpo.trainable import load_dataset
+    from hpo.trainable.config import DataConfig
+
+    return load_dataset(DataConfig(name="digits"))

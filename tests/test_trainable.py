@@ -11,19 +11,8 @@ from hpo.trainable.checkpoint import load_checkpoint, save_checkpoint
 from hpo.trainable.config import FINAL_KEY, DataConfig, reported_metrics
 from hpo.trainable.loop import Trainer, fit, trial_seed
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models train fastest on one thread, and the test machine's cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset(DataConfig(name="digits"))
+# Tiny models train fastest on one thread, and the test machine's cores are shared.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,25 +8,15 @@ import typing
 import pytest
 import torch
 
-from hpo.trainable import LR_SCHEDULERS, OPTIMIZERS, TrainableConfig, load_dataset
-from hpo.trainable.config import DataConfig, LRSchedulerConfig, ModelConfig, OptimizerConfig
+from hpo.trainable import LR_SCHEDULERS, OPTIMIZERS, TrainableConfig
+from hpo.trainable.config import LRSchedulerConfig, ModelConfig, OptimizerConfig
 from hpo.trainable.loop import Trainer, fit
 from hpo.trainable.models import build_model
 from hpo.trainable.optim import build_optimizer
 from hpo.trainable.schedules import Plan, build_lr_schedule
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset(DataConfig(name="digits"))
+# Tiny models train fastest on one thread, and the test machine's cores are shared.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 OPTIMIZER_SETTINGS = {

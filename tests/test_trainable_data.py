@@ -13,13 +13,8 @@ from hpo.trainable.config import DataConfig, reported_metrics
 from hpo.trainable.data import Dataset, split
 from hpo.trainable.loop import _shift, fit
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models train fastest on one thread, and the test machine's cores are shared.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 BUILT_IN = {
