@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 _LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "rmse")
 _HIGHER_IS_BETTER = ("acc", "f1", "precision", "recall", "r2", "auc")
@@ -24,3 +25,15 @@ def metric_mode(name: str, metric: str, mode: str) -> str | None:
 def better(a: float, b: float, mode: str) -> bool:
     """Whether `a` is better than `b` in `mode`."""
     return a < b if mode == "min" else a > b
+
+
+def keep_best(best: dict[str, float], metrics: dict[str, float], metric: str, mode: str) -> None:
+    """Update `best` (metric -> best value so far) with one result's finite values."""
+    for name, value in metrics.items():
+        direction = metric_mode(name, metric, mode)
+        if (
+            direction
+            and math.isfinite(value)
+            and (name not in best or better(value, best[name], direction))
+        ):
+            best[name] = value

@@ -6,7 +6,6 @@ at every trial's start and end), so the store costs the search little.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ from ray import cloudpickle
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, TRAINING_ITERATION
 
-from hpo.metric_modes import better, metric_mode
+from hpo.metric_modes import keep_best
 from hpo.space import Space
 from hpo.store import Store, TrialStatus, now
 from hpo.trainable.config import FINAL_KEY
@@ -147,14 +146,7 @@ class StoreRecorder(Callback):
             }
         )
         best = self._best.setdefault(trial.trial_id, {})
-        for name, value in metrics.items():
-            mode = metric_mode(name, self.metric, self.mode)
-            if (
-                mode is not None
-                and math.isfinite(value)
-                and (name not in best or better(value, best[name], mode))
-            ):
-                best[name] = value
+        keep_best(best, metrics, self.metric, self.mode)
         self._stage(
             trial,
             iterations=step,

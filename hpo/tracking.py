@@ -22,7 +22,7 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.result import TRAINING_ITERATION
 
-from hpo.metric_modes import better, metric_mode
+from hpo.metric_modes import keep_best
 from hpo.recording import reported_metrics
 from hpo.space import CategoricalDist, ConstantDist, FloatDist, IntDist, Space
 
@@ -172,16 +172,10 @@ class TensorBoardTracker(Callback):
     ) -> None:
         writer = self._writer(trial, trials)
         step = int(result[TRAINING_ITERATION])
-        best = self._best.setdefault(trial.trial_id, {})
-        for name, value in reported_metrics(result).items():
+        metrics = reported_metrics(result)
+        for name, value in metrics.items():
             writer.scalar(name, value, step)
-            mode = metric_mode(name, self.metric, self.mode)
-            if (
-                mode
-                and math.isfinite(value)
-                and (name not in best or better(value, best[name], mode))
-            ):
-                best[name] = value
+        keep_best(self._best.setdefault(trial.trial_id, {}), metrics, self.metric, self.mode)
 
     def _end(self, trial: Any, trials: list, status: str) -> None:
         from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
