@@ -72,8 +72,10 @@ def execute(
             "tracking.mlflow", "MLflow is not installed: pip install 'hpo-orchestra[mlflow]'"
         )
         raise SpecError(spec.name, [issue])
+    # What can fail on the user's input fails here, before anything is written or started.
     if function is None and spec.trainable:
-        function = _user_function(spec)  # before anything is written or started
+        function = _user_function(spec)
+    dataset = _load_data(spec) if function is None else None
     store = Store(store_url)
     storage_path = Path(results_dir).resolve()
     spec_data = {**spec.model_dump(mode="json"), "num_trials": spec.num_trials()}
@@ -92,8 +94,17 @@ def execute(
 
     status = ExperimentStatus.FAILED
     try:
-        dataset = _tune(
-            spec, name, experiment_id, store, storage_path, console, callbacks, function, live
+        _tune(
+            spec,
+            name,
+            experiment_id,
+            store,
+            storage_path,
+            console,
+            callbacks,
+            function,
+            dataset,
+            live,
         )
         experiment = Experiment(name, store)
         finished = experiment.trials()["status"].isin(
@@ -220,9 +231,10 @@ def _tune(
     console: Console,
     callbacks: Sequence[Any],
     function: Callable[..., Any] | None,
+    dataset: Any,
     live: bool,
-) -> Any:
-    """Run the search on Ray Tune; returns the dataset it loaded (for the test evaluation)."""
+) -> None:
+    """Run the search on Ray Tune."""
     import ray
     from ray import tune
 
@@ -230,7 +242,7 @@ def _tune(
     from hpo.recording import StoreRecorder
 
     space = spec.search_space()
-    dataset, trainable = _trainable(spec, function)
+    trainable = _trainable(spec, function, dataset)
     pruned: set[str] = set()  # trials the scheduler stops early, as it decides
     view = progress_view(
         console,
@@ -309,25 +321,33 @@ def _tune(
     return dataset
 
 
-def _trainable(spec: Spec, function: Callable[..., Any] | None) -> tuple[Any, Any]:
-    """The dataset (None for a user's function) and the function Ray runs for each trial.
+def _trainable(spec: Spec, function: Callable[..., Any] | None, dataset: Any) -> Any:
+    """The function Ray runs for each trial: hpo's trainable, or the user's function.
 
-    Data and user functions reach the trials once, through Ray's object store
+    The data and a user's function reach the trials once, through Ray's object store
     (`with_parameters`), not pickled into every trial.
     """
     from ray import tune
 
     if function is None:
-        from hpo.trainable.data import load_dataset
         from hpo.trainable.ray_trainable import tune_trainable
 
-        dataset = load_dataset(spec.data)  # loaded once, here, before Ray starts
-        return dataset, tune.with_parameters(tune_trainable, dataset=dataset)
+        return tune.with_parameters(tune_trainable, dataset=dataset)
     from hpo.custom import run_user_function, shipped_by_value
 
-    return None, tune.with_parameters(
+    return tune.with_parameters(
         run_user_function, user_fn=shipped_by_value(function), seed=spec.seed
     )
+
+
+def _load_data(spec: Spec) -> Any:
+    """The experiment's dataset, loaded once in the driver, or why it cannot be."""
+    from hpo.trainable.data import load_dataset
+
+    try:
+        return load_dataset(spec.data)
+    except (OSError, ValueError, ImportError, TypeError, KeyError) as exc:
+        raise SpecError(spec.name, [SpecIssue("data", f"cannot load the data: {exc}")]) from None
 
 
 def _user_function(spec: Spec) -> Callable[..., Any]:

@@ -177,3 +177,14 @@ def test_the_front_door_imports_neither_torch_nor_ray(tmp_path: Path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_data_that_cannot_be_loaded_is_a_spec_error_before_anything_runs(workdir: Path):
+    spec = workdir / "f.yaml"
+    spec.write_text(
+        "name: f\nmetric: val_loss\ndata: {name: file, path: nothere.csv, target: y, task: regression}\n"
+    )
+    result = invoke("run", str(spec))
+    assert result.exit_code == 2
+    assert "data: cannot load the data: data file 'nothere.csv' not found" in result.output
+    assert not (workdir / "hpo-results").exists()
