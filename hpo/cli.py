@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from hpo.errors import HpoError, SpecError, UsageError
 from hpo.space import nest
 from hpo.spec import Spec, load_spec
 from hpo.store import TrialStatus, resolve_url
+from hpo.trainable.user_code import is_reference
 
 # Off a terminal (a pipe, a CI log) rich would cut tables at 80 columns; keep them whole.
 _WIDTH = None if sys.stdout.isatty() else 200
@@ -124,6 +126,10 @@ def run(
 def validate(spec_path: Path, overrides: tuple[str, ...]) -> None:
     """Check a spec without running anything."""
     spec = load_spec(spec_path, overrides)
+    if spec.trainable or is_reference(spec.model.name):  # the user's code, by reference
+        from hpo.runner import check_user_code
+
+        check_user_code(spec)
     console.print(f"[green]ok[/] {spec_path}: {_describe(spec)}")
 
 
@@ -438,6 +444,10 @@ def _print_summary(experiment: Any, store: str | None, *, brief: bool = False) -
 
 
 def main() -> None:
+    # As with `python -m`, the user's own modules (`model: {name: my_models:net}`,
+    # `trainable: train:main`) import from the working directory; Ray's workers inherit it.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     cli(prog_name="hpo")
 
 

@@ -73,8 +73,8 @@ def execute(
         )
         raise SpecError(spec.name, [issue])
     # What can fail on the user's input fails here, before anything is written or started.
-    if function is None and spec.trainable:
-        function = _user_function(spec)
+    if function is None:
+        function = check_user_code(spec)
     dataset = _load_data(spec) if function is None else None
     store = Store(store_url)
     storage_path = Path(results_dir).resolve()
@@ -338,6 +338,27 @@ def _trainable(spec: Spec, function: Callable[..., Any] | None, dataset: Any) ->
     return tune.with_parameters(
         run_user_function, user_fn=shipped_by_value(function), seed=spec.seed
     )
+
+
+def check_user_code(spec: Spec) -> Callable[..., Any] | None:
+    """Import what the spec names by `package.module:function` (its trainable, its model), so
+    that a typo is a spec error now rather than a failure in every trial.
+
+    Returns:
+        The user's training function, or None for hpo's own trainable.
+    """
+    from hpo.trainable.user_code import is_reference, load_callable
+
+    if spec.trainable:
+        return _user_function(spec)
+    if is_reference(spec.model.name):
+        try:
+            load_callable(spec.model.name)
+        except (ImportError, TypeError, ValueError) as exc:
+            raise SpecError(
+                spec.name, [SpecIssue("model.name", f"cannot load {spec.model.name!r}: {exc}")]
+            ) from None
+    return None
 
 
 def _load_data(spec: Spec) -> Any:

@@ -188,3 +188,27 @@ def test_data_that_cannot_be_loaded_is_a_spec_error_before_anything_runs(workdir
     assert result.exit_code == 2
     assert "data: cannot load the data: data file 'nothere.csv' not found" in result.output
     assert not (workdir / "hpo-results").exists()
+
+
+def test_the_command_imports_the_users_modules_from_the_working_directory(tmp_path: Path):
+    """`hpo` (the console script, not `python -m`) finds `my_models.py` beside the spec, as a
+    user expects; a misspelt module is a spec error naming the key."""
+    (tmp_path / "my_models.py").write_text(
+        "def net(config, input_shape, output_dim):\n    return None\n"
+    )
+    (tmp_path / "ok.yaml").write_text("name: ok\nmodel: {name: 'my_models:net'}\n")
+    (tmp_path / "typo.yaml").write_text("name: typo\nmodel: {name: 'my_modles:net'}\n")
+    command = str(Path(sys.executable).parent / "hpo")
+    ok = subprocess.run(
+        [command, "validate", "ok.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert ok.returncode == 0, ok.stderr
+    typo = subprocess.run(
+        [command, "validate", "typo.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert typo.returncode == 2
+    assert "model.name: cannot load 'my_modles:net'" in typo.stderr
