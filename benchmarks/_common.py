@@ -10,8 +10,9 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, redirect_stdout
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import chdir, contextmanager, redirect_stdout
+from pathlib import Path
 from typing import Any, TypeVar
 
 # Read by Ray when it is imported; set here so that every script sets it before that.
@@ -72,6 +73,65 @@ def stdout_discarded() -> Iterator[None]:
     its default cost, but not of the printed results."""
     with open(os.devnull, "w") as devnull, redirect_stdout(devnull):
         yield
+
+
+def run_ray_tune(
+    trainable: Callable[[dict[str, Any]], Any],
+    num_trials: int,
+    workdir: Path,
+    *,
+    fast: bool,
+    constants: Mapping[str, Any] | None = None,
+) -> float:
+    """Wall time of `num_trials` trials of `trainable` on bare Ray Tune, one float `x` searched
+    at random (plus `constants` in each config); `fast` turns on its best settings (actor
+    reuse, no per-trial loggers, quiet console: what hpo sets for its own runs)."""
+    from ray import tune
+
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"x": tune.uniform(0, 1), **(constants or {})},
+        tune_config=tune.TuneConfig(
+            metric="score", mode="max", num_samples=num_trials, reuse_actors=fast
+        ),
+        run_config=tune.RunConfig(storage_path=str(workdir), **({"verbose": 0} if fast else {})),
+    )
+    settings = RAY_FAST_ENVIRONMENT if fast else {}
+    with environment(settings), stdout_discarded():
+        started = time.perf_counter()
+        tuner.fit()
+        return time.perf_counter() - started
+
+
+def run_hpo_tune(
+    train_fn: Callable[[dict[str, Any]], Any],
+    num_trials: int,
+    workdir: Path,
+    *,
+    constants: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> float:
+    """Wall time of `hpo.tune(train_fn, ...)` (runner, store, progress view) on the same search
+    as `run_ray_tune`, results in `workdir`; `options` go to `hpo.tune` (`max_concurrent`...)."""
+    from rich.console import Console
+
+    import hpo
+
+    # hpo writes its per-run folder under the working directory; keep it in `workdir`.
+    with chdir(workdir):
+        started = time.perf_counter()
+        hpo.tune(
+            train_fn,
+            space={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+            config=dict(constants or {}),
+            metric="score",
+            mode="max",
+            num_samples=num_trials,
+            store=f"sqlite:///{workdir / 'hpo.db'}",
+            console=Console(quiet=True),
+            **options,
+        )
+        return time.perf_counter() - started
 
 
 def quiet_libraries() -> None:

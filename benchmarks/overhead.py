@@ -19,7 +19,6 @@ Goal (issue 6): hpo at least 15x the trials per second of bare Ray Tune with its
 from __future__ import annotations
 
 import argparse
-import contextlib
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,13 +27,12 @@ from typing import Any
 
 from _common import (
     MACHINE,
-    RAY_FAST_ENVIRONMENT,
-    environment,
     load_average,
     local_ray,
     print_table,
     quiet_libraries,
-    stdout_discarded,
+    run_hpo_tune,
+    run_ray_tune,
     verdict,
 )
 
@@ -53,47 +51,6 @@ def hpo_trivial(config: dict[str, Any]) -> None:
     import hpo
 
     hpo.report({"score": config["x"]})
-
-
-def run_ray(num_trials: int, workdir: Path, *, fast: bool) -> float:
-    """Wall time of `num_trials` trivial trials on bare Ray Tune; `fast` turns on its best
-    settings (what hpo sets for its own runs)."""
-    from ray import tune
-
-    tuner = tune.Tuner(
-        ray_trivial,
-        param_space={"x": tune.uniform(0, 1)},
-        tune_config=tune.TuneConfig(
-            metric="score", mode="max", num_samples=num_trials, reuse_actors=fast
-        ),
-        run_config=tune.RunConfig(storage_path=str(workdir), **({"verbose": 0} if fast else {})),
-    )
-    settings = RAY_FAST_ENVIRONMENT if fast else {}
-    with environment(settings), stdout_discarded():
-        started = time.perf_counter()
-        tuner.fit()
-        return time.perf_counter() - started
-
-
-def run_hpo_function(num_trials: int, workdir: Path) -> float:
-    """Wall time of `hpo.tune` on the trivial function, store and all, defaults otherwise."""
-    from rich.console import Console
-
-    import hpo
-
-    # hpo writes its per-run folder under the working directory; keep it in `workdir`.
-    with contextlib.chdir(workdir):
-        started = time.perf_counter()
-        hpo.tune(
-            hpo_trivial,
-            space={"x": {"type": "float", "low": 0.0, "high": 1.0}},
-            metric="score",
-            mode="max",
-            num_samples=num_trials,
-            store=f"sqlite:///{workdir / 'hpo.db'}",
-            console=Console(quiet=True),
-        )
-        return time.perf_counter() - started
 
 
 def run_hpo_spec(num_trials: int, workdir: Path) -> float:
@@ -134,9 +91,13 @@ def main() -> None:
     many, few = (150, 20) if args.quick else (500, 60)
 
     runs: list[tuple[str, int, Callable[[int, Path], float]]] = [
-        ("Ray Tune, defaults", few, lambda n, d: run_ray(n, d, fast=False)),
-        ("Ray Tune, best settings", many, lambda n, d: run_ray(n, d, fast=True)),
-        ("hpo.tune(fn): runner + store + progress", many, run_hpo_function),
+        ("Ray Tune, defaults", few, lambda n, d: run_ray_tune(ray_trivial, n, d, fast=False)),
+        ("Ray Tune, best settings", many, lambda n, d: run_ray_tune(ray_trivial, n, d, fast=True)),
+        (
+            "hpo.tune(fn): runner + store + progress",
+            many,
+            lambda n, d: run_hpo_tune(hpo_trivial, n, d),
+        ),
         ("hpo spec, own trainable (1 epoch, 60 rows)", many, run_hpo_spec),
     ]
     rates: dict[str, float] = {}
