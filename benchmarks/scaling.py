@@ -2,10 +2,8 @@
 
 Every trial does a fixed amount of work and reports once; `hpo.tune` runs them on one local Ray
 with 2 CPUs, first with `resources={"cpu": 2}` (one trial at a time), then `{"cpu": 1}` (two).
-The worker count is set through the resources, not through `max_concurrent` alone: with hpo's
-random (and grid) searcher, Ray ignores `max_concurrent_trials` (hpo hands it a
-`BasicVariantGenerator`, and Ray applies the limit only to a `Searcher`), so
-`max_concurrent=1` still ran 2 trials at a time when this was written. It is passed as well.
+The worker count is set through the resources (and `max_concurrent` to the same number):
+`max_concurrent` alone was ignored by hpo's random searcher when this was written (fixed since).
 The work is a sleep by default (as in `utilization.py`: what is measured is how well hpo keeps
 the workers busy); `--busy` makes it a second of CPU time instead, which on a 2-core machine
 also competes with the driver's own bookkeeping for the cores.

@@ -265,6 +265,7 @@ def _tune(
             mode=spec.mode.value,
             seed=spec.seed,
             num_samples=spec.num_trials(),
+            max_concurrent=spec.budget.max_concurrent,
         )
         trainable = tune.with_resources(
             trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
@@ -280,7 +281,6 @@ def _tune(
                     epochs=None if spec.trainable else spec.training.epochs, pruned=pruned
                 ),
                 num_samples=spec.num_trials(),
-                max_concurrent_trials=spec.budget.max_concurrent,
                 time_budget_s=spec.budget.time_budget_s,
                 # Trials have equal resources, so one actor can run trial after trial
                 # instead of paying an actor start (about a second) per trial.

@@ -34,8 +34,14 @@ class _Searcher(Options):
         mode: str,
         seed: int,
         num_samples: int,
+        max_concurrent: int | None,
     ) -> tuple[Any, dict[str, Any]]:
-        """Returns Ray's search algorithm and the param space (the base config) to give the Tuner."""
+        """Returns Ray's search algorithm and the param space (the base config) to give the Tuner.
+
+        The search algorithm limits the trials running at once to `max_concurrent` (None: as
+        many as the resources allow); Ray's own `max_concurrent_trials` skips its variant
+        generator, so each searcher does it in the way its algorithm takes it.
+        """
         raise NotImplementedError
 
     def preview(self, space: Space, *, seed: int, n: int) -> list[dict[str, Any]]:
@@ -43,10 +49,14 @@ class _Searcher(Options):
         raise NotImplementedError
 
 
-def _presets(points: list[dict[str, Any]], seed: int) -> Any:
+def _presets(points: list[dict[str, Any]], seed: int, max_concurrent: int | None) -> Any:
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    return BasicVariantGenerator(points_to_evaluate=[nest(p) for p in points], random_state=seed)
+    return BasicVariantGenerator(
+        points_to_evaluate=[nest(p) for p in points],
+        random_state=seed,
+        max_concurrent=max_concurrent or 0,
+    )
 
 
 def _with_every_key(base: dict[str, Any], space: Space) -> dict[str, Any]:
@@ -67,8 +77,8 @@ class GridSearcher(_Searcher):
     name: Literal["grid"]
     needs_grid: ClassVar[bool] = True
 
-    def build(self, space, base, *, metric, mode, seed, num_samples):
-        return _presets(list(space.grid()), seed), _with_every_key(base, space)
+    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent):
+        return _presets(list(space.grid()), seed, max_concurrent), _with_every_key(base, space)
 
     def preview(self, space, *, seed, n):
         return list(itertools.islice(space.grid(), n))
@@ -79,10 +89,10 @@ class RandomSearcher(_Searcher):
 
     name: Literal["random"]
 
-    def build(self, space, base, *, metric, mode, seed, num_samples):
-        return _presets(self.preview(space, seed=seed, n=num_samples), seed), _with_every_key(
-            base, space
-        )
+    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent):
+        return _presets(
+            self.preview(space, seed=seed, n=num_samples), seed, max_concurrent
+        ), _with_every_key(base, space)
 
     def preview(self, space, *, seed, n):
         rng = np.random.default_rng(seed)
@@ -118,7 +128,7 @@ class OptunaSearcher(_Searcher):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         return _optuna_sampler(self.sampler, seed, self.n_startup_trials, self.multivariate)
 
-    def build(self, space, base, *, metric, mode, seed, num_samples):
+    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent):
         from ray.tune.search.optuna import OptunaSearch
 
         search = OptunaSearch(
@@ -127,6 +137,10 @@ class OptunaSearcher(_Searcher):
             mode=mode,
             sampler=self._study_sampler(seed),
         )
+        if max_concurrent:
+            from ray.tune.search import ConcurrencyLimiter
+
+            search = ConcurrencyLimiter(search, max_concurrent=max_concurrent)
         # Constants of the base config are merged with each suggestion by Ray.
         return search, base
 

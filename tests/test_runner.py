@@ -297,3 +297,15 @@ def test_the_same_spec_gives_the_same_trials_and_metrics(workdir):
         if c.startswith(("params.", "final.val_", "best.val_", "final.train_loss"))
     ]
     pd.testing.assert_frame_equal(first[columns], second[columns])
+
+
+@pytest.mark.parametrize("searcher", ["random", "optuna"])
+def test_max_concurrent_is_honoured_by_every_searcher(searcher: str):
+    spec = tiny_spec(
+        name=f"one-at-a-time-{searcher}",
+        searcher=searcher,
+        budget={"num_samples": 3, "max_concurrent": 1},
+    )
+    trials = hpo.run(spec).trials().sort_values("started_at")
+    starts, ends = list(trials["started_at"]), list(trials["ended_at"])
+    assert all(ends[i] <= starts[i + 1] for i in range(len(starts) - 1))  # never two at once
