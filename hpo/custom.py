@@ -25,6 +25,19 @@ if TYPE_CHECKING:
 local_reports: list[dict[str, Any]] = []
 
 
+class _TrialState:
+    """The running trial of this worker: which stored trial it is, where it starts from, and
+    its iteration count (which goes on from its checkpoint's, also in a resumed run)."""
+
+    def __init__(self, trial_id: str, checkpoint: Any, iteration: int):
+        self.trial_id = trial_id
+        self.checkpoint = checkpoint
+        self.iteration = iteration
+
+
+_trial: _TrialState | None = None
+
+
 def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) -> None:
     """Report one epoch's metrics (and optionally a checkpoint directory) for this trial.
 
@@ -41,8 +54,15 @@ def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) 
     if not in_search:
         local_reports.append(dict(metrics))
         return
-    saved = tune.Checkpoint.from_directory(str(checkpoint)) if checkpoint is not None else None
-    tune.report(dict(metrics), checkpoint=saved)
+    from hpo.continued import checkpoint_metadata
+
+    state = _trial or _TrialState(tune.get_context().get_trial_id(), None, 0)
+    state.iteration += 1
+    saved = None
+    if checkpoint is not None:
+        saved = tune.Checkpoint.from_directory(str(checkpoint))
+        saved.set_metadata(checkpoint_metadata(state.trial_id, state.iteration))
+    tune.report({**metrics, "training_iteration": state.iteration}, checkpoint=saved)
 
 
 def get_checkpoint() -> Any:
@@ -50,9 +70,28 @@ def get_checkpoint() -> Any:
 
     Use it as `with hpo.get_checkpoint().as_directory() as path: ...`.
     """
+    if _trial is not None:
+        return _trial.checkpoint
     from ray import tune
 
     return tune.get_checkpoint()
+
+
+def _start_trial(config: dict[str, Any]) -> dict[str, Any]:
+    """Note where this worker's trial starts from; returns its config without hpo's keys."""
+    global _trial
+    from ray import tune
+
+    from hpo.continued import split
+
+    config, continuation = split(config)
+    checkpoint = tune.get_checkpoint()  # Ray's, when it retries the trial after a failure
+    if checkpoint is None and continuation is not None and continuation.checkpoint:
+        checkpoint = tune.Checkpoint.from_directory(continuation.checkpoint)
+    iteration = int((checkpoint.get_metadata() or {}).get("iteration", 0)) if checkpoint else 0
+    trial_id = continuation.trial_id if continuation else tune.get_context().get_trial_id()
+    _trial = _TrialState(trial_id, checkpoint, iteration)
+    return config
 
 
 def seed_for(config: Mapping[str, Any], seed: int) -> int:
@@ -66,6 +105,8 @@ def run_user_function(
 ) -> None:
     """What Ray runs for each trial of a user's function: seed everything, then call it."""
     import numpy as np
+
+    config = _start_trial(config)
 
     trial_seed = seed_for(config, seed)
     random.seed(trial_seed)
