@@ -21,7 +21,7 @@ from hpo.spec import Spec, load_spec
 from hpo.store import ExperimentStatus, Store, TrialStatus, resolve_url
 
 if TYPE_CHECKING:
-    from hpo.resume import ResumePlan
+    from hpo.resume_plan import ResumePlan
 
 DEFAULT_RESULTS_DIR = "hpo-results"
 
@@ -113,20 +113,20 @@ def resume(
 ) -> Experiment:
     """Go on with an experiment that stopped before its end (Ctrl-C, a killed driver, a lost
     machine): its unfinished trials continue from their latest checkpoints, and new trials
-    make up its budget; see `hpo.resume` for what is kept.
+    make up its budget; see `hpo.resume_plan` for what is kept.
 
     Args:
         store_url: the results store (default as for `hpo run`).
         errored: also run its errored trials again.
         function: the user's training function, for an experiment of `hpo.tune`.
     """
-    from hpo.resume import plan_resume
+    from hpo.resume_plan import plan_resume
 
     console = console or Console()
     store = Store(resolve_url(store_url))
     row = store.experiment(name)
-    stored = {key: value for key, value in row["spec"].items() if key != "num_trials"}
-    spec = load_spec(stored)
+    # The spec as it ran (validated then; every section dumped, defaults included).
+    spec = Spec.model_validate({k: v for k, v in row["spec"].items() if k != "num_trials"})
     if function is None:
         function = check_user_code(spec)
     storage_path = Path(row["storage_path"])

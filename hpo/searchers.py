@@ -22,7 +22,7 @@ from hpo.options import Options, by_name
 from hpo.space import Space, get_path, nest, optuna_name, set_path
 
 if TYPE_CHECKING:
-    from hpo.resume import ResumePlan
+    from hpo.resume_plan import ResumePlan
 
 # A new trial's `CONTINUE_KEY` in a resumed experiment: a value at every leaf that a continued
 # trial's marker sets (Ray merges a preset configuration only into keys the base config has).
