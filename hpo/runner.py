@@ -190,6 +190,7 @@ def _search(
         raise RunInterrupted(run.name, resume_command(run.name, store.url))
     if status is ExperimentStatus.FAILED:
         raise RunFailed(_failure_message(experiment))
+    experiment.row = store.experiment(run.name)  # as it ended
     return experiment
 
 

@@ -18,7 +18,7 @@ import yaml
 from pydantic import TypeAdapter
 
 from hpo.continued import CONTINUE_KEY, checkpoint_metadata
-from hpo.resume_plan import plan_resume
+from hpo.resume_plan import latest_checkpoints, plan_resume
 from hpo.schedulers import AshaScheduler
 from hpo.searchers import OptunaSearcher, RandomSearcher
 from hpo.space import Distribution, Space
@@ -377,6 +377,10 @@ def test_chaos_a_driver_killed_three_times_at_random_moments_loses_and_repeats_n
     assert driver.wait() == 0, driver.output()
     assert kills == 3, "the search ended before three kills; give it more to do"
     _assert_accounted_for(reader, num_samples)
+    # Checkpoints every epoch: each trial's last one is at its last stored epoch.
+    checkpoints = latest_checkpoints(workdir / "hpo-results" / "chaos")
+    for trial in reader.trials():
+        assert max(checkpoints[trial.trial_id])[0] == trial.iterations
     print(f"chaos: {kills} kills survived in {time.monotonic() - started:.0f} s")
 
 
