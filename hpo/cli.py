@@ -89,6 +89,16 @@ def cli() -> None:
 @click.option(
     "-v", "--verbose", is_flag=True, help="A line per finished trial instead of the live view."
 )
+@click.option(
+    "--address",
+    metavar="auto|HOST:PORT",
+    help="Run on an existing Ray cluster [env: RAY_ADDRESS; default: a local Ray].",
+)
+@click.option(
+    "--storage-path",
+    metavar="DIR|URI",
+    help="Checkpoints: a folder every node reaches, or s3://... [default: ./hpo-results].",
+)
 @debug_option
 def run(
     spec_path: Path,
@@ -98,6 +108,8 @@ def run(
     dry_run: bool,
     quiet: bool,
     verbose: bool,
+    address: str | None,
+    storage_path: str | None,
 ) -> None:
     """Run the search a spec describes."""
     # JSON is YAML: the name stays a string whatever it looks like.
@@ -109,7 +121,14 @@ def run(
     from hpo.runner import execute
 
     progress = Console(quiet=True) if quiet else console
-    experiment = execute(spec, store_url=store_url, console=progress, live=not verbose)
+    experiment = execute(
+        spec,
+        store_url=store_url,
+        console=progress,
+        live=not verbose,
+        address=address,
+        storage_path=storage_path,
+    )
     _print_summary(experiment, store, brief=quiet)
 
 

@@ -41,8 +41,10 @@ def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) 
     if not in_search:
         local_reports.append(dict(metrics))
         return
+    from hpo.cluster import NODE_KEY, node_label
+
     saved = tune.Checkpoint.from_directory(str(checkpoint)) if checkpoint is not None else None
-    tune.report(dict(metrics), checkpoint=saved)
+    tune.report({**metrics, NODE_KEY: node_label()}, checkpoint=saved)
 
 
 def get_checkpoint() -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from hpo.analysis import Experiment
+from hpo.cluster import Placement, connect
 from hpo.errors import RunFailed, SpecError, SpecIssue
 from hpo.spec import Spec, load_spec
 from hpo.store import ExperimentStatus, Store, TrialStatus, resolve_url
@@ -59,12 +60,15 @@ def execute(
     callbacks: Sequence[Any] = (),
     function: Callable[..., Any] | None = None,
     live: bool = True,
+    address: str | None = None,
+    storage_path: str | None = None,
 ) -> Experiment:
     """Run a validated spec on Ray Tune, recording into the store at `store_url`.
 
     `function` is a user's training function given as an object (`hpo.tune`), which then
     stands for the spec's `trainable` reference. `live` shows the live progress view in a
-    terminal; otherwise (and off a terminal) a line per finished trial.
+    terminal; otherwise (and off a terminal) a line per finished trial. `address` and
+    `storage_path` override the spec's `ray` section (see `hpo.cluster`).
     """
     console = console or Console()
     if spec.tracking.mlflow is not None and importlib.util.find_spec("mlflow") is None:
@@ -76,11 +80,21 @@ def execute(
     if function is None:
         function = check_user_code(spec)
     dataset = _load_data(spec) if function is None else None
+    # Ray (local, or the cluster asked for), and storage every node reaches, before any write.
+    placement = connect(
+        spec.name,
+        spec.ray,
+        Path(results_dir),
+        address=address,
+        storage_path=storage_path,
+        console=console,
+    )
     store = Store(store_url)
-    storage_path = Path(results_dir).resolve()
+    # hpo's own files (Ray's log, TensorBoard) go beside the trials, or here for a cloud URI.
+    storage_path = Path(results_dir if placement.is_uri else placement.storage_path).resolve()
     spec_data = {**spec.model_dump(mode="json"), "num_trials": spec.num_trials()}
     experiment_id, name = store.create_experiment(
-        spec.name, spec_data, storage_path=str(storage_path)
+        spec.name, spec_data, storage_path=placement.storage_path
     )
     if name != spec.name:
         console.print(
@@ -105,6 +119,7 @@ def execute(
             function,
             dataset,
             live,
+            placement,
         )
         experiment = Experiment(name, store)
         finished = experiment.trials()["status"].isin(
@@ -233,6 +248,7 @@ def _tune(
     function: Callable[..., Any] | None,
     dataset: Any,
     live: bool,
+    placement: Placement,
 ) -> None:
     """Run the search on Ray Tune."""
     import ray
@@ -242,7 +258,7 @@ def _tune(
     from hpo.recording import StoreRecorder
 
     space = spec.search_space()
-    trainable = _trainable(spec, function, dataset)
+    trainable = _trainable(spec, function, dataset, placement)
     pruned: set[str] = set()  # trials the scheduler stops early, as it decides
     view = progress_view(
         console,
@@ -254,9 +270,7 @@ def _tune(
         pruned=pruned,
         budget_s=spec.budget.time_budget_s,
     )
-    started_ray = not ray.is_initialized()
-    if started_ray:
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    started_ray = placement.owned  # `connect` started Ray, or connected to the cluster
     try:
         search_alg, param_space = spec.searcher.build(
             space,
@@ -267,9 +281,7 @@ def _tune(
             num_samples=spec.num_trials(),
             max_concurrent=spec.budget.max_concurrent,
         )
-        trainable = tune.with_resources(
-            trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-        )
+        trainable = tune.with_resources(trainable, trial_resources(spec.resources))
         tuner = tune.Tuner(
             trainable,
             param_space=param_space,
@@ -289,7 +301,7 @@ def _tune(
             ),
             run_config=tune.RunConfig(
                 name=name,
-                storage_path=str(storage_path),
+                storage_path=placement.storage_path,
                 verbose=0,
                 # Checkpoints exist only at the spec's cadence (`checkpoint.every`); each
                 # trial keeps its best few by the spec's metric.
@@ -321,7 +333,18 @@ def _tune(
     return dataset
 
 
-def _trainable(spec: Spec, function: Callable[..., Any] | None, dataset: Any) -> Any:
+def trial_resources(resources: Any) -> dict[str, float]:
+    """What Ray Tune reserves for one trial; a DDP trial's workers reserve their own."""
+    if resources.workers > 1:
+        from hpo.trainable.distributed import DRIVER_CPU
+
+        return {"cpu": DRIVER_CPU, "gpu": 0}
+    return {"cpu": resources.cpu, "gpu": resources.gpu}
+
+
+def _trainable(
+    spec: Spec, function: Callable[..., Any] | None, dataset: Any, placement: Placement
+) -> Any:
     """The function Ray runs for each trial: hpo's trainable, or the user's function.
 
     The data and a user's function reach the trials once, through Ray's object store
@@ -329,6 +352,17 @@ def _trainable(spec: Spec, function: Callable[..., Any] | None, dataset: Any) ->
     """
     from ray import tune
 
+    if function is None and spec.resources.workers > 1:
+        from hpo.trainable.distributed import ddp_trainable
+
+        return tune.with_parameters(
+            ddp_trainable,
+            dataset=dataset,
+            workers=spec.resources.workers,
+            cpu=spec.resources.cpu,
+            gpu=spec.resources.gpu,
+            storage_path=placement.storage_path,
+        )
     if function is None:
         from hpo.trainable.ray_trainable import tune_trainable
 

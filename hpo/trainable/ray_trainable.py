@@ -19,6 +19,7 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset) -> None:
     import torch
     from ray import tune
 
+    from hpo.cluster import NODE_KEY, node_label
     from hpo.trainable.checkpoint import load_checkpoint, save_checkpoint
     from hpo.trainable.loop import Trainer
 
@@ -34,7 +35,9 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset) -> None:
             trainer.load_state_dict(load_checkpoint(directory))
 
     every = trainer.cfg.checkpoint.every
+    node = node_label()
     for metrics in trainer.run():
+        metrics[NODE_KEY] = node
         if every and (metrics["epoch"] % every == 0 or metrics[FINAL_KEY]):
             # Ray copies the directory into the trial's storage before `report` returns.
             with tempfile.TemporaryDirectory(prefix="hpo-checkpoint-") as directory:
