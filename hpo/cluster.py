@@ -158,9 +158,16 @@ def _init(address: str | None) -> None:
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
     except ConnectionError as exc:
+        # A cluster that wants a token looks, to a client without one, like no cluster at all.
+        hint = (
+            ""
+            if token_auth_enabled()
+            else f" If it uses token authentication, run hpo with {AUTH_MODE_ENV}=token and "
+            "the cluster's token in ~/.ray/auth_token or $RAY_AUTH_TOKEN."
+        )
         raise UsageError(
             f"cannot connect to the Ray cluster at {address!r}: {exc}. Is it running "
-            "(`ray status --address HOST:PORT` on the head node)?"
+            f"(`ray status --address HOST:PORT` on the head node)?{hint}"
         ) from None
     except Exception as exc:
         if type(exc).__name__ != "AuthenticationError":

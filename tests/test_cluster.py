@@ -72,7 +72,8 @@ class TwoNodeCluster:
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                # Ray's daemons stay in this new process group after `ray start` returns.
+                # Ray's daemons stay in this new process group after `ray start` returns
+                # (its workers get groups of their own, and exit when their raylet dies).
                 start_new_session=True,
             )
             self.groups[name] = starter.pid
