@@ -115,6 +115,7 @@ def tune(
     resources: Mapping[str, float] | None = None,
     seed: int = 0,
     store: str | None = None,
+    ray: Mapping[str, Any] | None = None,
     console: Any = None,
     callbacks: Sequence[Any] = (),
 ) -> Experiment:
@@ -132,6 +133,8 @@ def tune(
         resources: per trial, e.g. `{"cpu": 1, "gpu": 0.5}`.
         seed: the experiment's seed (searcher and each trial's seeds derive from it).
         store: the results store (default as for `hpo run`).
+        ray: an existing Ray cluster, as a spec's `ray` section
+            (`{"address": "auto", "storage_path": "/shared/hpo-results"}`).
 
     Returns:
         The experiment, as `hpo.load` would give it.
@@ -162,6 +165,7 @@ def tune(
             "budget": {key: value for key, value in budget.items() if value is not None},
             "resources": dict(resources or {}),
             **({"store": store} if store else {}),
+            **({"ray": dict(ray)} if ray else {}),
         }
     )
     return execute(
