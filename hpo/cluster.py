@@ -188,13 +188,27 @@ def token_auth_enabled() -> bool:
     return is_token_auth_enabled()
 
 
+def _cluster_checks_tokens() -> bool:
+    """Whether the cluster's own processes run with token authentication.
+
+    A client that sends a token is let into a cluster that checks none as well, so when hpo
+    holds a token, a task asks a worker of the cluster (workers share their raylet's mode).
+    """
+    import ray
+
+    try:
+        return bool(ray.get(ray.remote(num_cpus=0)(token_auth_enabled).remote(), timeout=60))
+    except (ray.exceptions.RayError, TimeoutError):
+        return True  # cannot tell: no warning rather than a wrong one
+
+
 def _warn_if_unauthenticated(address: str, console: Console) -> None:
-    """A cluster that let this process in without a token lets anyone in who reaches its ports,
+    """A cluster that lets clients in without a token lets anyone in who reaches its ports,
     and runs their code: hpo runs on it all the same, but says so."""
-    if token_auth_enabled():
+    if token_auth_enabled() and _cluster_checks_tokens():
         return
     console.print(
-        f"[yellow]warning:[/] the Ray cluster at {address} accepted hpo without a token: anyone "
+        f"[yellow]warning:[/] the Ray cluster at {address} accepts clients without a token: anyone "
         "who can reach its ports can run code on it. Start it with token authentication "
         f"({AUTH_MODE_ENV}=token ray start ...; `ray get-auth-token --generate` makes a token) "
         f"and run hpo with {AUTH_MODE_ENV}=token.",
