@@ -22,12 +22,26 @@ import pytest
 import yaml
 
 from hpo.analysis import Experiment
+from hpo.cluster import RayOptions, resolve_address
+from hpo.errors import UsageError
 from hpo.store import Store
 from tests.conftest import tiny_spec
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
-
 RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def test_the_address_comes_from_the_flag_then_the_spec_then_ray_address(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    spec = RayOptions(address="head:6379")
+    assert resolve_address(None, RayOptions()) is None  # hpo's own local Ray
+    monkeypatch.setenv("RAY_ADDRESS", "env-head:6379")
+    assert resolve_address(None, RayOptions()) == "env-head:6379"
+    assert resolve_address(None, spec) == "head:6379"
+    assert resolve_address("auto", spec) == "auto"
+    assert resolve_address("local", spec) is None  # a local Ray despite the others
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    with pytest.raises(UsageError, match="Ray Client"):
+        resolve_address(None, RayOptions())
 
 
 def free_port() -> int:
@@ -139,6 +153,8 @@ def run_to_end(process: subprocess.Popen, timeout: float = 150) -> tuple[int, st
     return process.returncode, output
 
 
+@pytest.mark.slow
+@pytest.mark.ray
 def test_a_search_on_two_nodes_records_each_trials_node(tmp_path: Path, cluster_factory):
     cluster = cluster_factory("disabled")
     store = tmp_path / "hpo.db"
@@ -178,6 +194,8 @@ def test_a_search_on_two_nodes_records_each_trials_node(tmp_path: Path, cluster_
     assert any(shared.glob("tiny/trial_*/checkpoint_*"))
 
 
+@pytest.mark.slow
+@pytest.mark.ray
 def test_a_lost_node_costs_no_trial(tmp_path: Path, cluster_factory):
     cluster = cluster_factory("token")
     store_url = f"sqlite:///{tmp_path / 'hpo.db'}"

@@ -133,8 +133,10 @@ class Trainer:
         self.rank, self.world = _process_group()
         self.net: nn.Module = self.model
         if self.world > 1:
+            # On CUDA, the rank's own GPU: Ray Train's worker made it the current device.
+            cuda = self.device.type == "cuda"
             self.net = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device] if self.device.type == "cuda" else None
+                self.model, device_ids=[torch.cuda.current_device()] if cuda else None
             )
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
         batches = len(self._batches(torch.arange(len(self.x_train))))
