@@ -49,6 +49,13 @@ store_option = click.option(
 )
 
 
+address_option = click.option(
+    "--address",
+    metavar="auto|HOST:PORT",
+    help="Run on an existing Ray cluster [env: RAY_ADDRESS; default: a local Ray].",
+)
+
+
 class _Group(click.Group):
     """Turns hpo's errors into a message and an exit code instead of a traceback."""
 
@@ -92,6 +99,12 @@ def cli() -> None:
 @click.option(
     "-v", "--verbose", is_flag=True, help="A line per finished trial instead of the live view."
 )
+@address_option
+@click.option(
+    "--storage-path",
+    metavar="DIR|URI",
+    help="Checkpoints: a folder every node reaches, or s3://... [default: ./hpo-results].",
+)
 @debug_option
 def run(
     spec_path: Path,
@@ -101,6 +114,8 @@ def run(
     dry_run: bool,
     quiet: bool,
     verbose: bool,
+    address: str | None,
+    storage_path: str | None,
 ) -> None:
     """Run the search a spec describes."""
     # JSON is YAML: the name stays a string whatever it looks like.
@@ -112,7 +127,14 @@ def run(
     from hpo.runner import execute
 
     progress = Console(quiet=True) if quiet else console
-    experiment = execute(spec, store_url=store_url, console=progress, live=not verbose)
+    experiment = execute(
+        spec,
+        store_url=store_url,
+        console=progress,
+        live=not verbose,
+        address=address,
+        storage_path=storage_path,
+    )
     _print_summary(experiment, store, brief=quiet)
 
 
@@ -124,8 +146,11 @@ def run(
 @click.option(
     "-v", "--verbose", is_flag=True, help="A line per finished trial instead of the live view."
 )
+@address_option
 @debug_option
-def resume(name: str, store: str | None, errored: bool, quiet: bool, verbose: bool) -> None:
+def resume(
+    name: str, store: str | None, errored: bool, quiet: bool, verbose: bool, address: str | None
+) -> None:
     """Go on with an experiment that stopped before its end (Ctrl-C, a killed run).
 
     Completed and pruned trials are kept; running and interrupted ones continue from their
@@ -135,7 +160,12 @@ def resume(name: str, store: str | None, errored: bool, quiet: bool, verbose: bo
 
     progress = Console(quiet=True) if quiet else console
     experiment = resume_experiment(
-        name, store_url=resolve_url(store), errored=errored, console=progress, live=not verbose
+        name,
+        store_url=resolve_url(store),
+        errored=errored,
+        console=progress,
+        live=not verbose,
+        address=address,
     )
     _print_summary(experiment, store, brief=quiet)
 

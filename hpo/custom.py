@@ -54,6 +54,7 @@ def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) 
     if not in_search:
         local_reports.append(dict(metrics))
         return
+    from hpo.cluster import NODE_KEY, node_label
     from hpo.continued import checkpoint_metadata
 
     state = _trial or _TrialState(tune.get_context().get_trial_id(), None, 0)
@@ -62,7 +63,8 @@ def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) 
     if checkpoint is not None:
         saved = tune.Checkpoint.from_directory(str(checkpoint))
         saved.set_metadata(checkpoint_metadata(state.trial_id, state.iteration))
-    tune.report({**metrics, "training_iteration": state.iteration}, checkpoint=saved)
+    result = {**metrics, "training_iteration": state.iteration, NODE_KEY: node_label()}
+    tune.report(result, checkpoint=saved)
 
 
 def get_checkpoint() -> Any:
@@ -154,6 +156,7 @@ def tune(
     resources: Mapping[str, float] | None = None,
     seed: int = 0,
     store: str | None = None,
+    ray: Mapping[str, Any] | None = None,
     console: Any = None,
     callbacks: Sequence[Any] = (),
 ) -> Experiment:
@@ -171,6 +174,8 @@ def tune(
         resources: per trial, e.g. `{"cpu": 1, "gpu": 0.5}`.
         seed: the experiment's seed (searcher and each trial's seeds derive from it).
         store: the results store (default as for `hpo run`).
+        ray: an existing Ray cluster, as a spec's `ray` section
+            (`{"address": "auto", "storage_path": "/shared/hpo-results"}`).
 
     Returns:
         The experiment, as `hpo.load` would give it.
@@ -201,6 +206,7 @@ def tune(
             "budget": {key: value for key, value in budget.items() if value is not None},
             "resources": dict(resources or {}),
             **({"store": store} if store else {}),
+            **({"ray": dict(ray)} if ray else {}),
         }
     )
     return execute(

@@ -19,6 +19,7 @@ from ray import cloudpickle
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, TRAINING_ITERATION
 
+from hpo.cluster import node_of
 from hpo.continued import split, store_trial_id
 from hpo.metric_modes import keep_best
 from hpo.space import Space
@@ -183,7 +184,7 @@ class StoreRecorder(Callback):
             best_metrics=dict(best),
             value=metrics.get(self.metric),
             best_value=best.get(self.metric),
-            node=result.get("hostname"),
+            node=node_of(result),
         )
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:

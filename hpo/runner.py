@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from hpo.analysis import Experiment
+from hpo.cluster import Placement, connect
 from hpo.errors import RunFailed, RunInterrupted, SpecError, SpecIssue
 from hpo.spec import Spec, load_spec
 from hpo.store import ExperimentStatus, Store, TrialStatus, resolve_url
@@ -65,12 +66,15 @@ def execute(
     callbacks: Sequence[Any] = (),
     function: Callable[..., Any] | None = None,
     live: bool = True,
+    address: str | None = None,
+    storage_path: str | None = None,
 ) -> Experiment:
     """Run a validated spec on Ray Tune, recording into the store at `store_url`.
 
     `function` is a user's training function given as an object (`hpo.tune`), which then
     stands for the spec's `trainable` reference. `live` shows the live progress view in a
-    terminal; otherwise (and off a terminal) a line per finished trial.
+    terminal; otherwise (and off a terminal) a line per finished trial. `address` and
+    `storage_path` override the spec's `ray` section (see `hpo.cluster`).
     """
     console = console or Console()
     if spec.tracking.mlflow is not None and importlib.util.find_spec("mlflow") is None:
@@ -82,11 +86,19 @@ def execute(
     if function is None:
         function = check_user_code(spec)
     dataset = _load_data(spec) if function is None else None
+    # Ray (local, or the cluster asked for), and storage every node reaches, before any write.
+    placement = connect(
+        spec.name,
+        spec.ray,
+        Path(results_dir),
+        address=address,
+        storage_path=storage_path,
+        console=console,
+    )
     store = Store(store_url)
-    storage_path = Path(results_dir).resolve()
     spec_data = {**spec.model_dump(mode="json"), "num_trials": spec.num_trials()}
     experiment_id, name = store.create_experiment(
-        spec.name, spec_data, storage_path=str(storage_path)
+        spec.name, spec_data, storage_path=placement.storage_path
     )
     if name != spec.name:
         console.print(
@@ -97,7 +109,10 @@ def execute(
         f"{spec.scheduler.name} scheduler, {spec.mode.value} {spec.metric}",
         highlight=False,
     )
-    run = _Run(spec, name, experiment_id, store, storage_path, console, function, dataset)
+    run = _Run(
+        spec, name, experiment_id, store, _files_dir(placement, results_dir), console,
+        function, dataset, placement,
+    )
     return _search(run, callbacks, live, resume=None)
 
 
@@ -110,6 +125,7 @@ def resume(
     callbacks: Sequence[Any] = (),
     function: Callable[..., Any] | None = None,
     live: bool = True,
+    address: str | None = None,
 ) -> Experiment:
     """Go on with an experiment that stopped before its end (Ctrl-C, a killed driver, a lost
     machine): its unfinished trials continue from their latest checkpoints, and new trials
@@ -119,6 +135,7 @@ def resume(
         store_url: the results store (default as for `hpo run`).
         errored: also run its errored trials again.
         function: the user's training function, for an experiment of `hpo.tune`.
+        address: the Ray cluster to run on (default: the spec's, as for `hpo run`).
     """
     from hpo.resume_plan import plan_resume
 
@@ -129,21 +146,39 @@ def resume(
     spec = Spec.model_validate({k: v for k, v in row["spec"].items() if k != "num_trials"})
     if function is None:
         function = check_user_code(spec)
-    storage_path = Path(row["storage_path"])
-    plan = plan_resume(store, row, spec.num_trials(), storage_path / name, errored=errored)
+    # Checkpoints are read where the trials wrote them: a folder of this machine, or shared.
+    trial_folders = Path(row["storage_path"]) / name
+    plan = plan_resume(store, row, spec.num_trials(), trial_folders, errored=errored)
     ended = row["status"] in (ExperimentStatus.COMPLETED.value, ExperimentStatus.FAILED.value)
     if plan.num_trials == 0 and ended:
         console.print(f"[bold]{name}[/] has nothing left to run.")
         return Experiment(name, store)
     dataset = _load_data(spec) if function is None else None
+    placement = connect(
+        name,
+        spec.ray,
+        Path(row["storage_path"]),
+        address=address,
+        storage_path=row["storage_path"],
+        console=console,
+    )
     store.reopen_experiment(row["id"])
     console.print(
         f"Resuming [bold]{name}[/]: {len(plan.finished)} trials done, "
         f"{len(plan.continued)} to continue, {plan.new} new",
         highlight=False,
     )
-    run = _Run(spec, name, row["id"], store, storage_path, console, function, dataset)
+    run = _Run(
+        spec, name, row["id"], store, _files_dir(placement, DEFAULT_RESULTS_DIR), console,
+        function, dataset, placement,
+    )
     return _search(run, callbacks, live, resume=plan)
+
+
+def _files_dir(placement: Placement, results_dir: str | Path) -> Path:
+    """Where hpo's own files (Ray's log, TensorBoard) go: beside the trials, or in the local
+    results folder when the trials are stored at a cloud URI."""
+    return Path(results_dir if placement.is_uri else placement.storage_path).resolve()
 
 
 @dataclass
@@ -154,10 +189,11 @@ class _Run:
     name: str
     experiment_id: int
     store: Store
-    storage_path: Path
+    storage_path: Path  # hpo's own files go under storage_path / name
     console: Console
     function: Callable[..., Any] | None
     dataset: Any
+    placement: Placement
 
 
 def _search(
@@ -168,10 +204,15 @@ def _search(
     status = ExperimentStatus.FAILED
     experiment = Experiment(run.name, store)
     try:
-        # A run killed after its last trial and before its end has only its end to record.
-        stopped = False if resume is not None and not resume.num_trials else _tune(
-            run, callbacks, live, resume
-        )
+        if resume is not None and not resume.num_trials:
+            # A run killed after its last trial and before its end has only its end to record.
+            stopped = False
+            if run.placement.owned:
+                import ray
+
+                ray.shutdown()
+        else:
+            stopped = _tune(run, callbacks, live, resume)
         if stopped:
             status = ExperimentStatus.INTERRUPTED
         else:
@@ -322,7 +363,7 @@ def _tune(
 
     spec, name, store, storage_path = run.spec, run.name, run.store, run.storage_path
     space = spec.search_space()
-    trainable = _trainable(spec, run.function, run.dataset)
+    trainable = _trainable(spec, run.function, run.dataset, run.placement)
     num_trials = spec.num_trials() if resume is None else resume.num_trials
     pruned: set[str] = set()  # trials the scheduler stops early, as it decides
     view = progress_view(
@@ -344,9 +385,7 @@ def _tune(
         pruned,
         **({} if resume is None else _recorder_state(resume)),
     )
-    started_ray = not ray.is_initialized()
-    if started_ray:
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    started_ray = run.placement.owned  # `connect` started Ray, or connected to the cluster
     try:
         search_alg, param_space = spec.searcher.build(
             space,
@@ -358,9 +397,7 @@ def _tune(
             max_concurrent=spec.budget.max_concurrent,
             resume=resume,
         )
-        trainable = tune.with_resources(
-            trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-        )
+        trainable = tune.with_resources(trainable, trial_resources(spec.resources))
         tuner = tune.Tuner(
             trainable,
             param_space=param_space,
@@ -382,7 +419,7 @@ def _tune(
             ),
             run_config=tune.RunConfig(
                 name=name,
-                storage_path=str(storage_path),
+                storage_path=run.placement.storage_path,
                 verbose=0,
                 stop=StopRequested(),
                 # Checkpoints exist only at the spec's cadence (`checkpoint.every`); each
@@ -433,7 +470,18 @@ def _recorder_state(resume: ResumePlan) -> dict[str, Any]:
     }
 
 
-def _trainable(spec: Spec, function: Callable[..., Any] | None, dataset: Any) -> Any:
+def trial_resources(resources: Any) -> dict[str, float]:
+    """What Ray Tune reserves for one trial; a DDP trial's workers reserve their own."""
+    if resources.workers > 1:
+        from hpo.trainable.distributed import DRIVER_CPU
+
+        return {"cpu": DRIVER_CPU, "gpu": 0}
+    return {"cpu": resources.cpu, "gpu": resources.gpu}
+
+
+def _trainable(
+    spec: Spec, function: Callable[..., Any] | None, dataset: Any, placement: Placement
+) -> Any:
     """The function Ray runs for each trial: hpo's trainable, or the user's function.
 
     The data and a user's function reach the trials once, through Ray's object store
@@ -441,6 +489,17 @@ def _trainable(spec: Spec, function: Callable[..., Any] | None, dataset: Any) ->
     """
     from ray import tune
 
+    if function is None and spec.resources.workers > 1:
+        from hpo.trainable.distributed import ddp_trainable
+
+        return tune.with_parameters(
+            ddp_trainable,
+            dataset=dataset,
+            workers=spec.resources.workers,
+            cpu=spec.resources.cpu,
+            gpu=spec.resources.gpu,
+            storage_path=placement.storage_path,
+        )
     if function is None:
         from hpo.trainable.ray_trainable import tune_trainable
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from hpo.cluster import RayOptions
 from hpo.errors import SpecError, SpecIssue
 from hpo.options import Options
 from hpo.schedulers import AshaScheduler, FifoScheduler, SchedulerSpec
@@ -56,6 +57,12 @@ class Resources(Options):
 
     cpu: float = Field(1, gt=0)
     gpu: float = Field(0, ge=0)
+    workers: int = Field(
+        1,
+        ge=1,
+        description="processes per trial, one DistributedDataParallel group (Ray Train); "
+        "cpu and gpu are then per worker",
+    )
 
 
 class MlflowTracking(Options):
@@ -100,6 +107,7 @@ class Spec(TrainableSections):
     )
     store: str | None = Field(None, description="SQLAlchemy URL or path of the results store")
     tracking: Tracking = Tracking()
+    ray: RayOptions = RayOptions()
 
     @field_validator("name")
     @classmethod
@@ -486,6 +494,14 @@ def _check_user_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
         for section in TrainableSections.model_fields
         if section in spec.model_fields_set
     ]
+    if spec.resources.workers > 1:
+        issues.append(
+            (
+                ("resources", "workers"),
+                "several workers per trial (distributed data parallel) need hpo's own "
+                "trainable; your function runs as one process: remove resources.workers",
+            )
+        )
     if ":" not in spec.trainable:
         issues.append(
             (("trainable",), f"expected 'package.module:function', got {spec.trainable!r}")

@@ -212,3 +212,12 @@ def test_the_command_imports_the_users_modules_from_the_working_directory(tmp_pa
     )
     assert typo.returncode == 2
     assert "model.name: cannot load 'my_modles:net'" in typo.stderr
+
+
+def test_run_refuses_a_ray_client_address_before_starting_anything(tmp_path: Path):
+    result = invoke("run", str(write_spec(tmp_path / "s.yaml")), "--address", "ray://head:10001")
+    assert result.exit_code == 2
+    assert "--address: 'ray://head:10001': Ray Client (ray://) runs the search's driver" in (
+        result.output
+    )
+    assert "ray job submit" in result.output

@@ -146,6 +146,20 @@ BAD_SPECS = [
         "2: resources.gpu",
         "Input should be greater than or equal to 0 (got -1)",
     ),
+    ("resources: {workers: 0}", "2: resources.workers", "greater than or equal to 1 (got 0)"),
+    (
+        "trainable: my_train:main\nresources: {workers: 2}",
+        "3: resources.workers",
+        "several workers per trial (distributed data parallel) need hpo's own trainable",
+    ),
+    # the Ray cluster
+    (
+        "ray:\n  address: ray://head:10001",
+        "3: ray.address",
+        "Ray Client (ray://) runs the search's driver on the head node",
+    ),
+    ("ray: {address: head}", "2: ray.address", "'head' is not a Ray address; use 'auto'"),
+    ("ray: {storage: /nfs}", "2: ray.storage", "unknown key; did you mean 'storage_path'?"),
     # metric and mode
     ("mode: maximize", "2: mode", "Input should be 'min' or 'max' (got 'maximize')"),
     (

@@ -128,6 +128,16 @@ class Trainer:
         )
 
         self.model = build_model(cfg.model, self.input_shape, dataset.num_outputs).to(self.device)
+        # In a DDP group (see `distributed.py`), each rank trains on its share of every batch
+        # through `self.net`, which averages the gradients; `self.model` stays the plain module.
+        self.rank, self.world = _process_group()
+        self.net: nn.Module = self.model
+        if self.world > 1:
+            # On CUDA, the rank's own GPU: Ray Train's worker made it the current device.
+            cuda = self.device.type == "cuda"
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[torch.cuda.current_device()] if cuda else None
+            )
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
         batches = len(self._batches(torch.arange(len(self.x_train))))
         self.lr_schedule = build_lr_schedule(
@@ -200,8 +210,9 @@ class Trainer:
 
     def _batches(self, order: torch.Tensor) -> list[torch.Tensor]:
         batches = list(order.split(self.cfg.training.batch_size))
-        # A last batch of one sample adds noise, and batch norm cannot train on it.
-        if len(batches) > 1 and len(batches[-1]) == 1:
+        # A last batch of one sample adds noise, and batch norm cannot train on it; in a DDP
+        # group, every rank needs a share of it.
+        if len(batches) > 1 and len(batches[-1]) < max(2, self.world):
             batches.pop()
         return batches
 
@@ -219,12 +230,14 @@ class Trainer:
             group = batches[start : start + k]
             group_size = sum(len(idx) for idx in group)
             for idx in group:
+                idx = idx[self.rank :: self.world]  # this rank's share (all of it alone)
                 x, y = self._augment(self.x_train[idx]), self.y_train[idx]
                 with self._autocast():
-                    loss = self.loss_fn(self._forward(x), y)
+                    loss = self.loss_fn(self._forward(x, self.net), y)
                 # Weighted by its share of the group, so k accumulated batches give the
-                # gradient of one batch k times larger (the loss is a mean over samples).
-                self.scaler.scale(loss * (len(idx) / group_size)).backward()
+                # gradient of one batch k times larger (the loss is a mean over samples); DDP
+                # divides the ranks' summed gradients by their number, hence `* self.world`.
+                self.scaler.scale(loss * (len(idx) * self.world / group_size)).backward()
                 total += loss.detach().float() * len(idx)
                 seen += len(idx)
             self.scaler.unscale_(optimizer)  # clip and measure the true gradient
@@ -235,10 +248,14 @@ class Trainer:
             self.scaler.update()
             optimizer.zero_grad(set_to_none=True)
             self.lr_schedule.after_step()
+        if self.world > 1:  # the mean over every rank's samples, as one process would see it
+            sums = torch.stack([total, torch.tensor(float(seen), device=self.device)])
+            torch.distributed.all_reduce(sums)
+            total, seen = sums[0], int(sums[1].item())
         return (total / seen).item(), torch.stack(norms).mean().item()
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x.view(len(x), *self.input_shape))
+    def _forward(self, x: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
+        out = (net or self.model)(x.view(len(x), *self.input_shape))
         return out if self.task is Task.CLASSIFICATION else out.view(len(x))
 
     def _autocast(self) -> torch.autocast:
@@ -336,6 +353,13 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.order_rng.set_state(rng["order"])
         self.augment_rng.set_state(rng["augment"])
+
+
+def _process_group() -> tuple[int, int]:
+    """This process's rank and the group's size in torch.distributed, or (0, 1) alone."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 def _shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:

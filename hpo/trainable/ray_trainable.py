@@ -21,6 +21,7 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset) -> None:
     import torch
     from ray import tune
 
+    from hpo.cluster import NODE_KEY, node_label
     from hpo.trainable.checkpoint import load_checkpoint, save_checkpoint
     from hpo.trainable.loop import Trainer
 
@@ -40,11 +41,12 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset) -> None:
             trainer.load_state_dict(load_checkpoint(directory))
 
     every = trainer.cfg.checkpoint.every
+    node = node_label()
     for metrics in trainer.run():
         # Iterations are epochs, also for a trial continued from a checkpoint in a new run
         # (where Ray would count from 1): the scheduler's rungs and the store count epochs.
         epoch = metrics["epoch"]
-        result = {**metrics, "training_iteration": epoch}
+        result = {**metrics, "training_iteration": epoch, NODE_KEY: node}
         if every and (epoch % every == 0 or metrics[FINAL_KEY]):
             # Ray copies the directory into the trial's storage before `report` returns.
             with tempfile.TemporaryDirectory(prefix="hpo-checkpoint-") as directory:

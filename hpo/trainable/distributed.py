@@ -1,0 +1,103 @@
+"""A trial that trains on several processes at once: one torch DistributedDataParallel group
+per trial (`resources: {workers: N}`), started and wired up by Ray Train.
+
+Ray Tune runs `ddp_trainable` as the trial; it runs a Ray Train `TorchTrainer` whose workers
+each run `Trainer` on their share of every batch (gloo on CPUs, NCCL on GPUs: Ray Train sets
+up the process group). Rank 0's metrics reach Tune through Ray's `TuneReportCallback`, so
+the store, the searcher and the scheduler see one trial as usual.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+from hpo.trainable.config import FINAL_KEY
+from hpo.trainable.data import Dataset
+
+# The trial's own process only waits for its workers: it holds a sliver of a CPU so that Ray
+# Tune still counts it, and the workers hold the trial's real resources.
+DRIVER_CPU = 0.01
+
+
+def ddp_trainable(
+    config: dict[str, Any],
+    dataset: Dataset,
+    workers: int,
+    cpu: float,
+    gpu: float,
+    storage_path: str,
+) -> None:
+    """Run one trial as a DDP group of `workers` processes with `cpu`/`gpu` each."""
+    import ray
+    from ray import tune
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    context = tune.get_context()
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config={"config": config, "dataset": ray.put(dataset), "cpu": cpu},
+        scaling_config=ScalingConfig(
+            num_workers=workers,
+            use_gpu=gpu > 0,
+            resources_per_worker={"CPU": cpu, **({"GPU": gpu} if gpu > 0 else {})},
+        ),
+        run_config=RunConfig(
+            # One Train run per trial, named after it: a retried trial finds its run's
+            # checkpoints there and continues from the latest.
+            name=f"{context.get_experiment_name()}-{context.get_trial_id()}",
+            storage_path=storage_path,
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    trainer.fit()
+
+
+def _worker_loop(loop_config: dict[str, Any]) -> None:
+    """One process of the group: train on this rank's share of each batch, report each epoch."""
+    import ray
+    import torch
+    from ray import train
+
+    from hpo.cluster import NODE_KEY, node_label
+    from hpo.trainable.checkpoint import load_checkpoint, save_checkpoint
+    from hpo.trainable.loop import Trainer
+
+    torch.set_num_threads(max(1, int(loop_config["cpu"])))
+    if torch.cuda.is_available():
+        from ray.train.torch import get_device
+
+        torch.cuda.set_device(get_device())
+    trainer = Trainer(loop_config["config"], ray.get(loop_config["dataset"]))
+    restored = train.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as directory:
+            trainer.load_state_dict(load_checkpoint(directory))
+    node = _group_nodes(node_label())
+    rank = train.get_context().get_world_rank()
+    every = trainer.cfg.checkpoint.every
+    for metrics in trainer.run():
+        metrics[NODE_KEY] = node
+        if every and (metrics["epoch"] % every == 0 or metrics[FINAL_KEY]):
+            with tempfile.TemporaryDirectory(prefix="hpo-checkpoint-") as directory:
+                checkpoint = None
+                if rank == 0:  # every rank holds the same weights; one copy is enough
+                    save_checkpoint(trainer.state_dict(), directory)
+                    checkpoint = train.Checkpoint.from_directory(directory)
+                train.report(metrics, checkpoint=checkpoint)
+        else:
+            train.report(metrics)
+
+
+def _group_nodes(mine: str) -> str:
+    """Where the group's processes run, as the store records it: `node xN, node xM`."""
+    from collections import Counter
+
+    import torch
+
+    labels: list[str | None] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(labels, mine)
+    text = ", ".join(f"{label} x{count}" for label, count in sorted(Counter(labels).items()))
+    return text[:255]  # the store's column
