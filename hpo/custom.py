@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 # What `report` was given outside a search (a plain call of a training function).
 local_reports: list[dict[str, Any]] = []
 
+# The trial running in this worker (one at a time): the search's metric, which `report`
+# checks is finite, and how many epochs it has reported.
+_trial: dict[str, Any] = {"metric": None, "reports": 0}
+
 
 def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) -> None:
     """Report one epoch's metrics (and optionally a checkpoint directory) for this trial.
@@ -32,8 +36,14 @@ def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) 
         metrics: numbers by name; the search's `metric` must be among them.
         checkpoint: a directory with what is needed to continue training; Ray copies it
             into the trial's storage before this returns.
+
+    Raises:
+        FloatingPointError: the search's metric, or a metric named like a loss, is NaN or
+            infinite; the trial fails with that reason instead of reporting it.
     """
     from ray import tune
+
+    from hpo.finite import check_finite
 
     with warnings.catch_warnings():  # Ray warns when asked outside a search; that is the question
         warnings.simplefilter("ignore")
@@ -41,6 +51,9 @@ def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) 
     if not in_search:
         local_reports.append(dict(metrics))
         return
+    _trial["reports"] += 1
+    epoch = metrics.get("epoch")
+    check_finite(metrics, _trial["metric"], epoch if isinstance(epoch, int) else _trial["reports"])
     saved = tune.Checkpoint.from_directory(str(checkpoint)) if checkpoint is not None else None
     tune.report(dict(metrics), checkpoint=saved)
 
@@ -62,10 +75,15 @@ def seed_for(config: Mapping[str, Any], seed: int) -> int:
 
 
 def run_user_function(
-    config: dict[str, Any], user_fn: Callable[[dict[str, Any]], Any], seed: int
+    config: dict[str, Any],
+    user_fn: Callable[[dict[str, Any]], Any],
+    seed: int,
+    metric: str | None = None,
 ) -> None:
     """What Ray runs for each trial of a user's function: seed everything, then call it."""
     import numpy as np
+
+    _trial.update(metric=metric, reports=0)
 
     trial_seed = seed_for(config, seed)
     random.seed(trial_seed)
@@ -110,6 +128,7 @@ def tune(
     num_samples: int | None = None,
     max_concurrent: int | None = None,
     time_budget_s: float | None = None,
+    fail_fast: int | None = None,
     resources: Mapping[str, float] | None = None,
     seed: int = 0,
     store: str | None = None,
@@ -126,7 +145,7 @@ def tune(
         config: the base config every trial starts from (searched keys are set into it).
         name: the experiment's name (default: the function's name).
         searcher, scheduler: as in a spec (`"optuna"`, `{"name": "asha", "max_t": 20}`).
-        num_samples, max_concurrent, time_budget_s: the budget.
+        num_samples, max_concurrent, time_budget_s, fail_fast: the budget (as in a spec).
         resources: per trial, e.g. `{"cpu": 1, "gpu": 0.5}`.
         seed: the experiment's seed (searcher and each trial's seeds derive from it).
         store: the results store (default as for `hpo run`).
@@ -145,6 +164,7 @@ def tune(
         "num_samples": num_samples,
         "max_concurrent": max_concurrent,
         "time_budget_s": time_budget_s,
+        "fail_fast": fail_fast,
     }
     spec = load_spec(
         {

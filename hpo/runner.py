@@ -238,12 +238,14 @@ def _tune(
     import ray
     from ray import tune
 
+    from hpo.fail_fast import FailFast
     from hpo.progress import progress_view
     from hpo.recording import StoreRecorder
 
     space = spec.search_space()
     trainable = _trainable(spec, function, dataset)
     pruned: set[str] = set()  # trials the scheduler stops early, as it decides
+    fail_fast = FailFast(spec.budget.fail_fast, store, experiment_id)
     view = progress_view(
         console,
         live=live,
@@ -291,6 +293,7 @@ def _tune(
                 name=name,
                 storage_path=str(storage_path),
                 verbose=0,
+                stop=fail_fast,
                 # Checkpoints exist only at the spec's cadence (`checkpoint.every`); each
                 # trial keeps its best few by the spec's metric.
                 failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
@@ -303,6 +306,7 @@ def _tune(
                     StoreRecorder(
                         store, experiment_id, space, spec.metric, spec.mode.value, pruned
                     ),
+                    fail_fast,
                     view,
                     *_trackers(spec, name, storage_path / name, pruned),
                     *_checkpoint_keepers(spec, store, experiment_id),
@@ -314,6 +318,8 @@ def _tune(
         log_dir.mkdir(parents=True, exist_ok=True)
         with _ray_logs_to(log_dir / "ray.log"), _environment(_TUNE_ENVIRONMENT):
             tuner.fit()
+        if fail_fast.tripped:
+            raise RunFailed(fail_fast.reason())
     finally:
         view.close()
         if started_ray:
@@ -336,7 +342,7 @@ def _trainable(spec: Spec, function: Callable[..., Any] | None, dataset: Any) ->
     from hpo.custom import run_user_function, shipped_by_value
 
     return tune.with_parameters(
-        run_user_function, user_fn=shipped_by_value(function), seed=spec.seed
+        run_user_function, user_fn=shipped_by_value(function), seed=spec.seed, metric=spec.metric
     )
 
 
