@@ -57,3 +57,9 @@ class RunFailed(HpoError):
     """A search ran but no trial finished without an error."""
 
     exit_code = 1
+
+
+class UnsafeCheckpoint(HpoError):
+    """A checkpoint file holds more than tensors and plain data, so it was not loaded."""
+
+    exit_code = 1
