@@ -29,6 +29,7 @@ def hpo_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "hpo", *args]
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 def test_two_runs_and_a_reader_share_one_sqlite_store(workdir: Path):
     (workdir / "steps.py").write_text(TRAIN)

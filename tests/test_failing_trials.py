@@ -5,8 +5,11 @@ import math
 from pathlib import Path
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
 import hpo
+from hpo.cli import cli
 from hpo.errors import RunFailed
 from hpo.finite import check_finite
 from hpo.store import TrialStatus
@@ -160,6 +163,30 @@ def test_the_same_error_in_the_first_trials_stops_the_search():
     # Trials Ray had queued are ended too: nothing is left waiting or running.
     assert set(trials["status"]) == {TrialStatus.ERROR.value}
     assert set(trials.loc[~ran, "error_type"]) <= {"Stopped"}
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session")
+def test_hpo_run_stops_early_and_exits_1_with_the_error(workdir: Path):
+    spec = workdir / "buggy.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "buggy",
+                "trainable": f"{misspelt_key.__module__}:misspelt_key",
+                "metric": "loss",
+                "space": X,
+                "budget": {"num_samples": 6, "max_concurrent": 1, "fail_fast": 2},
+                "tracking": {"tensorboard": False},
+            }
+        )
+    )
+    result = CliRunner().invoke(cli, ["run", str(spec)])
+    assert result.exit_code == 1
+    assert "stopped early (budget.fail_fast: 2)" in result.output
+    assert "KeyError: 'lerning_rate'" in result.output
+    assert "Traceback" not in result.output
+    assert (hpo.load("buggy").trials()["started_at"].notna()).sum() <= 3
 
 
 @pytest.mark.ray
