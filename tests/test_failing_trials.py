@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from click.testing import CliRunner
 
@@ -13,6 +14,7 @@ from hpo.cli import cli
 from hpo.errors import RunFailed
 from hpo.finite import check_finite
 from hpo.store import TrialStatus
+from hpo.trainable.loop import Trainer
 from tests.conftest import tiny_spec
 
 X = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
@@ -61,6 +63,30 @@ def test_check_finite(metrics: dict, message: str | None):
     else:
         with pytest.raises(FloatingPointError, match=message):
             check_finite(metrics, "score", 4)
+
+
+class OverflowsWhenEvaluated(torch.nn.Module):
+    """Trains normally; its validation outputs overflow, so only the validation loss is NaN."""
+
+    def __init__(self, inputs: int, outputs: int):
+        super().__init__()
+        self.linear = torch.nn.Linear(inputs, outputs)
+
+    def forward(self, x):
+        out = self.linear(x.flatten(1))
+        return out if self.training else out * math.inf
+
+
+def overflowing_model(config, input_shape, output_dim):
+    return OverflowsWhenEvaluated(math.prod(input_shape), output_dim)
+
+
+def test_a_nan_validation_loss_fails_hpos_trainer(digits, one_torch_thread):
+    trainer = Trainer(
+        {"model": {"name": f"{__name__}:overflowing_model"}, "training": {"epochs": 2}}, digits
+    )
+    with pytest.raises(FloatingPointError, match="val_loss became nan in epoch 1; try a lower"):
+        trainer.train_epoch()
 
 
 pytestmark = pytest.mark.usefixtures("workdir")
