@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hpo.analysis import Experiment, compare, experiments, load
     from hpo.custom import get_checkpoint, report, tune
-    from hpo.errors import HpoError, RunFailed, SpecError
-    from hpo.runner import run
+    from hpo.errors import HpoError, RunFailed, RunInterrupted, SpecError
+    from hpo.runner import resume, run
     from hpo.spec import Spec, load_spec
 
 # Public name -> the module that defines it. Imported on first use, so that `hpo --help` and
@@ -21,8 +21,10 @@ _EXPORTS = {
     "load": "hpo.analysis",
     "HpoError": "hpo.errors",
     "RunFailed": "hpo.errors",
+    "RunInterrupted": "hpo.errors",
     "SpecError": "hpo.errors",
     "run": "hpo.runner",
+    "resume": "hpo.runner",
     "tune": "hpo.custom",
     "report": "hpo.custom",
     "get_checkpoint": "hpo.custom",
@@ -33,6 +35,7 @@ __all__ = [
     "Experiment",
     "HpoError",
     "RunFailed",
+    "RunInterrupted",
     "Spec",
     "SpecError",
     "compare",
@@ -41,6 +44,7 @@ __all__ = [
     "load",
     "load_spec",
     "report",
+    "resume",
     "run",
     "tune",
 ]

@@ -18,7 +18,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from hpo.errors import HpoError, SpecError, UsageError
+from hpo.errors import HpoError, RunInterrupted, SpecError, UsageError
 from hpo.space import nest
 from hpo.spec import Spec, load_spec
 from hpo.store import TrialStatus, resolve_url
@@ -55,6 +55,9 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except RunInterrupted as exc:
+            err_console.print(f"[yellow]interrupted:[/] {exc}", markup=True, soft_wrap=True)
+            ctx.exit(exc.exit_code)
         except HpoError as exc:
             if ctx.meta.get("hpo.debug"):
                 raise
@@ -110,6 +113,30 @@ def run(
 
     progress = Console(quiet=True) if quiet else console
     experiment = execute(spec, store_url=store_url, console=progress, live=not verbose)
+    _print_summary(experiment, store, brief=quiet)
+
+
+@cli.command()
+@click.argument("name")
+@store_option
+@click.option("--errored", is_flag=True, help="Also run the trials that ended with an error again.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress; only the result.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="A line per finished trial instead of the live view."
+)
+@debug_option
+def resume(name: str, store: str | None, errored: bool, quiet: bool, verbose: bool) -> None:
+    """Go on with an experiment that stopped before its end (Ctrl-C, a killed run).
+
+    Completed and pruned trials are kept; running and interrupted ones continue from their
+    latest checkpoint; new trials make up the spec's budget.
+    """
+    from hpo.runner import resume as resume_experiment
+
+    progress = Console(quiet=True) if quiet else console
+    experiment = resume_experiment(
+        name, store_url=resolve_url(store), errored=errored, console=progress, live=not verbose
+    )
     _print_summary(experiment, store, brief=quiet)
 
 

@@ -24,9 +24,19 @@ if TYPE_CHECKING:
 # What `report` was given outside a search (a plain call of a training function).
 local_reports: list[dict[str, Any]] = []
 
-# The trial running in this worker (one at a time): the search's metric, which `report`
-# checks is finite, and how many epochs it has reported.
-_trial: dict[str, Any] = {"metric": None, "reports": 0}
+
+class _TrialState:
+    """The running trial of this worker: which stored trial it is, where it starts from, and
+    its iteration count (which goes on from its checkpoint's, also in a resumed run)."""
+
+    def __init__(self, trial_id: str, checkpoint: Any, iteration: int, metric: str | None = None):
+        self.trial_id = trial_id
+        self.checkpoint = checkpoint
+        self.iteration = iteration
+        self.metric = metric  # the search's, which `report` checks is finite
+
+
+_trial: _TrialState | None = None
 
 
 def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) -> None:
@@ -51,11 +61,17 @@ def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) 
     if not in_search:
         local_reports.append(dict(metrics))
         return
-    _trial["reports"] += 1
+    from hpo.continued import checkpoint_metadata
+
+    state = _trial or _TrialState(tune.get_context().get_trial_id(), None, 0)
+    state.iteration += 1
     epoch = metrics.get("epoch")
-    check_finite(metrics, _trial["metric"], epoch if isinstance(epoch, int) else _trial["reports"])
-    saved = tune.Checkpoint.from_directory(str(checkpoint)) if checkpoint is not None else None
-    tune.report(dict(metrics), checkpoint=saved)
+    check_finite(metrics, state.metric, epoch if isinstance(epoch, int) else state.iteration)
+    saved = None
+    if checkpoint is not None:
+        saved = tune.Checkpoint.from_directory(str(checkpoint))
+        saved.set_metadata(checkpoint_metadata(state.trial_id, state.iteration))
+    tune.report({**metrics, "training_iteration": state.iteration}, checkpoint=saved)
 
 
 def get_checkpoint() -> Any:
@@ -63,9 +79,28 @@ def get_checkpoint() -> Any:
 
     Use it as `with hpo.get_checkpoint().as_directory() as path: ...`.
     """
+    if _trial is not None:
+        return _trial.checkpoint
     from ray import tune
 
     return tune.get_checkpoint()
+
+
+def _start_trial(config: dict[str, Any], metric: str | None = None) -> dict[str, Any]:
+    """Note where this worker's trial starts from; returns its config without hpo's keys."""
+    global _trial
+    from ray import tune
+
+    from hpo.continued import split
+
+    config, continuation = split(config)
+    checkpoint = tune.get_checkpoint()  # Ray's, when it retries the trial after a failure
+    if checkpoint is None and continuation is not None and continuation.checkpoint:
+        checkpoint = tune.Checkpoint.from_directory(continuation.checkpoint)
+    iteration = int((checkpoint.get_metadata() or {}).get("iteration", 0)) if checkpoint else 0
+    trial_id = continuation.trial_id if continuation else tune.get_context().get_trial_id()
+    _trial = _TrialState(trial_id, checkpoint, iteration, metric)
+    return config
 
 
 def seed_for(config: Mapping[str, Any], seed: int) -> int:
@@ -83,7 +118,7 @@ def run_user_function(
     """What Ray runs for each trial of a user's function: seed everything, then call it."""
     import numpy as np
 
-    _trial.update(metric=metric, reports=0)
+    config = _start_trial(config, metric)
 
     trial_seed = seed_for(config, seed)
     random.seed(trial_seed)

@@ -63,3 +63,15 @@ class UnsafeCheckpoint(HpoError):
     """A checkpoint file holds more than tensors and plain data, so it was not loaded."""
 
     exit_code = 1
+
+
+class RunInterrupted(HpoError):
+    """A search was stopped by Ctrl-C or SIGTERM; what it did is in the store, and
+    `hpo resume` goes on from there."""
+
+    exit_code = 130  # as for a process ended by SIGINT
+
+    def __init__(self, name: str, resume_command: str):
+        self.name = name
+        self.resume_command = resume_command
+        super().__init__(f"{name} was interrupted; continue it with: {resume_command}")

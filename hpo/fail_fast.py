@@ -19,7 +19,6 @@ from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
 from hpo.recording import trial_error
-from hpo.store import Store, TrialStatus, now
 
 # Errors that depend on the configuration, so repeating them says nothing about the code.
 _CONFIGURATION_ERRORS = {FloatingPointError.__name__}
@@ -31,28 +30,21 @@ class FailFast(Callback, Stopper):
     Args:
         threshold: trials failing with one error, before any success, that stop the search;
             0 never stops it.
-        store, experiment_id: where trials cut off by the stop are recorded as such, since
-            Ray stops them without telling any callback.
     """
 
-    def __init__(self, threshold: int, store: Store, experiment_id: int):
+    def __init__(self, threshold: int):
         self.threshold = threshold
-        self.store = store
-        self.experiment_id = experiment_id
         self.errors: Counter[tuple[str, str]] = Counter()  # (type, message) -> trials
         self.succeeded = False
-        self.ended: set[str] = set()  # ids of trials Ray told callbacks about
         self.tripped: tuple[str, str] | None = None  # the repeated error, once stopped
 
     # --- the callback ----------------------------------------------------------------------
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.ended.add(trial.trial_id)
         if self.tripped is None:
             self.succeeded = True  # some configuration works: failures are its neighbours'
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.ended.add(trial.trial_id)
         if not self.threshold or self.succeeded or self.tripped is not None:
             return
         error_type, message, _ = trial_error(trial)
@@ -61,24 +53,6 @@ class FailFast(Callback, Stopper):
         self.errors[error_type, message] += 1
         if self.errors[error_type, message] >= self.threshold:
             self.tripped = (error_type, message)
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        if self.tripped is None:
-            return
-        # Trials still running or waiting when the search stopped: Ray ends them silently.
-        cut_off = [
-            {
-                "experiment_id": self.experiment_id,
-                "trial_id": trial.trial_id,
-                "status": TrialStatus.ERROR.value,
-                "ended_at": now(),
-                "error_type": "Stopped",
-                "error": f"Stopped: {self.reason()}",
-            }
-            for trial in trials
-            if trial.trial_id not in self.ended
-        ]
-        self.store.write(cut_off, [])
 
     # --- the stopper -----------------------------------------------------------------------
 

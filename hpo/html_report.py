@@ -50,6 +50,7 @@ _COLORS = {
     TrialStatus.ERROR.value: "#d62728",
     TrialStatus.RUNNING.value: "#2ca02c",
     TrialStatus.PENDING.value: "#bcbd22",
+    TrialStatus.INTERRUPTED.value: "#ff7f0e",
 }
 _FINISHED = (TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value)
 _INACTIVE = -0.15  # where parallel coordinates put a parameter a trial did not use

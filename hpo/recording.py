@@ -19,6 +19,7 @@ from ray import cloudpickle
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, TRAINING_ITERATION
 
+from hpo.continued import split, store_trial_id
 from hpo.metric_modes import keep_best
 from hpo.space import Space
 from hpo.store import Store, TrialStatus, now
@@ -63,7 +64,12 @@ def reported_metrics(result: dict[str, Any]) -> dict[str, float]:
 
 
 class StoreRecorder(Callback):
-    """Mirrors every trial's status, params and per-epoch metrics into the store."""
+    """Mirrors every trial's status, params and per-epoch metrics into the store.
+
+    In a resumed run (`hpo resume`), new trials are numbered from `first_number`, and a
+    continued trial is written under its stored id; `last_steps` and `best` hold what the store
+    already has of the continued trials (their last iteration and best metrics so far).
+    """
 
     def __init__(
         self,
@@ -73,6 +79,10 @@ class StoreRecorder(Callback):
         metric: str,
         mode: str,
         pruned: set[str],
+        *,
+        first_number: int = 0,
+        last_steps: dict[str, int] | None = None,
+        best: dict[str, dict[str, float]] | None = None,
     ):
         self.store = store
         self.pruned = pruned
@@ -82,14 +92,17 @@ class StoreRecorder(Callback):
         self.mode = mode
         self._trials: dict[str, dict[str, Any]] = {}  # pending column updates by trial id
         self._results: list[dict[str, Any]] = []
-        self._best: dict[str, dict[str, float]] = {}  # trial id -> metric -> best so far
+        # By the trial's id in the store:
+        self._best: dict[str, dict[str, float]] = dict(best or {})  # metric -> best so far
+        self._last_step: dict[str, int] = dict(last_steps or {})  # last iteration recorded
         self._known = 0  # trials of Ray's list already in the store
-        self._last_step: dict[str, int] = {}  # trial id -> last iteration recorded
+        self._next_number = first_number
         self._last_flush = time.monotonic()
 
     def _stage(self, trial: Any, **columns: Any) -> None:
+        trial_id = store_trial_id(trial)
         row = self._trials.setdefault(
-            trial.trial_id, {"experiment_id": self.experiment_id, "trial_id": trial.trial_id}
+            trial_id, {"experiment_id": self.experiment_id, "trial_id": trial_id}
         )
         row.update(columns)
 
@@ -101,14 +114,18 @@ class StoreRecorder(Callback):
 
     def _add_new(self, trials: list) -> None:
         """Record trials Ray has created since the last call (they wait as PENDING)."""
-        for number in range(self._known, len(trials)):
-            trial = trials[number]
+        for trial in trials[self._known :]:
+            config, continuation = split(trial.config)
+            if continuation is None:
+                number, self._next_number = self._next_number, self._next_number + 1
+            else:
+                number = continuation.number
             self._stage(
                 trial,
                 number=number,
                 status=TrialStatus.PENDING.value,
-                params=self.space.params_of(trial.config),
-                config=trial.config,
+                params=self.space.params_of(config),
+                config=config,
             )
         self._known = len(trials)
 
@@ -117,7 +134,17 @@ class StoreRecorder(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._add_new(trials)
-        self._stage(trial, status=TrialStatus.RUNNING.value, started_at=now())
+        if store_trial_id(trial) == trial.trial_id:
+            self._stage(trial, status=TrialStatus.RUNNING.value, started_at=now())
+        else:  # continued by `hpo resume`: it keeps its start; an earlier error is over
+            self._stage(
+                trial,
+                status=TrialStatus.RUNNING.value,
+                ended_at=None,
+                error=None,
+                error_type=None,
+                error_traceback=None,
+            )
         self.flush()
 
     def on_trial_result(
@@ -125,27 +152,28 @@ class StoreRecorder(Callback):
     ) -> None:
         metrics = reported_metrics(result)
         step = int(result[TRAINING_ITERATION])
-        if step <= self._last_step.get(trial.trial_id, 0):
-            # A retried trial continues from its checkpoint and reports these epochs again:
-            # its new results replace the old ones.
+        trial_id = store_trial_id(trial)
+        if step <= self._last_step.get(trial_id, 0):
+            # A retried or resumed trial continues from its checkpoint and reports these
+            # epochs again: its new results replace the old ones.
             self._results = [
                 r
                 for r in self._results
-                if not (r["trial_id"] == trial.trial_id and r["iteration"] >= step)
+                if not (r["trial_id"] == trial_id and r["iteration"] >= step)
             ]
             self.flush()
-            self.store.delete_results(self.experiment_id, trial.trial_id, step)
-        self._last_step[trial.trial_id] = step
+            self.store.delete_results(self.experiment_id, trial_id, step)
+        self._last_step[trial_id] = step
         self._results.append(
             {
                 "experiment_id": self.experiment_id,
-                "trial_id": trial.trial_id,
+                "trial_id": trial_id,
                 "iteration": step,
                 "metrics": metrics,
                 "reported_at": now(),
             }
         )
-        best = self._best.setdefault(trial.trial_id, {})
+        best = self._best.setdefault(trial_id, {})
         keep_best(best, metrics, self.metric, self.mode)
         self._stage(
             trial,
@@ -237,9 +265,9 @@ class BestCheckpoints(Callback):
         if folder is None or not any(folder.glob("checkpoint_*")):
             return  # no checkpoint, or not on this machine's disk
         if value is None or value != value:  # failed, or never reported the metric
-            self._drop(trial.trial_id, folder)
+            self._drop(store_trial_id(trial), folder)
             return
-        self._kept.append((value, trial.trial_id, folder))
+        self._kept.append((value, store_trial_id(trial), folder))
         self._kept.sort(key=lambda kept: kept[0], reverse=self.mode == "max")
         for _, trial_id, dropped in self._kept[self.keep_trials :]:
             self._drop(trial_id, dropped)

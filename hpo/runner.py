@@ -5,17 +5,23 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shlex
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from hpo.analysis import Experiment
-from hpo.errors import RunFailed, SpecError, SpecIssue
+from hpo.errors import RunFailed, RunInterrupted, SpecError, SpecIssue
 from hpo.spec import Spec, load_spec
 from hpo.store import ExperimentStatus, Store, TrialStatus, resolve_url
+
+if TYPE_CHECKING:
+    from hpo.resume_plan import ResumePlan
 
 DEFAULT_RESULTS_DIR = "hpo-results"
 
@@ -91,36 +97,115 @@ def execute(
         f"{spec.scheduler.name} scheduler, {spec.mode.value} {spec.metric}",
         highlight=False,
     )
+    run = _Run(spec, name, experiment_id, store, storage_path, console, function, dataset)
+    return _search(run, callbacks, live, resume=None)
 
+
+def resume(
+    name: str,
+    *,
+    store_url: str | None = None,
+    errored: bool = False,
+    console: Console | None = None,
+    callbacks: Sequence[Any] = (),
+    function: Callable[..., Any] | None = None,
+    live: bool = True,
+) -> Experiment:
+    """Go on with an experiment that stopped before its end (Ctrl-C, a killed driver, a lost
+    machine): its unfinished trials continue from their latest checkpoints, and new trials
+    make up its budget; see `hpo.resume_plan` for what is kept.
+
+    Args:
+        store_url: the results store (default as for `hpo run`).
+        errored: also run its errored trials again.
+        function: the user's training function, for an experiment of `hpo.tune`.
+    """
+    from hpo.resume_plan import plan_resume
+
+    console = console or Console()
+    store = Store(resolve_url(store_url))
+    row = store.experiment(name)
+    # The spec as it ran (validated then; every section dumped, defaults included).
+    spec = Spec.model_validate({k: v for k, v in row["spec"].items() if k != "num_trials"})
+    if function is None:
+        function = check_user_code(spec)
+    storage_path = Path(row["storage_path"])
+    plan = plan_resume(store, row, spec.num_trials(), storage_path / name, errored=errored)
+    ended = row["status"] in (ExperimentStatus.COMPLETED.value, ExperimentStatus.FAILED.value)
+    if plan.num_trials == 0 and ended:
+        console.print(f"[bold]{name}[/] has nothing left to run.")
+        return Experiment(name, store)
+    dataset = _load_data(spec) if function is None else None
+    store.reopen_experiment(row["id"])
+    console.print(
+        f"Resuming [bold]{name}[/]: {len(plan.finished)} trials done, "
+        f"{len(plan.continued)} to continue, {plan.new} new",
+        highlight=False,
+    )
+    run = _Run(spec, name, row["id"], store, storage_path, console, function, dataset)
+    return _search(run, callbacks, live, resume=plan)
+
+
+@dataclass
+class _Run:
+    """One run of an experiment: its spec, where it is recorded, what its trials need."""
+
+    spec: Spec
+    name: str
+    experiment_id: int
+    store: Store
+    storage_path: Path
+    console: Console
+    function: Callable[..., Any] | None
+    dataset: Any
+
+
+def _search(
+    run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePlan | None
+) -> Experiment:
+    """Run the trials of `run` on Ray Tune and record how the experiment ended."""
+    store, spec = run.store, run.spec
     status = ExperimentStatus.FAILED
+    experiment = Experiment(run.name, store)
     try:
-        _tune(
-            spec,
-            name,
-            experiment_id,
-            store,
-            storage_path,
-            console,
-            callbacks,
-            function,
-            dataset,
-            live,
+        # A run killed after its last trial and before its end has only its end to record.
+        stopped = False if resume is not None and not resume.num_trials else _tune(
+            run, callbacks, live, resume
         )
-        experiment = Experiment(name, store)
-        finished = experiment.trials()["status"].isin(
-            [TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value]
-        )
-        status = ExperimentStatus.COMPLETED if finished.any() else ExperimentStatus.FAILED
-        if finished.any() and dataset is not None and spec.data.test_fraction > 0:
-            _evaluate_best_on_test(experiment, dataset, console)
+        if stopped:
+            status = ExperimentStatus.INTERRUPTED
+        else:
+            finished = experiment.trials()["status"].isin(
+                [TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value]
+            )
+            status = ExperimentStatus.COMPLETED if finished.any() else ExperimentStatus.FAILED
+            if finished.any() and run.dataset is not None and spec.data.test_fraction > 0:
+                _evaluate_best_on_test(experiment, run.dataset, run.console)
     except KeyboardInterrupt:
         status = ExperimentStatus.INTERRUPTED
         raise
     finally:
-        store.finish_experiment(experiment_id, status)
+        _record_end(store, run.experiment_id, status)
+    if status is ExperimentStatus.INTERRUPTED:
+        raise RunInterrupted(run.name, resume_command(run.name, store.url))
     if status is ExperimentStatus.FAILED:
         raise RunFailed(_failure_message(experiment))
+    experiment.row = store.experiment(run.name)  # as it ended
     return experiment
+
+
+def _record_end(store: Store, experiment_id: int, status: ExperimentStatus) -> None:
+    if status is ExperimentStatus.INTERRUPTED:
+        store.interrupt_trials(experiment_id)
+    store.finish_experiment(experiment_id, status)
+
+
+def resume_command(name: str, store_url: str) -> str:
+    """The command that resumes an experiment (naming its store unless it is the default)."""
+    command = f"hpo resume {shlex.quote(name)}"
+    if store_url != resolve_url(None, None):
+        command += f" --store {shlex.quote(store_url)}"
+    return command
 
 
 # Read by Ray Tune while it runs; set only for hpo's runs, and only where the user has not.
@@ -130,6 +215,8 @@ _TUNE_ENVIRONMENT = {
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
     # Ray's newer console output prints its banner even at verbose=0; hpo reports instead.
     "RAY_AIR_NEW_OUTPUT": "0",
+    # hpo handles Ctrl-C itself (`hpo.interrupts`), also marking the store.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
 }
 
 
@@ -223,38 +310,42 @@ def _failure_message(experiment: Experiment) -> str:
 
 
 def _tune(
-    spec: Spec,
-    name: str,
-    experiment_id: int,
-    store: Store,
-    storage_path: Path,
-    console: Console,
-    callbacks: Sequence[Any],
-    function: Callable[..., Any] | None,
-    dataset: Any,
-    live: bool,
-) -> None:
-    """Run the search on Ray Tune."""
+    run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePlan | None
+) -> bool:
+    """Run the search on Ray Tune; returns whether a signal stopped it before its end."""
     import ray
     from ray import tune
+    from ray.tune.stopper import CombinedStopper
 
     from hpo.fail_fast import FailFast
+    from hpo.interrupts import StopRequested, stop_on_signals
     from hpo.progress import progress_view
     from hpo.recording import StoreRecorder
 
+    spec, name, store, storage_path = run.spec, run.name, run.store, run.storage_path
     space = spec.search_space()
-    trainable = _trainable(spec, function, dataset)
+    trainable = _trainable(spec, run.function, run.dataset)
+    num_trials = spec.num_trials() if resume is None else resume.num_trials
     pruned: set[str] = set()  # trials the scheduler stops early, as it decides
-    fail_fast = FailFast(spec.budget.fail_fast, store, experiment_id)
+    fail_fast = FailFast(spec.budget.fail_fast)
     view = progress_view(
-        console,
+        run.console,
         live=live,
         space=space,
         metric=spec.metric,
         mode=spec.mode.value,
-        total=spec.num_trials(),
+        total=num_trials,
         pruned=pruned,
         budget_s=spec.budget.time_budget_s,
+    )
+    recorder = StoreRecorder(
+        store,
+        run.experiment_id,
+        space,
+        spec.metric,
+        spec.mode.value,
+        pruned,
+        **({} if resume is None else _recorder_state(resume)),
     )
     started_ray = not ray.is_initialized()
     if started_ray:
@@ -268,6 +359,7 @@ def _tune(
             seed=spec.seed,
             num_samples=spec.num_trials(),
             max_concurrent=spec.budget.max_concurrent,
+            resume=resume,
         )
         trainable = tune.with_resources(
             trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
@@ -280,9 +372,11 @@ def _tune(
                 mode=spec.mode.value,
                 search_alg=search_alg,
                 scheduler=spec.scheduler.build(
-                    epochs=None if spec.trainable else spec.training.epochs, pruned=pruned
+                    epochs=None if spec.trainable else spec.training.epochs,
+                    pruned=pruned,
+                    history=None if resume is None else resume.history(),
                 ),
-                num_samples=spec.num_trials(),
+                num_samples=num_trials,
                 time_budget_s=spec.budget.time_budget_s,
                 # Trials have equal resources, so one actor can run trial after trial
                 # instead of paying an actor start (about a second) per trial.
@@ -293,7 +387,7 @@ def _tune(
                 name=name,
                 storage_path=str(storage_path),
                 verbose=0,
-                stop=fail_fast,
+                stop=CombinedStopper(StopRequested(), fail_fast),
                 # Checkpoints exist only at the spec's cadence (`checkpoint.every`); each
                 # trial keeps its best few by the spec's metric.
                 failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
@@ -303,28 +397,48 @@ def _tune(
                     checkpoint_score_order=spec.mode.value,
                 ),
                 callbacks=[
-                    StoreRecorder(
-                        store, experiment_id, space, spec.metric, spec.mode.value, pruned
-                    ),
+                    recorder,
                     fail_fast,
                     view,
                     *_trackers(spec, name, storage_path / name, pruned),
-                    *_checkpoint_keepers(spec, store, experiment_id),
+                    *_checkpoint_keepers(spec, store, run.experiment_id),
                     *callbacks,
                 ],
             ),
         )
         log_dir = storage_path / name
         log_dir.mkdir(parents=True, exist_ok=True)
-        with _ray_logs_to(log_dir / "ray.log"), _environment(_TUNE_ENVIRONMENT):
+
+        def stop_at_once() -> None:
+            recorder.flush()
+            _record_end(store, run.experiment_id, ExperimentStatus.INTERRUPTED)
+            sys.stderr.write(f"Continue it with: {resume_command(name, store.url)}\n")
+
+        with (
+            _ray_logs_to(log_dir / "ray.log"),
+            _environment(_TUNE_ENVIRONMENT),
+            stop_on_signals(stop_at_once) as stop_requested,
+        ):
             tuner.fit()
         if fail_fast.tripped:
+            # Ray ended the trials still running or waiting without a word to callbacks.
+            store.interrupt_trials(run.experiment_id)
             raise RunFailed(fail_fast.reason())
     finally:
         view.close()
         if started_ray:
             ray.shutdown()
-    return dataset
+    return stop_requested.is_set()
+
+
+def _recorder_state(resume: ResumePlan) -> dict[str, Any]:
+    """What the store recorder of a resumed run starts from."""
+    continued = resume.continued
+    return {
+        "first_number": resume.taken,
+        "last_steps": {t.continuation.trial_id: t.last_step for t in continued},
+        "best": {t.continuation.trial_id: t.best for t in continued},
+    }
 
 
 def _trainable(spec: Spec, function: Callable[..., Any] | None, dataset: Any) -> Any:

@@ -12,13 +12,21 @@ from __future__ import annotations
 
 import copy
 import itertools
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BeforeValidator, Field
 
+from hpo.continued import CONTINUE_KEY
 from hpo.options import Options, by_name
-from hpo.space import Space, get_path, nest, set_path
+from hpo.space import Space, get_path, nest, optuna_name, set_path
+
+if TYPE_CHECKING:
+    from hpo.resume_plan import ResumePlan
+
+# A new trial's `CONTINUE_KEY` in a resumed experiment: a value at every leaf that a continued
+# trial's marker sets (Ray merges a preset configuration only into keys the base config has).
+NOT_CONTINUED = {"trial_id": None, "number": None, "checkpoint": None, "iteration": None}
 
 
 class _Searcher(Options):
@@ -35,12 +43,18 @@ class _Searcher(Options):
         seed: int,
         num_samples: int,
         max_concurrent: int | None,
+        resume: ResumePlan | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         """Returns Ray's search algorithm and the param space (the base config) to give the Tuner.
 
         The search algorithm limits the trials running at once to `max_concurrent` (None: as
         many as the resources allow); Ray's own `max_concurrent_trials` skips its variant
         generator, so each searcher does it in the way its algorithm takes it.
+
+        With `resume`, the search goes on from where an earlier run stopped: it knows the
+        earlier trials, proposes the continued trials first (each marked with its
+        `CONTINUE_KEY`) and then the new ones, `resume.new` of them, as an uninterrupted run
+        would have gone on.
         """
         raise NotImplementedError
 
@@ -49,14 +63,34 @@ class _Searcher(Options):
         raise NotImplementedError
 
 
-def _presets(points: list[dict[str, Any]], seed: int, max_concurrent: int | None) -> Any:
+def _presets(
+    points: list[dict[str, Any]],
+    seed: int,
+    max_concurrent: int | None,
+    resume: ResumePlan | None,
+    taken: int = 0,
+) -> Any:
+    """Ray's variant generator over exact configurations; `points` are all the search's, of
+    which a resumed run runs its continued trials and then the points from `resume.taken` on."""
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    presets = [nest(p) for p in points]
+    if resume is not None:
+        continued = [
+            {**nest(trial.params), CONTINUE_KEY: trial.continuation.to_config()}
+            for trial in resume.continued
+        ]
+        presets = continued + presets[resume.taken : resume.taken + resume.new]
     return BasicVariantGenerator(
-        points_to_evaluate=[nest(p) for p in points],
-        random_state=seed,
-        max_concurrent=max_concurrent or 0,
+        points_to_evaluate=presets, random_state=seed, max_concurrent=max_concurrent or 0
     )
+
+
+def _base(base: dict[str, Any], space: Space, resume: ResumePlan | None) -> dict[str, Any]:
+    config = _with_every_key(base, space)
+    if resume is not None:
+        config[CONTINUE_KEY] = dict(NOT_CONTINUED)
+    return config
 
 
 def _with_every_key(base: dict[str, Any], space: Space) -> dict[str, Any]:
@@ -77,8 +111,10 @@ class GridSearcher(_Searcher):
     name: Literal["grid"]
     needs_grid: ClassVar[bool] = True
 
-    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent):
-        return _presets(list(space.grid()), seed, max_concurrent), _with_every_key(base, space)
+    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, resume=None):
+        return _presets(list(space.grid()), seed, max_concurrent, resume), _base(
+            base, space, resume
+        )
 
     def preview(self, space, *, seed, n):
         return list(itertools.islice(space.grid(), n))
@@ -89,10 +125,10 @@ class RandomSearcher(_Searcher):
 
     name: Literal["random"]
 
-    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent):
-        return _presets(
-            self.preview(space, seed=seed, n=num_samples), seed, max_concurrent
-        ), _with_every_key(base, space)
+    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, resume=None):
+        # The same draws as an uninterrupted run: a resumed run takes them from where it stopped.
+        points = self.preview(space, seed=seed, n=num_samples)
+        return _presets(points, seed, max_concurrent, resume), _base(base, space, resume)
 
     def preview(self, space, *, seed, n):
         rng = np.random.default_rng(seed)
@@ -128,21 +164,25 @@ class OptunaSearcher(_Searcher):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         return _optuna_sampler(self.sampler, seed, self.n_startup_trials, self.multivariate)
 
-    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent):
+    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, resume=None):
         from ray.tune.search.optuna import OptunaSearch
 
+        define = space.optuna_define_by_run()
+        storage = None
+        if resume is not None:
+            storage = _resumed_study(define, metric, mode, resume)
+            # A sampler seeded as the first run's would draw its first trials' values again
+            # (the continued trials are enqueued and draw nothing).
+            seed += resume.taken
         search = OptunaSearch(
-            space.optuna_define_by_run(),
-            metric=metric,
-            mode=mode,
-            sampler=self._study_sampler(seed),
+            define, metric=metric, mode=mode, sampler=self._study_sampler(seed), storage=storage
         )
         if max_concurrent:
             from ray.tune.search import ConcurrencyLimiter
 
             search = ConcurrencyLimiter(search, max_concurrent=max_concurrent)
         # Constants of the base config are merged with each suggestion by Ray.
-        return search, base
+        return search, base if resume is None else {**base, CONTINUE_KEY: dict(NOT_CONTINUED)}
 
     def preview(self, space, *, seed, n):
         import optuna
@@ -157,6 +197,50 @@ class OptunaSearcher(_Searcher):
                 {**define.params(trial), **{k.replace("/", "."): v for k, v in constants.items()}}
             )
         return [{key: p[key] for key in space if key in p} for p in previews]
+
+
+def _resumed_study(define: Any, metric: str, mode: str, resume: ResumePlan) -> Any:
+    """An Optuna study that knows every earlier trial of a resumed run, as Ray's OptunaSearch
+    told it the first time (final value; intermediate values by iteration; errors as FAIL),
+    with the continued trials enqueued, their marker in their user attributes.
+
+    Ray does not save the searcher after every trial, so a resumed run rebuilds it from the
+    store, which is never older than the last result.
+    """
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    storage = optuna.storages.InMemoryStorage()
+    direction = "maximize" if mode == "max" else "minimize"
+    # OptunaSearch opens the study by its default name, "optuna", and finds these trials.
+    study = optuna.create_study(storage=storage, study_name="optuna", direction=direction)
+    def searched(params: dict[str, Any]) -> dict[str, Any]:  # Optuna's names; no constants
+        return {
+            optuna_name(key): value
+            for key, value in params.items()
+            if define.dists.get(key) is not None
+        }
+
+    trials = []
+    for trial in resume.finished:
+        params = searched(trial.params)
+        distributions = {name: define.dists[name.replace("/", ".")] for name in params}
+        failed = trial.status == "ERROR" or trial.value is None or trial.value != trial.value
+        trials.append(
+            create_trial(
+                state=TrialState.FAIL if failed else TrialState.COMPLETE,
+                value=None if failed else trial.value,
+                params=params,
+                distributions=distributions,
+                intermediate_values=trial.values,
+            )
+        )
+    study.add_trials(trials)
+    for trial in resume.continued:
+        study.enqueue_trial(
+            searched(trial.params), user_attrs={CONTINUE_KEY: trial.continuation.to_config()}
+        )
+    return storage
 
 
 SearcherSpec = Annotated[

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
+from hpo.continued import CONTINUE_KEY
 from hpo.options import Options
 
 Scalar = str | int | float | bool | None
@@ -386,6 +387,10 @@ class OptunaDefineByRun:
                 params[key] = constants[optuna_name(key)] = self.space.dists[key].value
             else:
                 params[key] = _suggest(trial, optuna_name(key), dist)
+        # A trial that `hpo resume` continues was enqueued with its marker (see searchers).
+        continued = trial.user_attrs.get(CONTINUE_KEY)
+        if continued:
+            constants[CONTINUE_KEY] = continued
         return constants
 
     def params(self, trial: Any) -> dict[str, Any]:

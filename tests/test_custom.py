@@ -105,6 +105,9 @@ def test_hpo_report_stays_the_function_after_the_html_report_is_imported():
     import hpo.html_report  # a submodule must not shadow the public function `hpo.report`
 
     assert callable(hpo.report) and hpo.report.__module__ == "hpo.custom"
+    import hpo.resume_plan  # nor `hpo.resume`
+
+    assert callable(hpo.resume) and hpo.resume.__module__ == "hpo.runner"
 
 
 def flaky(config: dict) -> None:

@@ -17,6 +17,7 @@ class TrialStatus(str, Enum):
     COMPLETED = "COMPLETED"  # ended by itself: all its epochs, or early stopping
     PRUNED = "PRUNED"  # stopped early by the scheduler
     ERROR = "ERROR"
+    INTERRUPTED = "INTERRUPTED"  # running or waiting when its run was stopped; `hpo resume` goes on
 
 
 class ExperimentStatus(str, Enum):

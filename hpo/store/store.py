@@ -241,6 +241,25 @@ class Store:
                 .values(status=status.value, finished_at=now())
             )
 
+    def reopen_experiment(self, experiment_id: int) -> None:
+        """Mark an experiment running again (`hpo resume`)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                experiments.update()
+                .where(experiments.c.id == experiment_id)
+                .values(status=ExperimentStatus.RUNNING.value, finished_at=None)
+            )
+
+    def interrupt_trials(self, experiment_id: int) -> int:
+        """Mark the experiment's running and waiting trials interrupted; returns how many."""
+        unfinished = [TrialStatus.RUNNING.value, TrialStatus.PENDING.value]
+        with self.engine.begin() as conn:
+            return conn.execute(
+                trials.update()
+                .where(trials.c.experiment_id == experiment_id, trials.c.status.in_(unfinished))
+                .values(status=TrialStatus.INTERRUPTED.value)
+            ).rowcount
+
     def write(
         self, trial_rows: Sequence[dict[str, Any]], result_rows: Sequence[dict[str, Any]]
     ) -> None:

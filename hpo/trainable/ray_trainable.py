@@ -1,7 +1,8 @@
 """The function Ray Tune runs for every trial: the loops of `Trainer`, reporting each epoch.
 
 A trial reports a checkpoint every `checkpoint.every` epochs and at its last epoch, and a
-restored trial (retried after a failure, or resumed) continues from Ray's latest one.
+restored trial continues from its latest one: Ray's, when Ray retries it after a failure, or
+the one `hpo resume` found for it (see `hpo.continued`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
+from hpo.continued import checkpoint_metadata, split
 from hpo.trainable.config import FINAL_KEY
 from hpo.trainable.data import Dataset
 
@@ -27,18 +29,28 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset) -> None:
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
 
+    config, continuation = split(config)
+    trial_id = continuation.trial_id if continuation else tune.get_context().get_trial_id()
     trainer = Trainer(config, dataset)
     restored = tune.get_checkpoint()
+    if restored is None and continuation is not None and continuation.checkpoint:
+        restored = tune.Checkpoint.from_directory(continuation.checkpoint)
     if restored is not None:
         with restored.as_directory() as directory:
             trainer.load_state_dict(load_checkpoint(directory))
 
     every = trainer.cfg.checkpoint.every
     for metrics in trainer.run():
-        if every and (metrics["epoch"] % every == 0 or metrics[FINAL_KEY]):
+        # Iterations are epochs, also for a trial continued from a checkpoint in a new run
+        # (where Ray would count from 1): the scheduler's rungs and the store count epochs.
+        epoch = metrics["epoch"]
+        result = {**metrics, "training_iteration": epoch}
+        if every and (epoch % every == 0 or metrics[FINAL_KEY]):
             # Ray copies the directory into the trial's storage before `report` returns.
             with tempfile.TemporaryDirectory(prefix="hpo-checkpoint-") as directory:
                 save_checkpoint(trainer.state_dict(), directory)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+                checkpoint = tune.Checkpoint.from_directory(directory)
+                checkpoint.set_metadata(checkpoint_metadata(trial_id, epoch))
+                tune.report(result, checkpoint=checkpoint)
         else:
-            tune.report(metrics)
+            tune.report(result)
