@@ -2,6 +2,7 @@
 whose first trials all fail the same way stops early (`budget.fail_fast`)."""
 
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,32 @@ def test_other_failures_use_the_whole_budget(function, fail_fast: int):
     trials = hpo.load(function.__name__).trials()
     assert len(trials) == 4
     assert trials["started_at"].notna().all()
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session")
+def test_after_a_fail_fast_stop_the_fixed_code_resumes_the_whole_budget(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    module = workdir / "mytrain_ff.py"
+    module.write_text("import hpo\ndef train(config):\n    hpo.report({'loss': config['lr']})\n")
+    monkeypatch.syspath_prepend(str(workdir))
+    spec = {
+        "name": "fixed-later",
+        "trainable": "mytrain_ff:train",
+        "metric": "loss",
+        "space": X,
+        "budget": {"num_samples": 4, "max_concurrent": 1, "fail_fast": 2},
+        "tracking": {"tensorboard": False},
+    }
+    with pytest.raises(RunFailed, match="KeyError: 'lr'"):
+        hpo.run(spec)
+    assert len(hpo.load("fixed-later").trials()) < 4
+
+    module.write_text("import hpo\ndef train(config):\n    hpo.report({'loss': config['x']})\n")
+    monkeypatch.delitem(sys.modules, "mytrain_ff")
+    experiment = hpo.resume("fixed-later", errored=True)
+    trials = experiment.trials()
+    assert experiment.status == "COMPLETED"
+    assert len(trials) == 4
+    assert set(trials["status"]) == {TrialStatus.COMPLETED.value}
