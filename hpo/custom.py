@@ -29,10 +29,11 @@ class _TrialState:
     """The running trial of this worker: which stored trial it is, where it starts from, and
     its iteration count (which goes on from its checkpoint's, also in a resumed run)."""
 
-    def __init__(self, trial_id: str, checkpoint: Any, iteration: int):
+    def __init__(self, trial_id: str, checkpoint: Any, iteration: int, metric: str | None = None):
         self.trial_id = trial_id
         self.checkpoint = checkpoint
         self.iteration = iteration
+        self.metric = metric  # the search's, which `report` checks is finite
 
 
 _trial: _TrialState | None = None
@@ -45,8 +46,14 @@ def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) 
         metrics: numbers by name; the search's `metric` must be among them.
         checkpoint: a directory with what is needed to continue training; Ray copies it
             into the trial's storage before this returns.
+
+    Raises:
+        FloatingPointError: the search's metric, or a metric named like a loss, is NaN or
+            infinite; the trial fails with that reason instead of reporting it.
     """
     from ray import tune
+
+    from hpo.finite import check_finite
 
     with warnings.catch_warnings():  # Ray warns when asked outside a search; that is the question
         warnings.simplefilter("ignore")
@@ -59,6 +66,8 @@ def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) 
 
     state = _trial or _TrialState(tune.get_context().get_trial_id(), None, 0)
     state.iteration += 1
+    epoch = metrics.get("epoch")
+    check_finite(metrics, state.metric, epoch if isinstance(epoch, int) else state.iteration)
     saved = None
     if checkpoint is not None:
         saved = tune.Checkpoint.from_directory(str(checkpoint))
@@ -79,7 +88,7 @@ def get_checkpoint() -> Any:
     return tune.get_checkpoint()
 
 
-def _start_trial(config: dict[str, Any]) -> dict[str, Any]:
+def _start_trial(config: dict[str, Any], metric: str | None = None) -> dict[str, Any]:
     """Note where this worker's trial starts from; returns its config without hpo's keys."""
     global _trial
     from ray import tune
@@ -92,7 +101,7 @@ def _start_trial(config: dict[str, Any]) -> dict[str, Any]:
         checkpoint = tune.Checkpoint.from_directory(continuation.checkpoint)
     iteration = int((checkpoint.get_metadata() or {}).get("iteration", 0)) if checkpoint else 0
     trial_id = continuation.trial_id if continuation else tune.get_context().get_trial_id()
-    _trial = _TrialState(trial_id, checkpoint, iteration)
+    _trial = _TrialState(trial_id, checkpoint, iteration, metric)
     return config
 
 
@@ -103,12 +112,15 @@ def seed_for(config: Mapping[str, Any], seed: int) -> int:
 
 
 def run_user_function(
-    config: dict[str, Any], user_fn: Callable[[dict[str, Any]], Any], seed: int
+    config: dict[str, Any],
+    user_fn: Callable[[dict[str, Any]], Any],
+    seed: int,
+    metric: str | None = None,
 ) -> None:
     """What Ray runs for each trial of a user's function: seed everything, then call it."""
     import numpy as np
 
-    config = _start_trial(config)
+    config = _start_trial(config, metric)
 
     trial_seed = seed_for(config, seed)
     random.seed(trial_seed)
@@ -153,6 +165,7 @@ def tune(
     num_samples: int | None = None,
     max_concurrent: int | None = None,
     time_budget_s: float | None = None,
+    fail_fast: int | None = None,
     resources: Mapping[str, float] | None = None,
     seed: int = 0,
     store: str | None = None,
@@ -170,7 +183,7 @@ def tune(
         config: the base config every trial starts from (searched keys are set into it).
         name: the experiment's name (default: the function's name).
         searcher, scheduler: as in a spec (`"optuna"`, `{"name": "asha", "max_t": 20}`).
-        num_samples, max_concurrent, time_budget_s: the budget.
+        num_samples, max_concurrent, time_budget_s, fail_fast: the budget (as in a spec).
         resources: per trial, e.g. `{"cpu": 1, "gpu": 0.5}`.
         seed: the experiment's seed (searcher and each trial's seeds derive from it).
         store: the results store (default as for `hpo run`).
@@ -191,6 +204,7 @@ def tune(
         "num_samples": num_samples,
         "max_concurrent": max_concurrent,
         "time_budget_s": time_budget_s,
+        "fail_fast": fail_fast,
     }
     spec = load_spec(
         {

@@ -59,6 +59,12 @@ class RunFailed(HpoError):
     exit_code = 1
 
 
+class UnsafeCheckpoint(HpoError):
+    """A checkpoint file holds more than tensors and plain data, so it was not loaded."""
+
+    exit_code = 1
+
+
 class RunInterrupted(HpoError):
     """A search was stopped by Ctrl-C or SIGTERM; what it did is in the store, and
     `hpo resume` goes on from there."""

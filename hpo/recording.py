@@ -239,7 +239,10 @@ def trial_error(trial: Any) -> tuple[str, str, str]:
         text = Path(path).read_text().strip() if path and os.path.exists(path) else "unknown error"
         return "UnknownError", text.splitlines()[-1] if text else "unknown error", text
     message = "".join(traceback.format_exception_only(type(cause), cause)).strip()
-    trace = _ANSI.sub("", getattr(exc, "traceback_str", "") or "")
+    # Ray's RayTaskError carries the trial's remote traceback as its text (older Ray versions
+    # kept it in `traceback_str` instead).
+    trace = getattr(exc, "traceback_str", None) or (str(exc) if exc is not cause else "")
+    trace = _ANSI.sub("", trace)
     return type(cause).__name__, message, trace
 
 

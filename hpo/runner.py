@@ -216,9 +216,11 @@ def _search(
         if stopped:
             status = ExperimentStatus.INTERRUPTED
         else:
-            finished = experiment.trials()["status"].isin(
+            trials = experiment.trials()
+            # Trials cut short by the time budget count with the epochs they reported.
+            finished = trials["status"].isin(
                 [TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value]
-            )
+            ) | ((trials["status"] == TrialStatus.INTERRUPTED.value) & (trials["iterations"] > 0))
             status = ExperimentStatus.COMPLETED if finished.any() else ExperimentStatus.FAILED
             if finished.any() and run.dataset is not None and spec.data.test_fraction > 0:
                 _evaluate_best_on_test(experiment, run.dataset, run.console)
@@ -356,7 +358,9 @@ def _tune(
     """Run the search on Ray Tune; returns whether a signal stopped it before its end."""
     import ray
     from ray import tune
+    from ray.tune.stopper import CombinedStopper
 
+    from hpo.fail_fast import FailFast
     from hpo.interrupts import StopRequested, stop_on_signals
     from hpo.progress import progress_view
     from hpo.recording import StoreRecorder
@@ -366,6 +370,7 @@ def _tune(
     trainable = _trainable(spec, run.function, run.dataset, run.placement)
     num_trials = spec.num_trials() if resume is None else resume.num_trials
     pruned: set[str] = set()  # trials the scheduler stops early, as it decides
+    fail_fast = FailFast(spec.budget.fail_fast)
     view = progress_view(
         run.console,
         live=live,
@@ -421,7 +426,7 @@ def _tune(
                 name=name,
                 storage_path=run.placement.storage_path,
                 verbose=0,
-                stop=StopRequested(),
+                stop=CombinedStopper(StopRequested(), fail_fast),
                 # Checkpoints exist only at the spec's cadence (`checkpoint.every`); each
                 # trial keeps its best few by the spec's metric.
                 failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
@@ -432,6 +437,7 @@ def _tune(
                 ),
                 callbacks=[
                     recorder,
+                    fail_fast,
                     view,
                     *_trackers(spec, name, storage_path / name, pruned),
                     *_checkpoint_keepers(spec, store, run.experiment_id),
@@ -453,6 +459,13 @@ def _tune(
             stop_on_signals(stop_at_once) as stop_requested,
         ):
             tuner.fit()
+        # Trials that Ray ended without a word to its callbacks (the time budget ran out, or a
+        # stop) stay resumable rather than RUNNING or PENDING forever.
+        store.interrupt_trials(run.experiment_id)
+        if fail_fast.tripped:
+            # Ray ended the trials still running or waiting without a word to callbacks.
+            store.interrupt_trials(run.experiment_id)
+            raise RunFailed(fail_fast.reason())
     finally:
         view.close()
         if started_ray:
@@ -507,7 +520,7 @@ def _trainable(
     from hpo.custom import run_user_function, shipped_by_value
 
     return tune.with_parameters(
-        run_user_function, user_fn=shipped_by_value(function), seed=spec.seed
+        run_user_function, user_fn=shipped_by_value(function), seed=spec.seed, metric=spec.metric
     )
 
 

@@ -50,6 +50,12 @@ class Budget(Options):
     max_failures: int = Field(
         0, ge=0, description="retries of a failed trial, each from its last checkpoint"
     )
+    fail_fast: int = Field(
+        3,
+        ge=0,
+        description="stop the search when this many trials fail with the same error before "
+        "any trial succeeds (a bug in the training code, not a bad configuration); 0: never",
+    )
 
 
 class Resources(Options):

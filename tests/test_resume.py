@@ -431,3 +431,32 @@ def test_resume_errored_runs_failed_trials_again_from_their_checkpoint(workdir):
     assert list(resumed["iteration"]) == [1, 2, 3]
     # Epochs 2 and 3 ran in the resumed run, from the checkpoint of epoch 1.
     assert list(resumed["started_at"]) == [0, 1, 1]
+
+
+def slow_steps(config: dict) -> None:
+    """A training function far longer than the test's time budget."""
+    import hpo
+
+    for step in range(1, 200):
+        time.sleep(0.1)
+        hpo.report({"loss": config["x"] / step})
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session", "workdir")
+def test_a_run_cut_by_its_time_budget_leaves_no_trial_running_and_can_go_on():
+    import hpo
+
+    experiment = hpo.tune(
+        slow_steps,
+        space={"x": {"type": "float", "low": 1.0, "high": 2.0}},
+        metric="loss",
+        num_samples=4,
+        time_budget_s=6,
+        name="budgeted",
+    )
+    trials = experiment.trials()
+    assert experiment.row["status"] == "COMPLETED"
+    assert not trials["status"].isin(["RUNNING", "PENDING"]).any()
+    cut = trials[trials["status"] == "INTERRUPTED"]
+    assert len(cut) >= 1 and (cut["iterations"] > 0).any()

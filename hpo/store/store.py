@@ -88,12 +88,32 @@ def _environment() -> dict[str, Any]:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers (`hpo show`) work while the driver writes; the busy timeout makes a
-    # writer wait for a lock instead of failing with "database is locked".
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # writer wait for a lock instead of failing with "database is locked". The timeout comes
+    # first: switching a new file to WAL takes a lock, maybe while another process holds it.
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _one_writer_at_a_time(conn: sa.Connection) -> None:
+    """Hold the store's write lock until this transaction ends, so that what it read stays
+    true until it writes (a free name, a missing schema) while other processes write too."""
+    backend = conn.dialect.name
+    if backend == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif backend == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+
+
+def _schema_version(conn: sa.Connection) -> int | None:
+    if not sa.inspect(conn).has_table(schema_version.name):
+        return None
+    return conn.execute(sa.select(schema_version.c.version)).scalar()
+
+
+_LOCK_KEY = 0x68706F  # "hpo": the advisory lock of hpo's stores on a PostgreSQL server
 
 
 class Store:
@@ -125,9 +145,11 @@ class Store:
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         try:
             with engine.begin() as conn:
-                version = None
-                if sa.inspect(conn).has_table(schema_version.name):
-                    version = conn.execute(sa.select(schema_version.c.version)).scalar()
+                # Most opens find the schema current and only read; creating or upgrading it
+                # waits for the write lock, since two processes may do it at once.
+                if _schema_version(conn) != SCHEMA_VERSION:
+                    _one_writer_at_a_time(conn)
+                version = _schema_version(conn)
                 if version is None:
                     metadata.create_all(conn)
                     conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
@@ -164,6 +186,7 @@ class Store:
             The experiment's id and the name it was stored under.
         """
         with self.engine.begin() as conn:
+            _one_writer_at_a_time(conn)  # another run may be choosing the same name
             taken = set(
                 conn.execute(
                     sa.select(experiments.c.name).where(

@@ -27,12 +27,25 @@ def load_checkpoint(directory: str | Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: the directory holds no trainer state.
+        UnsafeCheckpoint: the file holds objects other than tensors and plain data (a pickle
+            that would run code on loading); nothing of it was run.
     """
+    import pickle
+
     import torch
+
+    from hpo.errors import UnsafeCheckpoint
 
     path = Path(directory) / STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no trainer state in {str(directory)!r} (expected {STATE_FILE})")
     # map_location: a checkpoint written on a GPU must load on a CPU-only machine too; the
     # trainer moves the state onto its own device.
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UnsafeCheckpoint(
+            f"{path} holds objects other than tensors and plain data, so it was not loaded "
+            "(hpo loads checkpoints as weights only and never runs code from them); was it "
+            "written by hpo? Delete it to train this trial from the start"
+        ) from None

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hpo.finite import check_finite
 from hpo.trainable.config import FINAL_KEY, TrainableConfig, TrainingConfig
 from hpo.trainable.data import Dataset, Task, split
 from hpo.trainable.early_stopping import EarlyStopping
@@ -33,6 +34,8 @@ from hpo.trainable.schedules import Plan, build_lr_schedule
 # Sections that do not change how a trial trains, so they do not change its seed either:
 # checkpointing or stopping early must not change the epochs a trial does run.
 _NOT_SEEDED = {"checkpoint", "early_stopping", "metric", "mode"}
+
+_NON_FINITE_HINT = "; try a lower optimizer.lr or training.grad_clip_norm"
 
 # Validation and test batches: no gradients are kept, so they can be much larger.
 _EVAL_BATCH = 4096
@@ -178,7 +181,8 @@ class Trainer:
         the trial; every other epoch's carry False.
 
         Raises:
-            FloatingPointError: when the training loss becomes NaN or infinite.
+            FloatingPointError: when the training loss, a validation loss or the spec's
+                metric becomes NaN or infinite.
         """
         while not self.finished:
             yield self.train_epoch()
@@ -191,8 +195,7 @@ class Trainer:
         train_loss, grad_norm = self._train_one_epoch()
         if not math.isfinite(train_loss):
             raise FloatingPointError(
-                f"training loss became {train_loss} in epoch {self.epoch}; "
-                "try a lower optimizer.lr or training.grad_clip_norm"
+                f"training loss became {train_loss} in epoch {self.epoch}{_NON_FINITE_HINT}"
             )
         metrics: dict[str, Any] = {
             "epoch": self.epoch,
@@ -201,6 +204,9 @@ class Trainer:
             "lr": lr,
             "grad_norm": grad_norm,
         }
+        # A NaN validation loss (or metric) with a finite training loss: the model's outputs
+        # overflowed; the trial fails as it would on a NaN training loss.
+        check_finite(metrics, self.cfg.metric, self.epoch, _NON_FINITE_HINT)
         monitored = metrics[self.cfg.metric]
         self.lr_schedule.after_epoch(monitored)
         self.early_stopping.update(monitored)
