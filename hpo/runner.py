@@ -320,6 +320,27 @@ def _environment(defaults: dict[str, str]) -> Iterator[None]:
 
 
 @contextmanager
+def _without_callback_telemetry() -> Iterator[None]:
+    """Skip Ray's usage-telemetry tag of a run's callbacks, and only that.
+
+    To name the built-in callbacks it counts, Ray imports its MLflow, W&B, Comet and Aim
+    integrations in every run that has callbacks (hpo's always has): with MLflow installed,
+    1 to 4 s before the first trial can start, for a tag that would only say "CustomCallback".
+    """
+    from ray.air._internal import usage
+
+    original = getattr(usage, "tag_callbacks", None)
+    if original is None:  # a Ray without it: nothing to skip
+        yield
+        return
+    usage.tag_callbacks = lambda callbacks: False
+    try:
+        yield
+    finally:
+        usage.tag_callbacks = original
+
+
+@contextmanager
 def _ray_logs_to(path: Path) -> Iterator[None]:
     """Send Ray's log records (trial tracebacks included), and those of hpo's own callbacks,
     to a file in the experiment's folder instead of the terminal.
@@ -456,6 +477,7 @@ def _tune(
         with (
             _ray_logs_to(log_dir / "ray.log"),
             _environment(_TUNE_ENVIRONMENT),
+            _without_callback_telemetry(),
             stop_on_signals(stop_at_once) as stop_requested,
         ):
             tuner.fit()
@@ -463,8 +485,6 @@ def _tune(
         # stop) stay resumable rather than RUNNING or PENDING forever.
         store.interrupt_trials(run.experiment_id)
         if fail_fast.tripped:
-            # Ray ended the trials still running or waiting without a word to callbacks.
-            store.interrupt_trials(run.experiment_id)
             raise RunFailed(fail_fast.reason())
     finally:
         view.close()
