@@ -41,9 +41,16 @@ _RAY_KEYS = (set(AUTO_RESULT_KEYS) - {"time_total_s"}) | {
 FLUSH_EVERY_S = 1.0
 
 
+# The attribute of a Ray trial that holds its number in the store, set by `StoreRecorder` (the
+# first callback) when the trial appears: in a resumed run, Ray's own order starts again at 0.
+_NUMBER = "hpo_number"
+
+
 def trial_number(trial: Any, trials: list) -> int:
-    """A trial's number: its place in Ray's list of trials, which is in order of creation."""
-    return trials.index(trial)
+    """A trial's number in the store (for a trial the recorder has not seen: its place in Ray's
+    list of trials, which is in order of creation)."""
+    number = getattr(trial, _NUMBER, None)
+    return trials.index(trial) if number is None else number
 
 
 def finished_by_itself(trial: Any, pruned: set[str]) -> bool:
@@ -121,6 +128,7 @@ class StoreRecorder(Callback):
                 number, self._next_number = self._next_number, self._next_number + 1
             else:
                 number = continuation.number
+            setattr(trial, _NUMBER, number)
             self._stage(
                 trial,
                 number=number,

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from hpo.analysis import Experiment
 from hpo.cluster import Placement, connect
-from hpo.errors import RunFailed, RunInterrupted, SpecError, SpecIssue
+from hpo.errors import RunFailed, RunInterrupted, SpecError, SpecIssue, UsageError
 from hpo.spec import Spec, load_spec
 from hpo.store import ExperimentStatus, Store, TrialStatus, resolve_url
 
@@ -86,6 +87,7 @@ def execute(
     if function is None:
         function = check_user_code(spec)
     dataset = _load_data(spec) if function is None else None
+    store = Store(store_url)  # before Ray starts: a bad URL must not leave Ray running
     # Ray (local, or the cluster asked for), and storage every node reaches, before any write.
     placement = connect(
         spec.name,
@@ -95,7 +97,6 @@ def execute(
         storage_path=storage_path,
         console=console,
     )
-    store = Store(store_url)
     spec_data = {**spec.model_dump(mode="json"), "num_trials": spec.num_trials()}
     experiment_id, name = store.create_experiment(
         spec.name, spec_data, storage_path=placement.storage_path
@@ -143,10 +144,17 @@ def resume(
     store = Store(resolve_url(store_url))
     row = store.experiment(name)
     # The spec as it ran (validated then; every section dumped, defaults included).
-    spec = Spec.model_validate({k: v for k, v in row["spec"].items() if k != "num_trials"})
+    try:
+        spec = Spec.model_validate({k: v for k, v in row["spec"].items() if k != "num_trials"})
+    except ValidationError as exc:
+        raise UsageError(
+            f"the spec stored with {name!r} no longer validates ({exc.error_count()} problems; "
+            f"first: {exc.errors()[0]['msg']}); run it again with `hpo run`"
+        ) from None
     if function is None:
         function = check_user_code(spec)
     # Checkpoints are read where the trials wrote them: a folder of this machine, or shared.
+    # (At a cloud URI they are not searched, and continued trials start over; see README.)
     trial_folders = Path(row["storage_path"]) / name
     plan = plan_resume(store, row, spec.num_trials(), trial_folders, errored=errored)
     ended = row["status"] in (ExperimentStatus.COMPLETED.value, ExperimentStatus.FAILED.value)
@@ -230,7 +238,7 @@ def _search(
     finally:
         _record_end(store, run.experiment_id, status)
     if status is ExperimentStatus.INTERRUPTED:
-        raise RunInterrupted(run.name, resume_command(run.name, store.url))
+        raise RunInterrupted(run.name, resume_command(run.name, store.url, run.placement))
     if status is ExperimentStatus.FAILED:
         raise RunFailed(_failure_message(experiment))
     experiment.row = store.experiment(run.name)  # as it ended
@@ -243,11 +251,14 @@ def _record_end(store: Store, experiment_id: int, status: ExperimentStatus) -> N
     store.finish_experiment(experiment_id, status)
 
 
-def resume_command(name: str, store_url: str) -> str:
-    """The command that resumes an experiment (naming its store unless it is the default)."""
+def resume_command(name: str, store_url: str, placement: Placement) -> str:
+    """The command that resumes an experiment (naming its store unless it is the default, and
+    the cluster it ran on)."""
     command = f"hpo resume {shlex.quote(name)}"
     if store_url != resolve_url(None, None):
         command += f" --store {shlex.quote(store_url)}"
+    if placement.address is not None:
+        command += f" --address {shlex.quote(placement.address)}"
     return command
 
 
@@ -392,6 +403,8 @@ def _tune(
     num_trials = spec.num_trials() if resume is None else resume.num_trials
     pruned: set[str] = set()  # trials the scheduler stops early, as it decides
     fail_fast = FailFast(spec.budget.fail_fast)
+    if resume is not None and any(t.status != "ERROR" for t in resume.finished):
+        fail_fast.succeeded = True  # the code worked before: errors now are configurations'
     view = progress_view(
         run.console,
         live=live,
@@ -470,9 +483,13 @@ def _tune(
         log_dir.mkdir(parents=True, exist_ok=True)
 
         def stop_at_once() -> None:
-            recorder.flush()
-            _record_end(store, run.experiment_id, ExperimentStatus.INTERRUPTED)
-            sys.stderr.write(f"Continue it with: {resume_command(name, store.url)}\n")
+            # No flush of buffered results: the main thread may be inside one, and a resume
+            # runs those epochs again from the last checkpoint anyway.
+            try:
+                _record_end(store, run.experiment_id, ExperimentStatus.INTERRUPTED)
+            finally:
+                command = resume_command(name, store.url, run.placement)
+                sys.stderr.write(f"Continue it with: {command}\n")
 
         with (
             _ray_logs_to(log_dir / "ray.log"),

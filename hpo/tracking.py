@@ -22,8 +22,9 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.result import TRAINING_ITERATION
 
+from hpo.continued import store_trial_id
 from hpo.metric_modes import keep_best
-from hpo.recording import reported_metrics
+from hpo.recording import reported_metrics, trial_number
 from hpo.space import CategoricalDist, ConstantDist, FloatDist, IntDist, Space
 
 logger = logging.getLogger(__name__)
@@ -151,7 +152,8 @@ class TensorBoardTracker(Callback):
     def _writer(self, trial: Any, trials: list) -> Any:
         writer = self._writers.get(trial.trial_id)
         if writer is None:
-            number = trials.index(trial)
+            # A continued trial (`hpo resume`) writes on in its earlier run's folder.
+            number = trial_number(trial, trials)
             writer = self._writers[trial.trial_id] = _RunWriter(self.logdir / f"trial_{number:05d}")
         return writer
 
@@ -253,13 +255,13 @@ class MlflowTracker(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         from mlflow.entities import Param
 
-        number = trials.index(trial)
+        number = trial_number(trial, trials)
         run = self._client.create_run(
             self._experiment_id,
             run_name=f"{self.hpo_experiment}/trial_{number:05d}",
             tags={
                 "hpo.experiment": self.hpo_experiment,
-                "hpo.trial_id": trial.trial_id,
+                "hpo.trial_id": store_trial_id(trial),
                 "hpo.number": str(number),
             },
         )

@@ -386,7 +386,7 @@ def test_chaos_a_driver_killed_three_times_at_random_moments_loses_and_repeats_n
 
 @pytest.mark.ray
 @pytest.mark.usefixtures("ray_session")
-def test_resume_errored_runs_failed_trials_again_from_their_checkpoint(workdir):
+def test_resume_errored_runs_failed_trials_again_from_their_checkpoint(workdir, capsys):
     """A user's function that breaks in one trial; fixed, `resume --errored` continues that
     trial from its checkpoint and leaves the other alone."""
     import tempfile
@@ -421,7 +421,10 @@ def test_resume_errored_runs_failed_trials_again_from_their_checkpoint(workdir):
     assert list(before["status"]) == ["COMPLETED", "ERROR"]
 
     broken.unlink()
+    capsys.readouterr()
     again = hpo.resume("flaky", errored=True, function=train)
+    # The progress lines number the continued trial as the store does (Ray counts from 0 again).
+    assert "trial   1 completed" in capsys.readouterr().out
     after = again.trials().set_index("number")
     assert list(after["status"]) == ["COMPLETED", "COMPLETED"]
     assert after.loc[1, "error"] is None or after.loc[1, "error"] != after.loc[1, "error"]

@@ -35,10 +35,20 @@ def ddp_trainable(
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    from hpo.continued import split
+
     context = tune.get_context()
+    config, continuation = split(config)
     trainer = TorchTrainer(
         _worker_loop,
-        train_loop_config={"config": config, "dataset": ray.put(dataset), "cpu": cpu},
+        train_loop_config={
+            "config": config,
+            "dataset": ray.put(dataset),
+            "cpu": cpu,
+            # Which stored trial this is, and the checkpoint `hpo resume` found for it.
+            "trial_id": continuation.trial_id if continuation else context.get_trial_id(),
+            "resume_from": continuation.checkpoint if continuation else None,
+        },
         scaling_config=ScalingConfig(
             num_workers=workers,
             use_gpu=gpu > 0,
@@ -62,6 +72,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     from ray import train
 
     from hpo.cluster import NODE_KEY, node_label
+    from hpo.continued import checkpoint_metadata
     from hpo.trainable.checkpoint import load_checkpoint, save_checkpoint
     from hpo.trainable.loop import Trainer
 
@@ -75,17 +86,22 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     if restored is not None:
         with restored.as_directory() as directory:
             trainer.load_state_dict(load_checkpoint(directory))
+    elif loop_config["resume_from"]:
+        trainer.load_state_dict(load_checkpoint(loop_config["resume_from"]))
     node = _group_nodes(node_label())
     rank = train.get_context().get_world_rank()
     every = trainer.cfg.checkpoint.every
     for metrics in trainer.run():
-        metrics[NODE_KEY] = node
-        if every and (metrics["epoch"] % every == 0 or metrics[FINAL_KEY]):
+        epoch = metrics["epoch"]
+        # Iterations are epochs, as in hpo's one-process trainable (see there).
+        metrics.update({NODE_KEY: node, "training_iteration": epoch})
+        if every and (epoch % every == 0 or metrics[FINAL_KEY]):
             with tempfile.TemporaryDirectory(prefix="hpo-checkpoint-") as directory:
                 checkpoint = None
                 if rank == 0:  # every rank holds the same weights; one copy is enough
                     save_checkpoint(trainer.state_dict(), directory)
                     checkpoint = train.Checkpoint.from_directory(directory)
+                    checkpoint.set_metadata(checkpoint_metadata(loop_config["trial_id"], epoch))
                 train.report(metrics, checkpoint=checkpoint)
         else:
             train.report(metrics)
