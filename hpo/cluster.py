@@ -93,6 +93,13 @@ class Placement:
     def is_uri(self) -> bool:
         return _is_uri(self.storage_path)
 
+    def release(self) -> None:
+        """Disconnect from Ray (or stop the local Ray) if `connect` started it."""
+        if self.owned:
+            import ray
+
+            ray.shutdown()
+
 
 def resolve_address(explicit: str | None, spec_ray: RayOptions) -> str | None:
     """The cluster to use: `--address`, then the spec's `ray.address`, then `$RAY_ADDRESS`."""

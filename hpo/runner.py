@@ -87,7 +87,6 @@ def execute(
     if function is None:
         function = check_user_code(spec)
     dataset = _load_data(spec) if function is None else None
-    store = Store(store_url)  # before Ray starts: a bad URL must not leave Ray running
     # Ray (local, or the cluster asked for), and storage every node reaches, before any write.
     placement = connect(
         spec.name,
@@ -98,9 +97,14 @@ def execute(
         console=console,
     )
     spec_data = {**spec.model_dump(mode="json"), "num_trials": spec.num_trials()}
-    experiment_id, name = store.create_experiment(
-        spec.name, spec_data, storage_path=placement.storage_path
-    )
+    try:
+        store = Store(store_url)
+        experiment_id, name = store.create_experiment(
+            spec.name, spec_data, storage_path=placement.storage_path
+        )
+    except BaseException:
+        placement.release()  # a bad store URL must not leave Ray running
+        raise
     if name != spec.name:
         console.print(
             f"An experiment named {spec.name!r} is already in the store; this run is [bold]{name}[/]."
@@ -215,10 +219,7 @@ def _search(
         if resume is not None and not resume.num_trials:
             # A run killed after its last trial and before its end has only its end to record.
             stopped = False
-            if run.placement.owned:
-                import ray
-
-                ray.shutdown()
+            run.placement.release()
         else:
             stopped = _tune(run, callbacks, live, resume)
         if stopped:

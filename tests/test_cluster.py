@@ -170,7 +170,7 @@ def test_a_search_on_two_nodes_records_each_trials_node(tmp_path: Path, cluster_
     assert "accepts clients without a token" in output
     assert "ray.storage_path: the cluster has 2 nodes" in output
     assert "Traceback" not in output
-    assert not store.exists() or Store(f"sqlite:///{store}").experiments() == []
+    assert not store.exists() or Store(f"sqlite:///{store}").experiment_names() == []
 
     shared = tmp_path / "shared"
     code, output = run_to_end(
