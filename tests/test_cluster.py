@@ -107,9 +107,15 @@ class TwoNodeCluster:
         return self
 
     def kill(self, name: str) -> None:
-        """Kill one node's Ray processes at once, as if the machine went away."""
+        """Kill one node's Ray processes at once, as if the machine went away: its process
+        group and the trial workers its raylet started (each in a group of its own, and able
+        to go on training for a while after their raylet died)."""
+        group = self.groups.pop(name)
+        for pid in [*_processes_under(group)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.groups.pop(name), signal.SIGKILL)
+            os.killpg(group, signal.SIGKILL)
 
     def stop(self) -> None:
         for name in list(self.groups):
@@ -275,6 +281,18 @@ def _kill_the_worker_node_mid_trial(
     killed_at = pd.Timestamp.now(tz="UTC").tz_localize(None)
     cluster.kill("worker")
     return head_label, victim["trial_id"].iloc[0], killed_at
+
+
+def _processes_under(group: int) -> set[int]:
+    """The processes of a process group and all their descendants."""
+    listing = subprocess.run(["ps", "-eo", "pid=,ppid=,pgid="], capture_output=True, text=True)
+    rows = [tuple(map(int, line.split())) for line in listing.stdout.splitlines()]
+    found = {pid for pid, _, pgid in rows if pgid == group}
+    while True:
+        children = {pid for pid, ppid, _ in rows if ppid in found} - found
+        if not children:
+            return found
+        found |= children
 
 
 def node_label(cluster: TwoNodeCluster, name: str) -> str:
