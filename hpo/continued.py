@@ -41,6 +41,20 @@ def split(config: dict[str, Any]) -> tuple[dict[str, Any], Continuation | None]:
     return config, Continuation(**marker) if marker and marker["trial_id"] else None
 
 
+def start(config: dict[str, Any]) -> tuple[dict[str, Any], str, Any]:
+    """Where a trial starts, in the trial's own process: its config without hpo's key, its id
+    in the store, and the checkpoint to continue from (Ray's, when Ray retries the trial after
+    a failure; else the one `hpo resume` found; else None)."""
+    from ray import tune
+
+    config, continuation = split(config)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None and continuation is not None and continuation.checkpoint:
+        checkpoint = tune.Checkpoint.from_directory(continuation.checkpoint)
+    trial_id = continuation.trial_id if continuation else tune.get_context().get_trial_id()
+    return config, trial_id, checkpoint
+
+
 def store_trial_id(trial: Any) -> str:
     """The id under which the store keeps a Ray trial: the continued trial's, or Ray's own."""
     marker = trial.config.get(CONTINUE_KEY)  # read per result: no copy of the config

@@ -91,16 +91,10 @@ def get_checkpoint() -> Any:
 def _start_trial(config: dict[str, Any], metric: str | None = None) -> dict[str, Any]:
     """Note where this worker's trial starts from; returns its config without hpo's keys."""
     global _trial
-    from ray import tune
+    from hpo.continued import start
 
-    from hpo.continued import split
-
-    config, continuation = split(config)
-    checkpoint = tune.get_checkpoint()  # Ray's, when it retries the trial after a failure
-    if checkpoint is None and continuation is not None and continuation.checkpoint:
-        checkpoint = tune.Checkpoint.from_directory(continuation.checkpoint)
+    config, trial_id, checkpoint = start(config)
     iteration = int((checkpoint.get_metadata() or {}).get("iteration", 0)) if checkpoint else 0
-    trial_id = continuation.trial_id if continuation else tune.get_context().get_trial_id()
     _trial = _TrialState(trial_id, checkpoint, iteration, metric)
     return config
 

@@ -87,10 +87,12 @@ def _presets(
 
 
 def _base(base: dict[str, Any], space: Space, resume: ResumePlan | None) -> dict[str, Any]:
-    config = _with_every_key(base, space)
-    if resume is not None:
-        config[CONTINUE_KEY] = dict(NOT_CONTINUED)
-    return config
+    return _with_continue_key(_with_every_key(base, space), resume)
+
+
+def _with_continue_key(base: dict[str, Any], resume: ResumePlan | None) -> dict[str, Any]:
+    """The base config of a resumed run has `CONTINUE_KEY`, for continued trials to set."""
+    return base if resume is None else {**base, CONTINUE_KEY: dict(NOT_CONTINUED)}
 
 
 def _with_every_key(base: dict[str, Any], space: Space) -> dict[str, Any]:
@@ -182,7 +184,7 @@ class OptunaSearcher(_Searcher):
 
             search = ConcurrencyLimiter(search, max_concurrent=max_concurrent)
         # Constants of the base config are merged with each suggestion by Ray.
-        return search, base if resume is None else {**base, CONTINUE_KEY: dict(NOT_CONTINUED)}
+        return search, _with_continue_key(base, resume)
 
     def preview(self, space, *, seed, n):
         import optuna

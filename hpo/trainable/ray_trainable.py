@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from hpo.continued import checkpoint_metadata, split
+from hpo.continued import checkpoint_metadata, start
 from hpo.trainable.config import FINAL_KEY
 from hpo.trainable.data import Dataset
 
@@ -30,12 +30,8 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset) -> None:
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
 
-    config, continuation = split(config)
-    trial_id = continuation.trial_id if continuation else tune.get_context().get_trial_id()
+    config, trial_id, restored = start(config)
     trainer = Trainer(config, dataset)
-    restored = tune.get_checkpoint()
-    if restored is None and continuation is not None and continuation.checkpoint:
-        restored = tune.Checkpoint.from_directory(continuation.checkpoint)
     if restored is not None:
         with restored.as_directory() as directory:
             trainer.load_state_dict(load_checkpoint(directory))
