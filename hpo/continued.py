@@ -7,7 +7,10 @@ has the key once an experiment has been resumed (None for a new trial): Ray merg
 configuration only into keys that the base config has.
 
 Checkpoints carry metadata naming their stored trial and iteration, so that a later resume
-finds a trial's latest checkpoint whichever run of the experiment wrote it.
+finds a trial's latest checkpoint whichever run of the experiment wrote it, and the results the
+trial reported up to it (`History`): the driver writes results to the store in batches, so a
+driver killed between two writes leaves checkpoints newer than the store, and a resume takes
+the missing results from them instead of training those epochs again.
 
 Imported by the trial workers: no torch, no pandas.
 """
@@ -15,6 +18,7 @@ Imported by the trial workers: no torch, no pandas.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from numbers import Number
 from typing import Any
 
 CONTINUE_KEY = "_hpo_continue"
@@ -61,5 +65,42 @@ def store_trial_id(trial: Any) -> str:
     return (marker or {}).get("trial_id") or trial.trial_id
 
 
-def checkpoint_metadata(trial_id: str, iteration: int) -> dict[str, Any]:
-    return {"hpo_trial_id": trial_id, "iteration": int(iteration)}
+class History:
+    """What a trial reported, iteration by iteration, carried from checkpoint to checkpoint.
+
+    A trial restored from a checkpoint (retried by Ray, or continued by `hpo resume`) starts
+    from the results its checkpoint holds; a checkpoint saved later holds those and its own.
+    """
+
+    def __init__(self, trial_id: str, checkpoint: Any = None):
+        self.trial_id = trial_id
+        metadata = (checkpoint.get_metadata() or {}) if checkpoint is not None else {}
+        self.iteration = int(metadata.get("iteration", 0))  # the checkpoint's
+        # JSON keys are text: iterations are stored as "1", "2", ...
+        self.results: dict[str, dict[str, float]] = {
+            it: metrics
+            for it, metrics in metadata.get("results", {}).items()
+            if int(it) <= self.iteration
+        }
+
+    def add(self, iteration: int, result: dict[str, Any]) -> None:
+        """Note an iteration's result (its numbers: what the store keeps of it)."""
+        self.iteration = int(iteration)
+        self.results[str(self.iteration)] = {
+            key: float(value)
+            for key, value in result.items()
+            if isinstance(value, Number) and not isinstance(value, bool)
+        }
+
+    def last(self) -> dict[str, float]:
+        """The latest iteration's result."""
+        return dict(self.results.get(str(self.iteration), {}))
+
+    def metadata(self) -> dict[str, Any]:
+        """For the checkpoint of the latest iteration."""
+        return {"hpo_trial_id": self.trial_id, "iteration": self.iteration, "results": self.results}
+
+
+def saved_results(metadata: dict[str, Any]) -> dict[int, dict[str, float]]:
+    """The results a checkpoint holds (see `History`), by iteration; none in an older one."""
+    return {int(it): metrics for it, metrics in metadata.get("results", {}).items()}

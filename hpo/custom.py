@@ -27,12 +27,14 @@ local_reports: list[dict[str, Any]] = []
 
 class _TrialState:
     """The running trial of this worker: which stored trial it is, where it starts from, and
-    its iteration count (which goes on from its checkpoint's, also in a resumed run)."""
+    what it reported (its iteration count goes on from its checkpoint's, also in a resumed
+    run; its checkpoints carry its results, see `hpo.continued.History`)."""
 
-    def __init__(self, trial_id: str, checkpoint: Any, iteration: int, metric: str | None = None):
-        self.trial_id = trial_id
+    def __init__(self, trial_id: str, checkpoint: Any, metric: str | None = None):
+        from hpo.continued import History
+
         self.checkpoint = checkpoint
-        self.iteration = iteration
+        self.history = History(trial_id, checkpoint)
         self.metric = metric  # the search's, which `report` checks is finite
 
 
@@ -62,17 +64,17 @@ def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) 
         local_reports.append(dict(metrics))
         return
     from hpo.cluster import NODE_KEY, node_label
-    from hpo.continued import checkpoint_metadata
 
-    state = _trial or _TrialState(tune.get_context().get_trial_id(), None, 0)
-    state.iteration += 1
+    state = _trial or _TrialState(tune.get_context().get_trial_id(), None)
+    iteration = state.history.iteration + 1
     epoch = metrics.get("epoch")
-    check_finite(metrics, state.metric, epoch if isinstance(epoch, int) else state.iteration)
+    check_finite(metrics, state.metric, epoch if isinstance(epoch, int) else iteration)
+    state.history.add(iteration, metrics)
     saved = None
     if checkpoint is not None:
         saved = tune.Checkpoint.from_directory(str(checkpoint))
-        saved.set_metadata(checkpoint_metadata(state.trial_id, state.iteration))
-    result = {**metrics, "training_iteration": state.iteration, NODE_KEY: node_label()}
+        saved.set_metadata(state.history.metadata())
+    result = {**metrics, "training_iteration": iteration, NODE_KEY: node_label()}
     tune.report(result, checkpoint=saved)
 
 
@@ -94,8 +96,7 @@ def _start_trial(config: dict[str, Any], metric: str | None = None) -> dict[str,
     from hpo.continued import start
 
     config, trial_id, checkpoint = start(config)
-    iteration = int((checkpoint.get_metadata() or {}).get("iteration", 0)) if checkpoint else 0
-    _trial = _TrialState(trial_id, checkpoint, iteration, metric)
+    _trial = _TrialState(trial_id, checkpoint, metric)
     return config
 
 

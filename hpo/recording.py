@@ -76,7 +76,8 @@ class StoreRecorder(Callback):
 
     In a resumed run (`hpo resume`), new trials are numbered from `first_number`, and a
     continued trial is written under its stored id; `last_steps` and `best` hold what the store
-    already has of the continued trials (their last iteration and best metrics so far).
+    already has of the continued trials (their last iteration and best metrics so far), and
+    `recovered` the results their checkpoints held but the store did not (written first).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class StoreRecorder(Callback):
         first_number: int = 0,
         last_steps: dict[str, int] | None = None,
         best: dict[str, dict[str, float]] | None = None,
+        recovered: dict[str, dict[int, dict[str, float]]] | None = None,
     ):
         self.store = store
         self.pruned = pruned
@@ -106,9 +108,13 @@ class StoreRecorder(Callback):
         self._known = 0  # trials of Ray's list already in the store
         self._next_number = first_number
         self._last_flush = time.monotonic()
+        for trial_id, results in (recovered or {}).items():
+            for step in sorted(results):
+                self._stage_result(trial_id, step, results[step])
 
     def _stage(self, trial: Any, **columns: Any) -> None:
-        trial_id = store_trial_id(trial)
+        """Note columns of a trial (a Ray trial, or its id in the store) for the next write."""
+        trial_id = trial if isinstance(trial, str) else store_trial_id(trial)
         row = self._trials.setdefault(
             trial_id, {"experiment_id": self.experiment_id, "trial_id": trial_id}
         )
@@ -159,7 +165,6 @@ class StoreRecorder(Callback):
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
-        metrics = reported_metrics(result)
         step = int(result[TRAINING_ITERATION])
         trial_id = store_trial_id(trial)
         if step <= self._last_step.get(trial_id, 0):
@@ -172,6 +177,11 @@ class StoreRecorder(Callback):
             ]
             self.flush()
             self.store.delete_results(self.experiment_id, trial_id, step)
+        self._stage_result(trial_id, step, reported_metrics(result), node=node_of(result))
+
+    def _stage_result(
+        self, trial_id: str, step: int, metrics: dict[str, float], **columns: Any
+    ) -> None:
         self._last_step[trial_id] = step
         self._results.append(
             {
@@ -185,14 +195,14 @@ class StoreRecorder(Callback):
         best = self._best.setdefault(trial_id, {})
         keep_best(best, metrics, self.metric, self.mode)
         self._stage(
-            trial,
+            trial_id,
             iterations=step,
             last_result=metrics,
             final_metrics=metrics,
             best_metrics=dict(best),
             value=metrics.get(self.metric),
             best_value=best.get(self.metric),
-            node=node_of(result),
+            **columns,
         )
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:

@@ -7,7 +7,8 @@ driver). A resume therefore starts a new Ray run over what the store says is lef
 - completed and pruned trials (and errored ones, unless `--errored`) are not run again;
 - every other trial (running, waiting or interrupted when the run stopped) continues from its
   latest checkpoint, as the same trial of the store (see `hpo.continued`), or starts over
-  where it has none;
+  where it has none; results that its checkpoint holds and the store lacks (a killed driver
+  loses its last second of results) are recovered from the checkpoint, not trained again;
 - new trials make up the budget: `num_samples` trials in the end;
 - the searcher and the scheduler are told the earlier trials, so that both decide as they
   would have in an uninterrupted run.
@@ -18,9 +19,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from hpo.continued import Continuation
+from hpo.continued import Continuation, saved_results
 from hpo.metric_modes import keep_best
 from hpo.store import Store, TrialStatus
 
@@ -44,6 +45,7 @@ class ContinuedTrial:
     values: dict[int, float]  # the spec's metric by iteration, up to the checkpoint's
     best: dict[str, float]  # each metric's best up to the checkpoint
     last_step: int  # the last iteration the store has (later ones are reported again)
+    recovered: dict[int, dict[str, float]]  # results from the checkpoint, missing in the store
 
 
 @dataclass(frozen=True)
@@ -98,11 +100,22 @@ def plan_resume(
                 FinishedTrial(trial_id, row["status"], row["params"], row["value"], values)
             )
             continue
-        last_step = max(by_iteration, default=0)
-        # The latest checkpoint whose results the store has: a later one (the driver died
-        # before its results were written) would leave a gap in the trial's history.
-        usable = [c for c in checkpoints.get(trial_id, []) if c[0] <= last_step]
-        iteration, path = max(usable, default=(0, None))
+        stored_step = max(by_iteration, default=0)
+        # The latest checkpoint whose results the store has, or it holds itself: one without
+        # them (written by an older hpo) would leave a gap in the trial's history.
+        usable = [
+            c
+            for c in checkpoints.get(trial_id, [])
+            if all(it in c.results for it in range(stored_step + 1, c.iteration + 1))
+        ]
+        iteration, path, saved = max(usable, default=SavedCheckpoint(0, None, {}))
+        recovered = {it: saved[it] for it in range(stored_step + 1, iteration + 1)}
+        # The scheduler counts recovered results as rungs passed: the driver had let the
+        # trial go on past all of them but the last one or two (the worker runs an epoch
+        # ahead of the driver's decisions), and those it may not have judged yet.
+        by_iteration = {**by_iteration, **recovered}
+        values = {it: m[metric] for it, m in by_iteration.items() if metric in m}
+        last_step = max(stored_step, iteration)
         best: dict[str, float] = {}
         for it in sorted(by_iteration):
             if it <= iteration:
@@ -114,18 +127,25 @@ def plan_resume(
                 values={it: v for it, v in values.items() if it <= iteration},
                 best=best,
                 last_step=last_step,
+                recovered=recovered,
             )
         )
     taken = max((row["number"] for row in rows), default=-1) + 1
     return ResumePlan(finished, continued, taken, max(0, num_trials - len(rows)))
 
 
-def latest_checkpoints(trial_folders: Path) -> dict[str, list[tuple[int, str]]]:
-    """Every checkpoint under the experiment's trial folders, as (iteration, path), by the
-    stored trial it belongs to (its metadata says: a continued trial writes into a new folder)."""
+class SavedCheckpoint(NamedTuple):
+    iteration: int
+    path: str | None
+    results: dict[int, dict[str, float]]  # the trial's results up to it (see `History`)
+
+
+def latest_checkpoints(trial_folders: Path) -> dict[str, list[SavedCheckpoint]]:
+    """Every checkpoint under the experiment's trial folders, by the stored trial it belongs
+    to (its metadata says: a continued trial writes into a new folder)."""
     from ray.tune import Checkpoint
 
-    found: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    found: dict[str, list[SavedCheckpoint]] = defaultdict(list)
     for directory in sorted(trial_folders.glob("*/checkpoint_*")):
         if not directory.is_dir():
             continue
@@ -134,5 +154,7 @@ def latest_checkpoints(trial_folders: Path) -> dict[str, list[tuple[int, str]]]:
         except (OSError, ValueError):  # half-written when the driver died
             continue
         if "hpo_trial_id" in metadata:
-            found[metadata["hpo_trial_id"]].append((int(metadata["iteration"]), str(directory)))
+            found[metadata["hpo_trial_id"]].append(
+                SavedCheckpoint(int(metadata["iteration"]), str(directory), saved_results(metadata))
+            )
     return found

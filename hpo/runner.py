@@ -175,9 +175,11 @@ def resume(
         console=console,
     )
     store.reopen_experiment(row["id"])
+    recovered = sum(len(t.recovered) for t in plan.continued)
     console.print(
         f"Resuming [bold]{name}[/]: {len(plan.finished)} trials done, "
-        f"{len(plan.continued)} to continue, {plan.new} new",
+        f"{len(plan.continued)} to continue, {plan.new} new"
+        + (f" ({recovered} results taken from checkpoints)" if recovered else ""),
         highlight=False,
     )
     run = _Run(
@@ -518,6 +520,7 @@ def _recorder_state(resume: ResumePlan) -> dict[str, Any]:
         "first_number": resume.taken,
         "last_steps": {t.continuation.trial_id: t.last_step for t in continued},
         "best": {t.continuation.trial_id: t.best for t in continued},
+        "recovered": {t.continuation.trial_id: t.recovered for t in continued if t.recovered},
     }
 
 

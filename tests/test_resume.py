@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -17,12 +18,13 @@ import sqlalchemy as sa
 import yaml
 from pydantic import TypeAdapter
 
-from hpo.continued import CONTINUE_KEY, checkpoint_metadata
+from hpo.continued import CONTINUE_KEY, History
 from hpo.resume_plan import latest_checkpoints, plan_resume
 from hpo.schedulers import AshaScheduler
 from hpo.searchers import OptunaSearcher, RandomSearcher
 from hpo.space import Distribution, Space
 from hpo.store import Store, TrialStatus, now
+from tests.conftest import tiny_spec
 
 SPACE = {
     "optimizer.lr": {"type": "float", "low": 5e-4, "high": 5e-2, "log": True},
@@ -59,19 +61,27 @@ def _results(number: int, epochs: int) -> list[dict]:
     ]
 
 
-def _checkpoint(folder: Path, trial_id: str, iteration: int) -> Path:
+def _checkpoint(folder: Path, trial_id: str, iteration: int, *, results: bool = True) -> Path:
+    """A checkpoint as hpo's trainable saves it: holding the trial's results up to it (made up
+    here), or without them (as an older hpo saved it)."""
     from ray.tune import Checkpoint
 
     path = folder / f"trial_{trial_id}" / f"checkpoint_{iteration:06d}"
     path.mkdir(parents=True)
-    Checkpoint.from_directory(str(path)).set_metadata(checkpoint_metadata(trial_id, iteration))
+    history = History(trial_id)
+    for epoch in range(1, iteration + 1):
+        history.add(epoch, {"val_accuracy": 0.9 + epoch / 1000, "epoch": epoch})
+    metadata = history.metadata()
+    if not results:
+        del metadata["results"]
+    Checkpoint.from_directory(str(path)).set_metadata(metadata)
     return path
 
 
 @pytest.fixture
 def stopped_experiment(tmp_path: Path):
     """A store as a killed run leaves it: 2 trials finished, 1 errored, 2 running (one with
-    checkpoints, one whose latest checkpoint the store has no results for), 1 waiting."""
+    checkpoints, one whose latest checkpoint is newer than the store's results), 1 waiting."""
     store = Store(f"sqlite:///{tmp_path / 'hpo.db'}")
     spec = {
         "metric": "val_accuracy",
@@ -99,7 +109,8 @@ def stopped_experiment(tmp_path: Path):
     folders = tmp_path / "stopped"
     _checkpoint(folders, "t3", 1)
     _checkpoint(folders, "t3", 2)
-    _checkpoint(folders, "t4", 3)  # written after the store's last result for t4 (epoch 2)
+    _checkpoint(folders, "t3", 5, results=False)  # past the store, and not saying what it saw
+    _checkpoint(folders, "t4", 4)  # saved after the store's last result for t4 (epoch 2)
     return store, store.experiment("stopped"), folders
 
 
@@ -115,9 +126,15 @@ def test_plan_keeps_finished_trials_and_continues_the_rest_from_their_checkpoint
     assert continued["t3"].continuation.iteration == 2
     assert continued["t3"].continuation.checkpoint.endswith("checkpoint_000002")
     assert continued["t3"].last_step == 3  # epoch 3 is run and reported again
-    # t4's checkpoint is past what the store has: it starts over rather than leave a gap.
-    assert continued["t4"].continuation.checkpoint is None
-    assert continued["t4"].values == {}
+    assert continued["t3"].recovered == {}
+    # t4's checkpoint holds the two results the store missed: they are recovered from it,
+    # and t4 goes on from there rather than training them again.
+    assert continued["t4"].continuation.checkpoint.endswith("checkpoint_000004")
+    assert continued["t4"].continuation.iteration == continued["t4"].last_step == 4
+    assert sorted(continued["t4"].recovered) == [3, 4]
+    assert continued["t4"].recovered[4]["val_accuracy"] == pytest.approx(0.904)
+    assert continued["t4"].values[2] == pytest.approx(0.542)  # the store's own
+    assert continued["t4"].best["val_accuracy"] == pytest.approx(0.904)
     assert continued["t5"].continuation.number == 5
     assert continued["t3"].values == {1: pytest.approx(0.531), 2: pytest.approx(0.532)}
     assert continued["t3"].best["val_accuracy"] == pytest.approx(0.532)
@@ -364,6 +381,7 @@ def test_chaos_a_driver_killed_three_times_at_random_moments_loses_and_repeats_n
     started = time.monotonic()
     kills = 0
     driver = Driver(workdir, "run", "spec.yaml")
+    resumes: list[Driver] = []
     for _ in range(3):
         if not reader.wait_for_results(driver, reader.result_count() + rng.randint(1, 3)):
             break  # it finished first: nothing left to kill
@@ -374,14 +392,25 @@ def test_chaos_a_driver_killed_three_times_at_random_moments_loses_and_repeats_n
         kills += 1
         assert reader.status() == "RUNNING"  # as a killed driver leaves it
         driver = Driver(workdir, "resume", "chaos")
+        resumes.append(driver)
     assert driver.wait() == 0, driver.output()
     assert kills == 3, "the search ended before three kills; give it more to do"
     _assert_accounted_for(reader, num_samples)
-    # Checkpoints every epoch: each trial's last one is at its last stored epoch.
+    # Checkpoints every epoch: each trial's last one is at its last stored epoch (a pruned
+    # trial's worker may have saved one more epoch before the stop reached it).
     checkpoints = latest_checkpoints(workdir / "hpo-results" / "chaos")
     for trial in reader.trials():
-        assert max(checkpoints[trial.trial_id])[0] == trial.iterations
-    print(f"chaos: {kills} kills survived in {time.monotonic() - started:.0f} s")
+        last = max(checkpoints[trial.trial_id]).iteration
+        assert trial.iterations <= last <= trial.iterations + (trial.status == "PRUNED"), trial
+    recovered = sum(
+        int(m.group(1))
+        for d in resumes
+        for m in re.finditer(r"(\d+) results taken from checkpoints", d.output())
+    )
+    print(
+        f"chaos: {kills} kills survived in {time.monotonic() - started:.0f} s; "
+        f"{recovered} results taken from checkpoints"
+    )
 
 
 @pytest.mark.ray
@@ -434,6 +463,57 @@ def test_resume_errored_runs_failed_trials_again_from_their_checkpoint(workdir, 
     assert list(resumed["iteration"]) == [1, 2, 3]
     # Epochs 2 and 3 ran in the resumed run, from the checkpoint of epoch 1.
     assert list(resumed["started_at"]) == [0, 1, 1]
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session")
+def test_results_a_killed_driver_had_not_written_are_taken_from_checkpoints_not_trained_again(
+    workdir,
+):
+    """The driver writes results in batches; one killed between two writes leaves checkpoints
+    newer than the store. A resume takes the missing results from the checkpoints (they hold
+    them) and goes on from the latest, also when that is the trial's last epoch."""
+    import shutil
+
+    import hpo
+
+    spec = tiny_spec(
+        name="lagging",
+        training={"epochs": 4, "batch_size": 128},
+        checkpoint={"every": 1, "keep": 4, "keep_trials": 2},
+        budget={"num_samples": 2},
+    )
+    before = hpo.run(spec).history().set_index(["trial_id", "iteration"])
+    first, second = sorted(before.index.get_level_values(0).unique())
+    # As a driver killed a second after its last write leaves it: `first` stored up to
+    # epoch 1 (its checkpoints go on to its end), `second` up to epoch 2 (checkpoints to 3).
+    store = StoreReader(workdir, "lagging")
+    with store.engine.begin() as conn:
+        for trial_id, stored in ((first, 1), (second, 2)):
+            conn.execute(
+                sa.text(
+                    "DELETE FROM results WHERE iteration > :stored AND trial_pk = "
+                    "(SELECT id FROM trials WHERE trial_id = :trial_id)"
+                ),
+                {"stored": stored, "trial_id": trial_id},
+            )
+            conn.execute(
+                sa.text("UPDATE trials SET status = 'RUNNING' WHERE trial_id = :trial_id"),
+                {"trial_id": trial_id},
+            )
+        conn.execute(sa.text("UPDATE experiments SET status = 'RUNNING'"))
+    for saved in latest_checkpoints(workdir / "hpo-results" / "lagging")[second]:
+        if saved.iteration == 4:
+            shutil.rmtree(saved.path)
+
+    after = hpo.resume("lagging")
+    assert set(after.trials()["status"]) == {"COMPLETED"}
+    history = after.history().set_index(["trial_id", "iteration"])
+    assert list(history.index) == list(before.index)  # every epoch once, none lost
+    # Each epoch's own timing tells whether it was trained again: only `second`'s last was.
+    same = history["epoch_time_s"] == before["epoch_time_s"]
+    assert same.drop((second, 4)).all() and not same[(second, 4)]
+    assert history.loc[first, "val_accuracy"].tolist() == before.loc[first, "val_accuracy"].tolist()
 
 
 def slow_steps(config: dict) -> None:

@@ -72,7 +72,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     from ray import train
 
     from hpo.cluster import NODE_KEY, node_label
-    from hpo.continued import checkpoint_metadata
+    from hpo.continued import History
     from hpo.trainable.checkpoint import load_checkpoint, save_checkpoint
     from hpo.trainable.loop import Trainer
 
@@ -83,16 +83,18 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         torch.cuda.set_device(get_device())
     trainer = Trainer(loop_config["config"], ray.get(loop_config["dataset"]))
     restored = train.get_checkpoint()
+    if restored is None and loop_config["resume_from"]:
+        restored = train.Checkpoint.from_directory(loop_config["resume_from"])
     if restored is not None:
         with restored.as_directory() as directory:
             trainer.load_state_dict(load_checkpoint(directory))
-    elif loop_config["resume_from"]:
-        trainer.load_state_dict(load_checkpoint(loop_config["resume_from"]))
+    history = History(loop_config["trial_id"], restored)
     node = _group_nodes(node_label())
     rank = train.get_context().get_world_rank()
     every = trainer.cfg.checkpoint.every
     for metrics in trainer.run():
         epoch = metrics["epoch"]
+        history.add(epoch, metrics)
         # Iterations are epochs, as in hpo's one-process trainable (see there).
         metrics.update({NODE_KEY: node, "training_iteration": epoch})
         if every and (epoch % every == 0 or metrics[FINAL_KEY]):
@@ -101,7 +103,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
                 if rank == 0:  # every rank holds the same weights; one copy is enough
                     save_checkpoint(trainer.state_dict(), directory)
                     checkpoint = train.Checkpoint.from_directory(directory)
-                    checkpoint.set_metadata(checkpoint_metadata(loop_config["trial_id"], epoch))
+                    checkpoint.set_metadata(history.metadata())
                 train.report(metrics, checkpoint=checkpoint)
         else:
             train.report(metrics)

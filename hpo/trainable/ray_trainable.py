@@ -2,7 +2,8 @@
 
 A trial reports a checkpoint every `checkpoint.every` epochs and at its last epoch, and a
 restored trial continues from its latest one: Ray's, when Ray retries it after a failure, or
-the one `hpo resume` found for it (see `hpo.continued`).
+the one `hpo resume` found for it (see `hpo.continued`). Its checkpoints carry its results so
+far (`History`), for a resume after the driver died before it recorded them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from hpo.continued import checkpoint_metadata, start
+from hpo.continued import History, start
 from hpo.trainable.config import FINAL_KEY
 from hpo.trainable.data import Dataset
 
@@ -38,17 +39,27 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset) -> None:
 
     every = trainer.cfg.checkpoint.every
     node = node_label()
+    history = History(trial_id, restored)
+    if restored is not None and trainer.finished and history.results:
+        # Restored at its end (its driver died before it saw the last epoch): report that
+        # epoch again, so that the trial ends in Ray and in the store as it did in its worker.
+        tune.report(
+            {**history.last(), FINAL_KEY: True, "training_iteration": trainer.epoch, NODE_KEY: node},
+            checkpoint=restored,
+        )
+        return
     for metrics in trainer.run():
         # Iterations are epochs, also for a trial continued from a checkpoint in a new run
         # (where Ray would count from 1): the scheduler's rungs and the store count epochs.
         epoch = metrics["epoch"]
+        history.add(epoch, metrics)
         result = {**metrics, "training_iteration": epoch, NODE_KEY: node}
         if every and (epoch % every == 0 or metrics[FINAL_KEY]):
             # Ray copies the directory into the trial's storage before `report` returns.
             with tempfile.TemporaryDirectory(prefix="hpo-checkpoint-") as directory:
                 save_checkpoint(trainer.state_dict(), directory)
                 checkpoint = tune.Checkpoint.from_directory(directory)
-                checkpoint.set_metadata(checkpoint_metadata(trial_id, epoch))
+                checkpoint.set_metadata(history.metadata())
                 tune.report(result, checkpoint=checkpoint)
         else:
             tune.report(result)
