@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from hpo.errors import UsageError
+from hpo.errors import MissingStore, UsageError
 from hpo.metric_modes import metric_mode
 from hpo.store import Store, TrialStatus, resolve_url
 from hpo.trainable.config import TrainableSections
@@ -32,7 +32,8 @@ _TRIAL_JSON_COLUMNS = ("params", "final_metrics", "best_metrics", "test_metrics"
 
 
 def _open(store: Store | str | None) -> Store:
-    return store if isinstance(store, Store) else Store(resolve_url(store))
+    """The store to read (analysis creates none: `MissingStore` where there is none)."""
+    return store if isinstance(store, Store) else Store(resolve_url(store), create=False)
 
 
 class Experiment:
@@ -134,6 +135,19 @@ class Experiment:
 
         return write_html(self, path)
 
+    def trial(self, number: int) -> dict[str, Any]:
+        """One trial whole, by number: every column of the store (its error's traceback too),
+        and `history`, its metrics by iteration."""
+        rows = [r for r in self.store.trial_rows(self.row["id"]) if r["number"] == number]
+        if not rows:
+            raise UsageError(
+                f"experiment {self.name!r} has no trial {number} "
+                f"(its trials are numbered from 0; `hpo show {self.name}` lists them)"
+            )
+        history = self.history()
+        history = history[history["trial_id"] == rows[0]["trial_id"]]
+        return {**rows[0], "history": history.dropna(axis=1, how="all").reset_index(drop=True)}
+
     def config(self, trial: str | int) -> dict[str, Any]:
         """The full config of a trial, by trial id or number."""
         number = int(trial) if not isinstance(trial, str) else trial  # numpy ints from tables too
@@ -149,8 +163,12 @@ def load(name: str, store: Store | str | None = None) -> Experiment:
 
 
 def experiments(store: Store | str | None = None) -> pd.DataFrame:
-    """One row per experiment in the store, with its trial counts and best value."""
-    rows = _open(store).experiment_rows()
+    """One row per experiment in the store, with its trial counts and best value (none where
+    there is no store yet)."""
+    try:
+        rows = _open(store).experiment_rows()
+    except MissingStore:
+        rows = []
     table = pd.DataFrame(rows)
     if table.empty:
         return table

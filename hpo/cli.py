@@ -244,6 +244,12 @@ def list_experiments(store: str | None) -> None:
     help="Only trials in this status (repeatable).",
 )
 @click.option(
+    "--trial",
+    "number",
+    type=click.IntRange(min=0),
+    help="Show one trial whole: its metrics by epoch, checkpoint, and error with traceback.",
+)
+@click.option(
     "-f",
     "--format",
     "fmt",
@@ -258,12 +264,16 @@ def show(
     sort_by: str | None,
     top: int | None,
     statuses: tuple[str, ...],
+    number: int | None,
     fmt: str,
 ) -> None:
-    """Show an experiment's trials, best first."""
+    """Show an experiment's trials, best first (or one trial whole, with --trial)."""
     from hpo.analysis import load, select
 
     experiment = load(name, resolve_url(store))
+    if number is not None:
+        _show_trial(experiment, number, fmt)
+        return
     trials = select(experiment, sort_by=sort_by, top=top, statuses=[s.upper() for s in statuses])
     if fmt == "json":
         click.echo(trials.to_json(orient="records", date_format="iso", indent=2))
@@ -280,9 +290,15 @@ def show(
             "test split, best trial: " + ", ".join(f"{k} {_fmt(v)}" for k, v in test.items())
         )
     console.print(_trial_table(trials, experiment.metric))
-    for _, row in trials.dropna(subset=["error"]).iterrows():
+    failed = trials.dropna(subset=["error"])
+    for _, row in failed.iterrows():
         console.print(
             f"[red]trial {row['number']} failed:[/] {row['error']}", markup=True, highlight=False
+        )
+    if not failed.empty:
+        console.print(
+            f"Traceback: hpo show {experiment.name} --trial {failed.iloc[0]['number']}",
+            highlight=False,
         )
     console.print(
         f"Plots: hpo report {experiment.name}{f' --store {store}' if store else ''}"
@@ -384,9 +400,11 @@ def report(name: str, store: str | None, output: Path | None, png_dir: Path | No
 def _trial_table(trials: Any, metric: str) -> Table:
     params = [c for c in trials.columns if c.startswith("params.")]
     tests = [c for c in trials.columns if c.startswith("test.")]
+    # Where each trial ran, once trials ran on more than one machine (a cluster).
+    nodes = ["node"] if trials["node"].nunique() > 1 else []
     view = Table()
-    for column in ["#", "status", "epochs", f"best {metric}", "final", "seconds"]:
-        view.add_column(column, justify="left" if column == "status" else "right")
+    for column in ["#", "status", "epochs", f"best {metric}", "final", "seconds", *nodes]:
+        view.add_column(column, justify="left" if column in ("status", "node") else "right")
     for column in params + tests:
         view.add_column(column.removeprefix("params."), justify="right")
     for _, row in trials.iterrows():
@@ -397,9 +415,43 @@ def _trial_table(trials: Any, metric: str) -> Table:
             _fmt(row.get(f"best.{metric}")),
             _fmt(row.get(f"final.{metric}")),
             _fmt(row["duration_s"], digits=1),
+            *(str(row["node"] or "") for _ in nodes),
             *(_fmt(row[c]) for c in params + tests),
         )
     return view
+
+
+def _show_trial(experiment: Any, number: int, fmt: str) -> None:
+    """`hpo show NAME --trial N`: one trial, whole."""
+    trial = experiment.trial(number)
+    history = trial.pop("history")
+    if fmt == "csv":
+        click.echo(history.to_csv(index=False), nl=False)
+        return
+    if fmt == "json":
+        trial["history"] = history.to_dict(orient="records")
+        click.echo(json.dumps(trial, indent=2, default=str))
+        return
+    started, ended = trial["started_at"], trial["ended_at"]
+    seconds = f", {(ended - started).total_seconds():.1f} s" if started and ended else ""
+    console.print(
+        f"[bold]{experiment.name}[/] trial {number} ({trial['trial_id']}): {trial['status']}, "
+        f"{trial['iterations']} epochs{seconds}" + (f", on {trial['node']}" if trial["node"] else ""),
+        highlight=False,
+    )
+    console.print("params: " + ", ".join(f"{k} {_fmt(v)}" for k, v in trial["params"].items()))
+    if not history.empty:
+        metrics = [c for c in history.columns if c not in ("trial_id", "iteration", "reported_at")]
+        table = Table("epoch", *metrics)
+        for _, row in history.iterrows():
+            table.add_row(str(row["iteration"]), *(_fmt(row[c]) for c in metrics))
+        console.print(table)
+    if trial["checkpoint_path"]:
+        console.print(f"checkpoint: {trial['checkpoint_path']}", highlight=False)
+    if trial["error"]:
+        console.print(f"[red]failed:[/] {trial['error']}", highlight=False)
+        if trial["error_traceback"]:
+            console.print(trial["error_traceback"].rstrip(), markup=False, highlight=False)
 
 
 # --- output helpers ----------------------------------------------------------------------------

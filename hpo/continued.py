@@ -65,11 +65,19 @@ def store_trial_id(trial: Any) -> str:
     return (marker or {}).get("trial_id") or trial.trial_id
 
 
+# The results a checkpoint holds at most (its latest): a killed driver's store lags about a
+# second behind its trials, and the metadata of trials that report every step stays small.
+KEEP_RESULTS = 1000
+
+
 class History:
     """What a trial reported, iteration by iteration, carried from checkpoint to checkpoint.
 
     A trial restored from a checkpoint (retried by Ray, or continued by `hpo resume`) starts
-    from the results its checkpoint holds; a checkpoint saved later holds those and its own.
+    from the results its checkpoint holds, and reports the checkpoint's own result again
+    (`replay`) before it goes on: the scheduler may not have judged it (the driver died
+    first), and a trial restored at its end ends with it. A checkpoint saved later holds the
+    earlier results and its own.
     """
 
     def __init__(self, trial_id: str, checkpoint: Any = None):
@@ -92,13 +100,16 @@ class History:
             if isinstance(value, Number) and not isinstance(value, bool)
         }
 
-    def last(self) -> dict[str, float]:
-        """The latest iteration's result."""
-        return dict(self.results.get(str(self.iteration), {}))
+    def replay(self) -> dict[str, Any] | None:
+        """The restored checkpoint's result, to report again (None without one: a new trial,
+        or a checkpoint of an older hpo)."""
+        last = self.results.get(str(self.iteration))
+        return None if last is None else {**last, "training_iteration": self.iteration}
 
     def metadata(self) -> dict[str, Any]:
         """For the checkpoint of the latest iteration."""
-        return {"hpo_trial_id": self.trial_id, "iteration": self.iteration, "results": self.results}
+        kept = dict(list(self.results.items())[-KEEP_RESULTS:])
+        return {"hpo_trial_id": self.trial_id, "iteration": self.iteration, "results": kept}
 
 
 def saved_results(metadata: dict[str, Any]) -> dict[int, dict[str, float]]:

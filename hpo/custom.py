@@ -124,6 +124,15 @@ def run_user_function(
     # fresh worker seconds for a function that never uses it.
     if "torch" in sys.modules:
         sys.modules["torch"].manual_seed(trial_seed)
+    replay = _trial.history.replay() if _trial else None
+    if replay is not None:  # restored: its checkpoint's result again (see `History`)
+        from ray import tune
+
+        from hpo.cluster import NODE_KEY, node_label
+
+        # Without the checkpoint: reported again, it would be a copy, and Ray could delete
+        # the original (it keeps `checkpoint.keep`) before the function has read it.
+        tune.report({**replay, NODE_KEY: node_label()})
     user_fn(config)
 
 

@@ -25,6 +25,10 @@ class UsageError(HpoError):
     exit_code = 2
 
 
+class MissingStore(UsageError):
+    """A command that only reads found no store where it looked (it creates none)."""
+
+
 @dataclass(frozen=True)
 class SpecIssue:
     """One problem in a spec: where it is and what to do about it."""

@@ -11,6 +11,7 @@ import re
 import shutil
 import time
 import traceback
+from collections.abc import Iterable
 from numbers import Number
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,9 @@ class StoreRecorder(Callback):
 
     In a resumed run (`hpo resume`), new trials are numbered from `first_number`, and a
     continued trial is written under its stored id; `last_steps` and `best` hold what the store
-    already has of the continued trials (their last iteration and best metrics so far), and
-    `recovered` the results their checkpoints held but the store did not (written first).
+    already has of the continued trials (their last iteration and best metrics so far),
+    `recovered` the results their checkpoints held but the store did not (written first), and
+    `started` those that ran before (they keep their start time).
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class StoreRecorder(Callback):
         last_steps: dict[str, int] | None = None,
         best: dict[str, dict[str, float]] | None = None,
         recovered: dict[str, dict[int, dict[str, float]]] | None = None,
+        started: Iterable[str] = (),
     ):
         self.store = store
         self.pruned = pruned
@@ -108,6 +111,7 @@ class StoreRecorder(Callback):
         self._known = 0  # trials of Ray's list already in the store
         self._next_number = first_number
         self._last_flush = time.monotonic()
+        self._started = set(started)  # continued trials that keep their start time
         for trial_id, results in (recovered or {}).items():
             for step in sorted(results):
                 self._stage_result(trial_id, step, results[step])
@@ -149,7 +153,9 @@ class StoreRecorder(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._add_new(trials)
-        if store_trial_id(trial) == trial.trial_id:
+        trial_id = store_trial_id(trial)
+        if trial_id not in self._started:
+            self._started.add(trial_id)  # Ray starts a trial again after a failure
             self._stage(trial, status=TrialStatus.RUNNING.value, started_at=now())
         else:  # continued by `hpo resume`: it keeps its start; an earlier error is over
             self._stage(
@@ -213,9 +219,7 @@ class StoreRecorder(Callback):
         status = (
             TrialStatus.COMPLETED if finished_by_itself(trial, self.pruned) else TrialStatus.PRUNED
         )
-        self._stage(
-            trial, status=status.value, ended_at=now(), checkpoint_path=_checkpoint_path(trial)
-        )
+        self._stage(trial, status=status.value, ended_at=now(), **_checkpoint_path(trial))
         self.flush()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -227,7 +231,7 @@ class StoreRecorder(Callback):
             error_type=error_type,
             error=message,
             error_traceback=trace,
-            checkpoint_path=_checkpoint_path(trial),
+            **_checkpoint_path(trial),
         )
         self.flush()
 
@@ -235,9 +239,13 @@ class StoreRecorder(Callback):
         self.flush()
 
 
-def _checkpoint_path(trial: Any) -> str | None:
-    checkpoint = getattr(trial, "checkpoint", None)
-    return getattr(checkpoint, "path", None)
+def _checkpoint_path(trial: Any) -> dict[str, str]:
+    """The trial's latest checkpoint, as a column to write: the one it saved in this run, else
+    the one `hpo resume` continued it from; none where it has neither."""
+    path = getattr(getattr(trial, "checkpoint", None), "path", None)
+    continuation = split(trial.config)[1]
+    path = path or (continuation.checkpoint if continuation else None)
+    return {"checkpoint_path": path} if path else {}
 
 
 def trial_error(trial: Any) -> tuple[str, str, str]:

@@ -16,7 +16,9 @@ driver). A resume therefore starts a new Ray run over what the store says is lef
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -42,10 +44,11 @@ class FinishedTrial:
 class ContinuedTrial:
     params: dict[str, Any]
     continuation: Continuation
-    values: dict[int, float]  # the spec's metric by iteration, up to the checkpoint's
+    values: dict[int, float]  # the spec's metric by iteration, as the scheduler judged it
     best: dict[str, float]  # each metric's best up to the checkpoint
     last_step: int  # the last iteration the store has (later ones are reported again)
     recovered: dict[int, dict[str, float]]  # results from the checkpoint, missing in the store
+    started: bool  # whether it ran before (one that waited when the run stopped has not)
 
 
 @dataclass(frozen=True)
@@ -74,16 +77,19 @@ def plan_resume(
     trial_folders: Path,
     *,
     errored: bool = False,
+    milestones: Collection[int] = (),
 ) -> ResumePlan:
     """What resuming `experiment` (a row of the store) runs to reach `num_trials` trials.
 
     Args:
         trial_folders: where the experiment's trials keep their checkpoints.
         errored: run errored trials again (from their latest checkpoint).
+        milestones: the iterations at which the scheduler may stop a trial (ASHA's rungs).
     """
     metric, mode = experiment["metric"], experiment["mode"]
     rows = store.trial_rows(
-        experiment["id"], ["trial_id", "number", "status", "params", "config", "value"]
+        experiment["id"],
+        ["trial_id", "number", "status", "params", "config", "value", "started_at"],
     )
     results: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
     for row in store.result_rows(experiment["id"]):
@@ -101,18 +107,21 @@ def plan_resume(
             )
             continue
         stored_step = max(by_iteration, default=0)
+        # The scheduler judged the trial at the rungs the store has results for (the driver
+        # writes a result after the scheduler saw it), not at later ones: a trial goes on
+        # from no further than the next rung, where it reports its checkpoint's result again
+        # and is judged there (see `History`), as it would have been without the interruption.
+        reach = min((m for m in milestones if m > stored_step), default=math.inf)
         # The latest checkpoint whose results the store has, or it holds itself: one without
         # them (written by an older hpo) would leave a gap in the trial's history.
         usable = [
             c
             for c in checkpoints.get(trial_id, [])
-            if all(it in c.results for it in range(stored_step + 1, c.iteration + 1))
+            if c.iteration <= reach
+            and all(it in c.results for it in range(stored_step + 1, c.iteration + 1))
         ]
         iteration, path, saved = max(usable, default=SavedCheckpoint(0, None, {}))
         recovered = {it: saved[it] for it in range(stored_step + 1, iteration + 1)}
-        # The scheduler counts recovered results as rungs passed: the driver had let the
-        # trial go on past all of them but the last one or two (the worker runs an epoch
-        # ahead of the driver's decisions), and those it may not have judged yet.
         by_iteration = {**by_iteration, **recovered}
         values = {it: m[metric] for it, m in by_iteration.items() if metric in m}
         last_step = max(stored_step, iteration)
@@ -124,10 +133,11 @@ def plan_resume(
             ContinuedTrial(
                 params=row["params"],
                 continuation=Continuation(trial_id, row["number"], path, iteration),
-                values={it: v for it, v in values.items() if it <= iteration},
+                values={it: v for it, v in values.items() if it <= min(iteration, stored_step)},
                 best=best,
                 last_step=last_step,
                 recovered=recovered,
+                started=row["started_at"] is not None,
             )
         )
     taken = max((row["number"] for row in rows), default=-1) + 1

@@ -145,7 +145,7 @@ def resume(
     from hpo.resume_plan import plan_resume
 
     console = console or Console()
-    store = Store(resolve_url(store_url))
+    store = Store(resolve_url(store_url), create=False)
     row = store.experiment(name)
     # The spec as it ran (validated then; every section dumped, defaults included).
     try:
@@ -160,7 +160,14 @@ def resume(
     # Checkpoints are read where the trials wrote them: a folder of this machine, or shared.
     # (At a cloud URI they are not searched, and continued trials start over; see README.)
     trial_folders = Path(row["storage_path"]) / name
-    plan = plan_resume(store, row, spec.num_trials(), trial_folders, errored=errored)
+    plan = plan_resume(
+        store,
+        row,
+        spec.num_trials(),
+        trial_folders,
+        errored=errored,
+        milestones=spec.scheduler.milestones(epochs=_epochs(spec)),
+    )
     ended = row["status"] in (ExperimentStatus.COMPLETED.value, ExperimentStatus.FAILED.value)
     if plan.num_trials == 0 and ended:
         console.print(f"[bold]{name}[/] has nothing left to run.")
@@ -448,7 +455,7 @@ def _tune(
                 mode=spec.mode.value,
                 search_alg=search_alg,
                 scheduler=spec.scheduler.build(
-                    epochs=None if spec.trainable else spec.training.epochs,
+                    epochs=_epochs(spec),
                     pruned=pruned,
                     history=None if resume is None else resume.history(),
                 ),
@@ -513,6 +520,11 @@ def _tune(
     return stop_requested.is_set()
 
 
+def _epochs(spec: Spec) -> int | None:
+    """How long a trial is, where the spec knows it (not for a user's function)."""
+    return None if spec.trainable else spec.training.epochs
+
+
 def _recorder_state(resume: ResumePlan) -> dict[str, Any]:
     """What the store recorder of a resumed run starts from."""
     continued = resume.continued
@@ -521,6 +533,7 @@ def _recorder_state(resume: ResumePlan) -> dict[str, Any]:
         "last_steps": {t.continuation.trial_id: t.last_step for t in continued},
         "best": {t.continuation.trial_id: t.best for t in continued},
         "recovered": {t.continuation.trial_id: t.recovered for t in continued if t.recovered},
+        "started": {t.continuation.trial_id for t in continued if t.started},
     }
 
 

@@ -59,6 +59,17 @@ def test_usage_errors_exit_2(tmp_path: Path):
     assert "(from --set budget.num_samples=0)" in result.output
 
 
+def test_reading_commands_without_a_store_say_so_and_create_nothing(workdir: Path):
+    listing = invoke("ls")
+    assert listing.exit_code == 0 and "No experiments in" in listing.output
+    for command in (["show", "x"], ["best", "x"], ["resume", "x"], ["report", "x", "-o", "r.html"]):
+        result = invoke(*command)
+        assert result.exit_code == 2, (command, result.output)
+        assert f"no results store at {workdir}/hpo-results/hpo.db" in result.output
+        assert "Traceback" not in result.output
+    assert list(workdir.iterdir()) == []
+
+
 def test_dry_run_runs_nothing_and_writes_nothing(workdir: Path):
     spec = write_spec(workdir / "s.yaml", searcher="optuna")
     result = invoke("run", str(spec), "--dry-run", "--set", "budget.num_samples=2")

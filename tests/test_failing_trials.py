@@ -1,6 +1,7 @@
 """Failing trials: recorded with their error, told to the searcher as failures, and a search
 whose first trials all fail the same way stops early (`budget.fail_fast`)."""
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -214,6 +215,21 @@ def test_hpo_run_stops_early_and_exits_1_with_the_error(workdir: Path):
     assert "KeyError: 'lerning_rate'" in result.output
     assert "Traceback" not in result.output
     assert (hpo.load("buggy").trials()["started_at"].notna()).sum() <= 3
+
+    # The store kept each failure's traceback; `hpo show` says how to see it, and shows it.
+    first_failed = int(hpo.load("buggy").trials().dropna(subset=["error"])["number"].min())
+    shown = CliRunner().invoke(cli, ["show", "buggy"])
+    assert f"Traceback: hpo show buggy --trial {first_failed}" in shown.output
+    one = CliRunner().invoke(cli, ["show", "buggy", "--trial", str(first_failed)])
+    assert one.exit_code == 0, one.output
+    assert "failed: KeyError: 'lerning_rate'" in one.output
+    assert 'hpo.report({"loss": config["lerning_rate"]})' in one.output  # the line that broke
+    as_json = json.loads(
+        CliRunner().invoke(cli, ["show", "buggy", "--trial", str(first_failed), "-f", "json"]).output
+    )
+    assert as_json["error_type"] == "KeyError" and as_json["history"] == []
+    missing = CliRunner().invoke(cli, ["show", "buggy", "--trial", "99"])
+    assert missing.exit_code == 2 and "has no trial 99" in missing.output
 
 
 @pytest.mark.ray

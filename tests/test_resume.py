@@ -20,11 +20,12 @@ from pydantic import TypeAdapter
 
 from hpo.continued import CONTINUE_KEY, History
 from hpo.resume_plan import latest_checkpoints, plan_resume
-from hpo.schedulers import AshaScheduler
+from hpo.schedulers import AshaScheduler, FifoScheduler
 from hpo.searchers import OptunaSearcher, RandomSearcher
 from hpo.space import Distribution, Space
 from hpo.store import Store, TrialStatus, now
 from tests.conftest import tiny_spec
+from tests.test_failing_trials import X, study_trials
 
 SPACE = {
     "optimizer.lr": {"type": "float", "low": 5e-4, "high": 5e-2, "log": True},
@@ -33,7 +34,9 @@ SPACE = {
 
 
 def _space() -> Space:
-    return Space({key: TypeAdapter(Distribution).validate_python(raw) for key, raw in SPACE.items()})
+    return Space(
+        {key: TypeAdapter(Distribution).validate_python(raw) for key, raw in SPACE.items()}
+    )
 
 
 def _trial(number: int, status: TrialStatus, lr: float) -> dict:
@@ -110,7 +113,8 @@ def stopped_experiment(tmp_path: Path):
     _checkpoint(folders, "t3", 1)
     _checkpoint(folders, "t3", 2)
     _checkpoint(folders, "t3", 5, results=False)  # past the store, and not saying what it saw
-    _checkpoint(folders, "t4", 4)  # saved after the store's last result for t4 (epoch 2)
+    _checkpoint(folders, "t4", 3)  # saved after the store's last result for t4 (epoch 2)
+    _checkpoint(folders, "t4", 4)
     return store, store.experiment("stopped"), folders
 
 
@@ -135,7 +139,18 @@ def test_plan_keeps_finished_trials_and_continues_the_rest_from_their_checkpoint
     assert continued["t4"].recovered[4]["val_accuracy"] == pytest.approx(0.904)
     assert continued["t4"].values[2] == pytest.approx(0.542)  # the store's own
     assert continued["t4"].best["val_accuracy"] == pytest.approx(0.904)
+    # The scheduler judged t4 at the stored epochs only: epoch 4 is judged when t4 reports it
+    # again (a checkpoint's own result is reported again on restore).
+    assert sorted(continued["t4"].values) == [1, 2]
+    # With a rung at epoch 3 (ASHA's), t4 goes on from no further than that rung, where it is
+    # judged as it would have been without the interruption.
+    t4 = {
+        t.continuation.trial_id: t
+        for t in plan_resume(store, row, 8, folders, milestones=[1, 3]).continued
+    }["t4"]
+    assert t4.continuation.iteration == 3 and sorted(t4.recovered) == [3]
     assert continued["t5"].continuation.number == 5
+    assert not continued["t5"].started  # it waited: its start is still to be recorded
     assert continued["t3"].values == {1: pytest.approx(0.531), 2: pytest.approx(0.532)}
     assert continued["t3"].best["val_accuracy"] == pytest.approx(0.532)
     # The budget: 8 trials in the end, 6 of them exist.
@@ -161,6 +176,11 @@ def test_asha_rungs_are_rebuilt_from_the_history_and_follow_a_continued_trial():
     scheduler.on_trial_add(None, trial)
     rungs = {milestone: recorded for milestone, recorded in scheduler._brackets[0]._rungs}
     assert "c" not in rungs[2] and rungs[2]["new-ray-id"] == 0.8
+
+    # Where it may stop a trial early: its rungs below the last (there a trial ends anyway).
+    assert AshaScheduler(name="asha", reduction_factor=2).milestones(epochs=8) == [1, 2, 4]
+    assert AshaScheduler(name="asha", grace_period=2).milestones(epochs=20) == [2, 6, 18]
+    assert FifoScheduler(name="fifo").milestones(epochs=8) == []
 
     minimizing = AshaScheduler(name="asha", reduction_factor=2).build(
         epochs=4, pruned=set(), history={"a": {1: 0.3}}
@@ -329,8 +349,16 @@ def _assert_accounted_for(reader: StoreReader, num_samples: int) -> None:
     iterations = reader.iterations()
     for trial in trials:
         assert iterations[trial.trial_id] == list(range(1, trial.iterations + 1))
-        assert trial.iterations == 8 if trial.status == "COMPLETED" else trial.iterations in (1, 2, 4)
+        assert (
+            trial.iterations == 8 if trial.status == "COMPLETED" else trial.iterations in (1, 2, 4)
+        )
     assert reader.status() == "COMPLETED"
+    # Also a trial that was still waiting when a run stopped has its start and end.
+    untimed = reader.query(
+        "SELECT t.number FROM trials t JOIN experiments e ON t.experiment_id = e.id "
+        "WHERE e.name = :name AND (t.started_at IS NULL OR t.ended_at IS NULL)"
+    )
+    assert untimed == []
 
 
 @pytest.mark.ray
@@ -465,6 +493,25 @@ def test_resume_errored_runs_failed_trials_again_from_their_checkpoint(workdir, 
     assert list(resumed["started_at"]) == [0, 1, 1]
 
 
+def as_a_killed_driver_leaves_it(workdir: Path, name: str, stored: dict[str, int]) -> None:
+    """The store of a driver killed a second after its last write: each trial's results up to
+    `stored[trial_id]` and the trial RUNNING (its checkpoints go on further)."""
+    with StoreReader(workdir, name).engine.begin() as conn:
+        for trial_id, last in stored.items():
+            conn.execute(
+                sa.text(
+                    "DELETE FROM results WHERE iteration > :last AND trial_pk = "
+                    "(SELECT id FROM trials WHERE trial_id = :trial_id)"
+                ),
+                {"last": last, "trial_id": trial_id},
+            )
+            conn.execute(
+                sa.text("UPDATE trials SET status = 'RUNNING' WHERE trial_id = :trial_id"),
+                {"trial_id": trial_id},
+            )
+        conn.execute(sa.text("UPDATE experiments SET status = 'RUNNING'"))
+
+
 @pytest.mark.ray
 @pytest.mark.usefixtures("ray_session")
 def test_results_a_killed_driver_had_not_written_are_taken_from_checkpoints_not_trained_again(
@@ -485,23 +532,8 @@ def test_results_a_killed_driver_had_not_written_are_taken_from_checkpoints_not_
     )
     before = hpo.run(spec).history().set_index(["trial_id", "iteration"])
     first, second = sorted(before.index.get_level_values(0).unique())
-    # As a driver killed a second after its last write leaves it: `first` stored up to
-    # epoch 1 (its checkpoints go on to its end), `second` up to epoch 2 (checkpoints to 3).
-    store = StoreReader(workdir, "lagging")
-    with store.engine.begin() as conn:
-        for trial_id, stored in ((first, 1), (second, 2)):
-            conn.execute(
-                sa.text(
-                    "DELETE FROM results WHERE iteration > :stored AND trial_pk = "
-                    "(SELECT id FROM trials WHERE trial_id = :trial_id)"
-                ),
-                {"stored": stored, "trial_id": trial_id},
-            )
-            conn.execute(
-                sa.text("UPDATE trials SET status = 'RUNNING' WHERE trial_id = :trial_id"),
-                {"trial_id": trial_id},
-            )
-        conn.execute(sa.text("UPDATE experiments SET status = 'RUNNING'"))
+    # `first` stored up to epoch 1 (checkpoints to its end), `second` up to 2 (checkpoints to 3).
+    as_a_killed_driver_leaves_it(workdir, "lagging", {first: 1, second: 2})
     for saved in latest_checkpoints(workdir / "hpo-results" / "lagging")[second]:
         if saved.iteration == 4:
             shutil.rmtree(saved.path)
@@ -514,6 +546,48 @@ def test_results_a_killed_driver_had_not_written_are_taken_from_checkpoints_not_
     same = history["epoch_time_s"] == before["epoch_time_s"]
     assert same.drop((second, 4)).all() and not same[(second, 4)]
     assert history.loc[first, "val_accuracy"].tolist() == before.loc[first, "val_accuracy"].tolist()
+
+
+def counts_to_four(config: dict) -> None:
+    """A user's training function with a checkpoint every step; `trained_at` tells runs apart."""
+    import tempfile
+
+    import hpo
+
+    start = 0
+    checkpoint = hpo.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            start = int((Path(directory) / "step").read_text())
+    for step in range(start + 1, 5):
+        directory = tempfile.mkdtemp()
+        (Path(directory) / "step").write_text(str(step))
+        hpo.report({"score": config["x"] * step, "trained_at": time.time()}, checkpoint=directory)
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session")
+def test_a_users_function_restored_at_its_end_finishes_with_its_value_for_optuna(workdir):
+    import hpo
+
+    hpo.tune(counts_to_four, space=X, metric="score", mode="max", searcher="optuna", num_samples=2)
+    before = hpo.load("counts_to_four").trials().set_index("trial_id")
+    as_a_killed_driver_leaves_it(workdir, "counts_to_four", dict.fromkeys(before.index, 2))
+
+    after = hpo.resume("counts_to_four", function=counts_to_four)
+    trials = after.trials().set_index("trial_id")
+    assert list(trials["status"]) == ["COMPLETED", "COMPLETED"]
+    assert (trials["final.score"] == before["final.score"]).all()
+    assert trials["checkpoint_path"].str.endswith("checkpoint_000003").all()  # the one it ended at
+    history = after.history()
+    assert list(history.groupby("trial_id")["iteration"].apply(list)) == [[1, 2, 3, 4]] * 2
+    # Nothing was run again: each step's result is the one from the first run.
+    assert (trials["final.trained_at"] == before["final.trained_at"]).all()
+    # Optuna was told both trials' final values (a trial that ended with no result in its
+    # run would be PRUNED for it).
+    study = study_trials(workdir / "hpo-results" / "counts_to_four")
+    assert [t.state.name for t in study] == ["COMPLETE", "COMPLETE"]
+    assert sorted(t.value for t in study) == sorted(trials["final.score"])
 
 
 def slow_steps(config: dict) -> None:

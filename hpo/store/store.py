@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from hpo.errors import UsageError
+from hpo.errors import MissingStore, UsageError
 from hpo.store.migrations import upgrade
 from hpo.store.schema import (
     SCHEMA_VERSION,
@@ -117,19 +117,30 @@ _LOCK_KEY = 0x68706F  # "hpo": the advisory lock of hpo's stores on a PostgreSQL
 
 
 class Store:
-    """A connection to one results store; creates its schema on first use."""
+    """A connection to one results store; creates its schema on first use.
 
-    def __init__(self, url: str):
+    Args:
+        create: create a missing SQLite file (and its folder); commands that only read pass
+            False, so that a mistyped path or a run in the wrong folder leaves nothing behind.
+    """
+
+    def __init__(self, url: str, *, create: bool = True):
         self.url = url
-        self.engine: Engine = self._connect(url)
+        self.engine: Engine = self._connect(url, create)
         # (experiment id, trial id) -> trial row id, so that writing a result needs no lookup
         self._pks: dict[tuple[int, str], int] = {}
 
     @staticmethod
-    def _connect(url: str) -> Engine:
+    def _connect(url: str, create: bool) -> Engine:
         parsed = sa.engine.make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(parsed.database)
+            if not create and not path.exists():
+                raise MissingStore(
+                    f"no results store at {path}: `hpo run SPEC` creates it; --store URL or "
+                    "$HPO_STORE names another"
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
         try:
             engine = sa.create_engine(url)
         except ImportError as exc:

@@ -56,9 +56,10 @@ def ddp_trainable(
         ),
         run_config=RunConfig(
             # One Train run per trial, named after it: a retried trial finds its run's
-            # checkpoints there and continues from the latest.
-            name=f"{context.get_experiment_name()}-{context.get_trial_id()}",
-            storage_path=storage_path,
+            # checkpoints there and continues from the latest. It lies in the experiment's
+            # folder beside Tune's trial folders, where `hpo resume` looks for checkpoints.
+            name=f"ddp_{context.get_trial_id()}",
+            storage_path=f"{storage_path.rstrip('/')}/{context.get_experiment_name()}",
             callbacks=[TuneReportCallback()],
         ),
     )
@@ -89,8 +90,15 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         with restored.as_directory() as directory:
             trainer.load_state_dict(load_checkpoint(directory))
     history = History(loop_config["trial_id"], restored)
-    node = _group_nodes(node_label())
     rank = train.get_context().get_world_rank()
+    node = _group_nodes(node_label())
+    replay = history.replay()
+    if replay is not None:  # restored: its checkpoint's epoch again (see `History`)
+        # Every rank reports as often as the others; rank 0 hands over the checkpoint.
+        train.report(
+            {**replay, FINAL_KEY: trainer.finished, NODE_KEY: node},
+            checkpoint=restored if rank == 0 else None,
+        )
     every = trainer.cfg.checkpoint.every
     for metrics in trainer.run():
         epoch = metrics["epoch"]

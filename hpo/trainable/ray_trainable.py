@@ -40,14 +40,9 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset) -> None:
     every = trainer.cfg.checkpoint.every
     node = node_label()
     history = History(trial_id, restored)
-    if restored is not None and trainer.finished and history.results:
-        # Restored at its end (its driver died before it saw the last epoch): report that
-        # epoch again, so that the trial ends in Ray and in the store as it did in its worker.
-        tune.report(
-            {**history.last(), FINAL_KEY: True, "training_iteration": trainer.epoch, NODE_KEY: node},
-            checkpoint=restored,
-        )
-        return
+    replay = history.replay()
+    if replay is not None:  # restored: its checkpoint's epoch again (see `History`)
+        tune.report({**replay, FINAL_KEY: trainer.finished, NODE_KEY: node}, checkpoint=restored)
     for metrics in trainer.run():
         # Iterations are epochs, also for a trial continued from a checkpoint in a new run
         # (where Ray would count from 1): the scheduler's rungs and the store count epochs.
