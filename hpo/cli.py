@@ -10,6 +10,7 @@ import json
 import math
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -297,7 +298,8 @@ def show(
         )
     if not failed.empty:
         console.print(
-            f"Traceback: hpo show {experiment.name} --trial {failed.iloc[0]['number']}",
+            f"Traceback: hpo show {experiment.name}{f' --store {store}' if store else ''}"
+            f" --trial {failed.iloc[0]['number']}",
             highlight=False,
         )
     console.print(
@@ -429,8 +431,10 @@ def _show_trial(experiment: Any, number: int, fmt: str) -> None:
         click.echo(history.to_csv(index=False), nl=False)
         return
     if fmt == "json":
-        trial["history"] = history.to_dict(orient="records")
-        click.echo(json.dumps(trial, indent=2, default=str))
+        # pandas writes what JSON has no word for (NaN, timestamps) as null and ISO text.
+        rows = json.loads(history.to_json(orient="records", date_format="iso"))
+        when = {k: v.isoformat() for k, v in trial.items() if isinstance(v, datetime)}
+        click.echo(json.dumps({**trial, **when, "history": rows}, indent=2))
         return
     started, ended = trial["started_at"], trial["ended_at"]
     seconds = f", {(ended - started).total_seconds():.1f} s" if started and ended else ""

@@ -30,6 +30,7 @@ class Continuation:
     number: int
     checkpoint: str | None  # the directory to start from; None starts it over
     iteration: int  # the checkpoint's iteration (0 without one)
+    stored: int  # the trial's last iteration in the store (the checkpoint may be further)
 
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,18 +46,20 @@ def split(config: dict[str, Any]) -> tuple[dict[str, Any], Continuation | None]:
     return config, Continuation(**marker) if marker and marker["trial_id"] else None
 
 
-def start(config: dict[str, Any]) -> tuple[dict[str, Any], str, Any]:
-    """Where a trial starts, in the trial's own process: its config without hpo's key, its id
-    in the store, and the checkpoint to continue from (Ray's, when Ray retries the trial after
-    a failure; else the one `hpo resume` found; else None)."""
+def start(config: dict[str, Any]) -> tuple[dict[str, Any], Any, History]:
+    """Where a trial starts, in the trial's own process: its config without hpo's key, the
+    checkpoint to continue from (Ray's, when Ray retries the trial after a failure; else the
+    one `hpo resume` found; else None), and its history up to there (which names its id in
+    the store)."""
     from ray import tune
 
     config, continuation = split(config)
-    checkpoint = tune.get_checkpoint()
+    checkpoint, stored = tune.get_checkpoint(), None  # Ray's: its driver saw every result
     if checkpoint is None and continuation is not None and continuation.checkpoint:
         checkpoint = tune.Checkpoint.from_directory(continuation.checkpoint)
+        stored = continuation.stored
     trial_id = continuation.trial_id if continuation else tune.get_context().get_trial_id()
-    return config, trial_id, checkpoint
+    return config, checkpoint, History(trial_id, checkpoint, stored)
 
 
 def store_trial_id(trial: Any) -> str:
@@ -74,13 +77,18 @@ class History:
     """What a trial reported, iteration by iteration, carried from checkpoint to checkpoint.
 
     A trial restored from a checkpoint (retried by Ray, or continued by `hpo resume`) starts
-    from the results its checkpoint holds, and reports the checkpoint's own result again
-    (`replay`) before it goes on: the scheduler may not have judged it (the driver died
-    first), and a trial restored at its end ends with it. A checkpoint saved later holds the
-    earlier results and its own.
+    from the results its checkpoint holds, and reports again (`replays`) those the store lacks
+    (a killed driver never saw them) and the checkpoint's own before it goes on: so the store
+    gets them, the scheduler judges each at its rung as it would have without the
+    interruption, and a trial restored at its end ends with its value. A checkpoint saved
+    later holds the earlier results and its own.
+
+    Args:
+        stored: the trial's last iteration in the store, for a checkpoint `hpo resume` found
+            (None for Ray's own: its driver saw every result up to it).
     """
 
-    def __init__(self, trial_id: str, checkpoint: Any = None):
+    def __init__(self, trial_id: str, checkpoint: Any = None, stored: int | None = None):
         self.trial_id = trial_id
         metadata = (checkpoint.get_metadata() or {}) if checkpoint is not None else {}
         self.iteration = int(metadata.get("iteration", 0))  # the checkpoint's
@@ -90,6 +98,7 @@ class History:
             for it, metrics in metadata.get("results", {}).items()
             if int(it) <= self.iteration
         }
+        self._replay_from = self.iteration if stored is None else min(stored + 1, self.iteration)
 
     def add(self, iteration: int, result: dict[str, Any]) -> None:
         """Note an iteration's result (its numbers: what the store keeps of it)."""
@@ -100,11 +109,14 @@ class History:
             if isinstance(value, Number) and not isinstance(value, bool)
         }
 
-    def replay(self) -> dict[str, Any] | None:
-        """The restored checkpoint's result, to report again (None without one: a new trial,
-        or a checkpoint of an older hpo)."""
-        last = self.results.get(str(self.iteration))
-        return None if last is None else {**last, "training_iteration": self.iteration}
+    def replays(self) -> list[dict[str, Any]]:
+        """The results to report again on restore, in order (none for a new trial, or for a
+        checkpoint of an older hpo, which holds no results)."""
+        return [
+            {**self.results[str(it)], "training_iteration": it}
+            for it in range(self._replay_from, self.iteration + 1)
+            if str(it) in self.results
+        ]
 
     def metadata(self) -> dict[str, Any]:
         """For the checkpoint of the latest iteration."""

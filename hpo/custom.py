@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hpo.analysis import Experiment
+    from hpo.continued import History
 
 # What `report` was given outside a search (a plain call of a training function).
 local_reports: list[dict[str, Any]] = []
@@ -30,11 +31,9 @@ class _TrialState:
     what it reported (its iteration count goes on from its checkpoint's, also in a resumed
     run; its checkpoints carry its results, see `hpo.continued.History`)."""
 
-    def __init__(self, trial_id: str, checkpoint: Any, metric: str | None = None):
-        from hpo.continued import History
-
+    def __init__(self, checkpoint: Any, history: History, metric: str | None = None):
         self.checkpoint = checkpoint
-        self.history = History(trial_id, checkpoint)
+        self.history = history
         self.metric = metric  # the search's, which `report` checks is finite
 
 
@@ -64,8 +63,9 @@ def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) 
         local_reports.append(dict(metrics))
         return
     from hpo.cluster import NODE_KEY, node_label
+    from hpo.continued import History
 
-    state = _trial or _TrialState(tune.get_context().get_trial_id(), None)
+    state = _trial or _TrialState(None, History(tune.get_context().get_trial_id()))
     iteration = state.history.iteration + 1
     epoch = metrics.get("epoch")
     check_finite(metrics, state.metric, epoch if isinstance(epoch, int) else iteration)
@@ -95,8 +95,8 @@ def _start_trial(config: dict[str, Any], metric: str | None = None) -> dict[str,
     global _trial
     from hpo.continued import start
 
-    config, trial_id, checkpoint = start(config)
-    _trial = _TrialState(trial_id, checkpoint, metric)
+    config, checkpoint, history = start(config)
+    _trial = _TrialState(checkpoint, history, metric)
     return config
 
 
@@ -124,15 +124,16 @@ def run_user_function(
     # fresh worker seconds for a function that never uses it.
     if "torch" in sys.modules:
         sys.modules["torch"].manual_seed(trial_seed)
-    replay = _trial.history.replay() if _trial else None
-    if replay is not None:  # restored: its checkpoint's result again (see `History`)
+    replays = _trial.history.replays()
+    if replays:  # restored: its results the store lacks, and its own (see `History`)
         from ray import tune
 
         from hpo.cluster import NODE_KEY, node_label
 
         # Without the checkpoint: reported again, it would be a copy, and Ray could delete
         # the original (it keeps `checkpoint.keep`) before the function has read it.
-        tune.report({**replay, NODE_KEY: node_label()})
+        for replay in replays:
+            tune.report({**replay, NODE_KEY: node_label()})
     user_fn(config)
 
 

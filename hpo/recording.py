@@ -77,8 +77,7 @@ class StoreRecorder(Callback):
 
     In a resumed run (`hpo resume`), new trials are numbered from `first_number`, and a
     continued trial is written under its stored id; `last_steps` and `best` hold what the store
-    already has of the continued trials (their last iteration and best metrics so far),
-    `recovered` the results their checkpoints held but the store did not (written first), and
+    already has of the continued trials (their last iteration and best metrics so far), and
     `started` those that ran before (they keep their start time).
     """
 
@@ -94,7 +93,6 @@ class StoreRecorder(Callback):
         first_number: int = 0,
         last_steps: dict[str, int] | None = None,
         best: dict[str, dict[str, float]] | None = None,
-        recovered: dict[str, dict[int, dict[str, float]]] | None = None,
         started: Iterable[str] = (),
     ):
         self.store = store
@@ -112,9 +110,6 @@ class StoreRecorder(Callback):
         self._next_number = first_number
         self._last_flush = time.monotonic()
         self._started = set(started)  # continued trials that keep their start time
-        for trial_id, results in (recovered or {}).items():
-            for step in sorted(results):
-                self._stage_result(trial_id, step, results[step])
 
     def _stage(self, trial: Any, **columns: Any) -> None:
         """Note columns of a trial (a Ray trial, or its id in the store) for the next write."""
@@ -219,7 +214,7 @@ class StoreRecorder(Callback):
         status = (
             TrialStatus.COMPLETED if finished_by_itself(trial, self.pruned) else TrialStatus.PRUNED
         )
-        self._stage(trial, status=status.value, ended_at=now(), **_checkpoint_path(trial))
+        self._stage(trial, status=status.value, ended_at=now(), **self._checkpoint_path(trial))
         self.flush()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -231,21 +226,28 @@ class StoreRecorder(Callback):
             error_type=error_type,
             error=message,
             error_traceback=trace,
-            **_checkpoint_path(trial),
+            **self._checkpoint_path(trial),
         )
         self.flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush()
 
+    def _checkpoint_path(self, trial: Any) -> dict[str, str]:
+        """The trial's latest checkpoint, as a column to write: the one Ray has of it, else
+        the one `hpo resume` continued it from, if the trial ended there; else none (a DDP
+        trial's checkpoints are its Ray Train run's, which Tune does not see)."""
+        path = getattr(getattr(trial, "checkpoint", None), "path", None)
+        continuation = split(trial.config)[1]
+        ended_there = (
+            continuation is not None
+            and self._last_step.get(continuation.trial_id) == continuation.iteration
+        )
+        if path is None and ended_there:
+            path = continuation.checkpoint
+        return {"checkpoint_path": path} if path else {}
 
-def _checkpoint_path(trial: Any) -> dict[str, str]:
-    """The trial's latest checkpoint, as a column to write: the one it saved in this run, else
-    the one `hpo resume` continued it from; none where it has neither."""
-    path = getattr(getattr(trial, "checkpoint", None), "path", None)
-    continuation = split(trial.config)[1]
-    path = path or (continuation.checkpoint if continuation else None)
-    return {"checkpoint_path": path} if path else {}
+
 
 
 def trial_error(trial: Any) -> tuple[str, str, str]:
@@ -285,23 +287,27 @@ class BestCheckpoints(Callback):
         self.metric = metric
         self.mode = mode
         self.keep_trials = keep_trials
-        self._kept: list[tuple[float, str, Path]] = []  # best first: value, trial id, trial folder
+        # Best first: value, trial id, the folders that hold its checkpoints.
+        self._kept: list[tuple[float, str, list[Path]]] = []
 
     def _ended(self, trial: Any, value: float | None) -> None:
-        folder = Path(trial.path) if trial.path else None
-        if folder is None or not any(folder.glob("checkpoint_*")):
+        if not trial.path:
+            return
+        # Tune's trial folder, and a DDP trial's Ray Train run (see `hpo.trainable.distributed`).
+        folders = [Path(trial.path), Path(trial.path).parent / f"ddp_{trial.trial_id}"]
+        if not any(any(f.glob("checkpoint_*")) for f in folders):
             return  # no checkpoint, or not on this machine's disk
         if value is None or value != value:  # failed, or never reported the metric
-            self._drop(store_trial_id(trial), folder)
+            self._drop(store_trial_id(trial), folders)
             return
-        self._kept.append((value, store_trial_id(trial), folder))
+        self._kept.append((value, store_trial_id(trial), folders))
         self._kept.sort(key=lambda kept: kept[0], reverse=self.mode == "max")
         for _, trial_id, dropped in self._kept[self.keep_trials :]:
             self._drop(trial_id, dropped)
         del self._kept[self.keep_trials :]
 
-    def _drop(self, trial_id: str, folder: Path) -> None:
-        for checkpoint in folder.glob("checkpoint_*"):
+    def _drop(self, trial_id: str, folders: list[Path]) -> None:
+        for checkpoint in (c for folder in folders for c in folder.glob("checkpoint_*")):
             shutil.rmtree(checkpoint, ignore_errors=True)
         self.store.write(
             [{"experiment_id": self.experiment_id, "trial_id": trial_id, "checkpoint_path": None}],

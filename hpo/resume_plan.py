@@ -8,7 +8,7 @@ driver). A resume therefore starts a new Ray run over what the store says is lef
 - every other trial (running, waiting or interrupted when the run stopped) continues from its
   latest checkpoint, as the same trial of the store (see `hpo.continued`), or starts over
   where it has none; results that its checkpoint holds and the store lacks (a killed driver
-  loses its last second of results) are recovered from the checkpoint, not trained again;
+  loses its last second of results) are reported again from the checkpoint, not trained again;
 - new trials make up the budget: `num_samples` trials in the end;
 - the searcher and the scheduler are told the earlier trials, so that both decide as they
   would have in an uninterrupted run.
@@ -16,9 +16,7 @@ driver). A resume therefore starts a new Ray run over what the store says is lef
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -45,9 +43,9 @@ class ContinuedTrial:
     params: dict[str, Any]
     continuation: Continuation
     values: dict[int, float]  # the spec's metric by iteration, as the scheduler judged it
-    best: dict[str, float]  # each metric's best up to the checkpoint
+    best: dict[str, float]  # each metric's best in `values`' iterations
     last_step: int  # the last iteration the store has (later ones are reported again)
-    recovered: dict[int, dict[str, float]]  # results from the checkpoint, missing in the store
+    recovered: list[int]  # iterations the store lacks and the checkpoint reports again
     started: bool  # whether it ran before (one that waited when the run stopped has not)
 
 
@@ -77,14 +75,12 @@ def plan_resume(
     trial_folders: Path,
     *,
     errored: bool = False,
-    milestones: Collection[int] = (),
 ) -> ResumePlan:
     """What resuming `experiment` (a row of the store) runs to reach `num_trials` trials.
 
     Args:
         trial_folders: where the experiment's trials keep their checkpoints.
         errored: run errored trials again (from their latest checkpoint).
-        milestones: the iterations at which the scheduler may stop a trial (ASHA's rungs).
     """
     metric, mode = experiment["metric"], experiment["mode"]
     rows = store.trial_rows(
@@ -107,36 +103,30 @@ def plan_resume(
             )
             continue
         stored_step = max(by_iteration, default=0)
-        # The scheduler judged the trial at the rungs the store has results for (the driver
-        # writes a result after the scheduler saw it), not at later ones: a trial goes on
-        # from no further than the next rung, where it reports its checkpoint's result again
-        # and is judged there (see `History`), as it would have been without the interruption.
-        reach = min((m for m in milestones if m > stored_step), default=math.inf)
         # The latest checkpoint whose results the store has, or it holds itself: one without
         # them (written by an older hpo) would leave a gap in the trial's history.
         usable = [
             c
             for c in checkpoints.get(trial_id, [])
-            if c.iteration <= reach
-            and all(it in c.results for it in range(stored_step + 1, c.iteration + 1))
+            if all(it in c.results for it in range(stored_step + 1, c.iteration + 1))
         ]
         iteration, path, saved = max(usable, default=SavedCheckpoint(0, None, {}))
-        recovered = {it: saved[it] for it in range(stored_step + 1, iteration + 1)}
-        by_iteration = {**by_iteration, **recovered}
-        values = {it: m[metric] for it, m in by_iteration.items() if metric in m}
-        last_step = max(stored_step, iteration)
+        # What the store has of it up to the checkpoint; the trial reports the rest again
+        # (see `History`), and the scheduler judges those as it would have without the
+        # interruption (the dead driver may not have seen them).
+        known = min(iteration, stored_step)
         best: dict[str, float] = {}
         for it in sorted(by_iteration):
-            if it <= iteration:
+            if it <= known:
                 keep_best(best, by_iteration[it], metric, mode)
         continued.append(
             ContinuedTrial(
                 params=row["params"],
-                continuation=Continuation(trial_id, row["number"], path, iteration),
-                values={it: v for it, v in values.items() if it <= min(iteration, stored_step)},
+                continuation=Continuation(trial_id, row["number"], path, iteration, stored_step),
+                values={it: v for it, v in values.items() if it <= known},
                 best=best,
-                last_step=last_step,
-                recovered=recovered,
+                last_step=stored_step,
+                recovered=sorted(it for it in saved if stored_step < it <= iteration),
                 started=row["started_at"] is not None,
             )
         )

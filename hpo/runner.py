@@ -160,14 +160,7 @@ def resume(
     # Checkpoints are read where the trials wrote them: a folder of this machine, or shared.
     # (At a cloud URI they are not searched, and continued trials start over; see README.)
     trial_folders = Path(row["storage_path"]) / name
-    plan = plan_resume(
-        store,
-        row,
-        spec.num_trials(),
-        trial_folders,
-        errored=errored,
-        milestones=spec.scheduler.milestones(epochs=_epochs(spec)),
-    )
+    plan = plan_resume(store, row, spec.num_trials(), trial_folders, errored=errored)
     ended = row["status"] in (ExperimentStatus.COMPLETED.value, ExperimentStatus.FAILED.value)
     if plan.num_trials == 0 and ended:
         console.print(f"[bold]{name}[/] has nothing left to run.")
@@ -532,7 +525,6 @@ def _recorder_state(resume: ResumePlan) -> dict[str, Any]:
         "first_number": resume.taken,
         "last_steps": {t.continuation.trial_id: t.last_step for t in continued},
         "best": {t.continuation.trial_id: t.best for t in continued},
-        "recovered": {t.continuation.trial_id: t.recovered for t in continued if t.recovered},
         "started": {t.continuation.trial_id for t in continued if t.started},
     }
 

@@ -29,10 +29,6 @@ class _Scheduler(Options):
         """
         raise NotImplementedError
 
-    def milestones(self, *, epochs: int | None) -> list[int]:
-        """The iterations at which the scheduler may stop a trial before its end."""
-        return []
-
 
 class FifoScheduler(_Scheduler):
     """Every trial runs all its epochs."""
@@ -118,12 +114,6 @@ class AshaScheduler(_Scheduler):
             grace_period=self.grace_period,
             reduction_factor=self.reduction_factor,
         )
-
-    def milestones(self, *, epochs):
-        # Ray's rungs below the last (at the last, a trial ends anyway).
-        scheduler = self.build(epochs=epochs, pruned=set())
-        rungs = {m for bracket in scheduler._brackets for m, _ in bracket._rungs}
-        return sorted(m for m in rungs if m < scheduler._max_t)
 
 
 SchedulerSpec = Annotated[

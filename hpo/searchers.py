@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import copy
 import itertools
+from dataclasses import fields
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BeforeValidator, Field
 
-from hpo.continued import CONTINUE_KEY
+from hpo.continued import CONTINUE_KEY, Continuation
 from hpo.options import Options, by_name
 from hpo.space import Space, get_path, nest, optuna_name, set_path
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 # A new trial's `CONTINUE_KEY` in a resumed experiment: a value at every leaf that a continued
 # trial's marker sets (Ray merges a preset configuration only into keys the base config has).
-NOT_CONTINUED = {"trial_id": None, "number": None, "checkpoint": None, "iteration": None}
+NOT_CONTINUED = dict.fromkeys(field.name for field in fields(Continuation))
 
 
 class _Searcher(Options):

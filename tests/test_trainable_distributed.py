@@ -22,7 +22,7 @@ def test_two_workers_match_one_process(workdir, digits):
         resources={"cpu": 0.5, "workers": 2},
         budget={"num_samples": 1},
         training={"epochs": 3, "batch_size": 64},
-        checkpoint={"every": 1},
+        checkpoint={"every": 1, "keep": 3},
     )
     experiment = run(spec)
     trial = experiment.trials().iloc[0]

@@ -10,9 +10,10 @@ the store, the searcher and the scheduler see one trial as usual.
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
 from typing import Any
 
-from hpo.trainable.config import FINAL_KEY
+from hpo.trainable.config import FINAL_KEY, TrainableConfig
 from hpo.trainable.data import Dataset
 
 # The trial's own process only waits for its workers: it holds a sliver of a CPU so that Ray
@@ -31,7 +32,7 @@ def ddp_trainable(
     """Run one trial as a DDP group of `workers` processes with `cpu`/`gpu` each."""
     import ray
     from ray import tune
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -39,6 +40,7 @@ def ddp_trainable(
 
     context = tune.get_context()
     config, continuation = split(config)
+    kept = TrainableConfig.model_validate(config)
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={
@@ -48,6 +50,7 @@ def ddp_trainable(
             # Which stored trial this is, and the checkpoint `hpo resume` found for it.
             "trial_id": continuation.trial_id if continuation else context.get_trial_id(),
             "resume_from": continuation.checkpoint if continuation else None,
+            "stored": continuation.stored if continuation else None,
         },
         scaling_config=ScalingConfig(
             num_workers=workers,
@@ -59,8 +62,15 @@ def ddp_trainable(
             # checkpoints there and continues from the latest. It lies in the experiment's
             # folder beside Tune's trial folders, where `hpo resume` looks for checkpoints.
             name=f"ddp_{context.get_trial_id()}",
-            storage_path=f"{storage_path.rstrip('/')}/{context.get_experiment_name()}",
+            storage_path=_joined(storage_path, context.get_experiment_name()),
             callbacks=[TuneReportCallback()],
+            # As Tune keeps a one-process trial's: the best `checkpoint.keep` by the spec's
+            # metric (and the latest, which Ray always keeps).
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=kept.checkpoint.keep,
+                checkpoint_score_attribute=kept.metric,
+                checkpoint_score_order=kept.mode,
+            ),
         ),
     )
     trainer.fit()
@@ -83,21 +93,23 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
 
         torch.cuda.set_device(get_device())
     trainer = Trainer(loop_config["config"], ray.get(loop_config["dataset"]))
-    restored = train.get_checkpoint()
+    restored, stored = train.get_checkpoint(), None  # Ray Train's: its driver saw every result
     if restored is None and loop_config["resume_from"]:
         restored = train.Checkpoint.from_directory(loop_config["resume_from"])
+        stored = loop_config["stored"]
     if restored is not None:
         with restored.as_directory() as directory:
             trainer.load_state_dict(load_checkpoint(directory))
-    history = History(loop_config["trial_id"], restored)
+    history = History(loop_config["trial_id"], restored, stored)
     rank = train.get_context().get_world_rank()
     node = _group_nodes(node_label())
-    replay = history.replay()
-    if replay is not None:  # restored: its checkpoint's epoch again (see `History`)
+    replays = history.replays()
+    for replay in replays:  # restored: its results the store lacks, and its own (see `History`)
+        last = replay is replays[-1]
         # Every rank reports as often as the others; rank 0 hands over the checkpoint.
         train.report(
-            {**replay, FINAL_KEY: trainer.finished, NODE_KEY: node},
-            checkpoint=restored if rank == 0 else None,
+            {**replay, FINAL_KEY: last and trainer.finished, NODE_KEY: node},
+            checkpoint=restored if last and rank == 0 else None,
         )
     every = trainer.cfg.checkpoint.every
     for metrics in trainer.run():
@@ -115,6 +127,16 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
                 train.report(metrics, checkpoint=checkpoint)
         else:
             train.report(metrics)
+
+
+def _joined(storage_path: str, name: str) -> str:
+    """A folder under the storage path, which may be a URI with a query (`s3://b/p?region=x`)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(storage_path)
+    if len(parts.scheme) <= 1:  # a local path (or a Windows drive)
+        return str(Path(storage_path) / name)
+    return parts._replace(path=f"{parts.path.rstrip('/')}/{name}").geturl()
 
 
 def _group_nodes(mine: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from hpo.continued import History, start
+from hpo.continued import start
 from hpo.trainable.config import FINAL_KEY
 from hpo.trainable.data import Dataset
 
@@ -31,7 +31,7 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset) -> None:
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
 
-    config, trial_id, restored = start(config)
+    config, restored, history = start(config)
     trainer = Trainer(config, dataset)
     if restored is not None:
         with restored.as_directory() as directory:
@@ -39,10 +39,13 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset) -> None:
 
     every = trainer.cfg.checkpoint.every
     node = node_label()
-    history = History(trial_id, restored)
-    replay = history.replay()
-    if replay is not None:  # restored: its checkpoint's epoch again (see `History`)
-        tune.report({**replay, FINAL_KEY: trainer.finished, NODE_KEY: node}, checkpoint=restored)
+    replays = history.replays()
+    for replay in replays:  # restored: its results the store lacks, and its own (see `History`)
+        last = replay is replays[-1]
+        tune.report(
+            {**replay, FINAL_KEY: last and trainer.finished, NODE_KEY: node},
+            checkpoint=restored if last else None,
+        )
     for metrics in trainer.run():
         # Iterations are epochs, also for a trial continued from a checkpoint in a new run
         # (where Ray would count from 1): the scheduler's rungs and the store count epochs.
