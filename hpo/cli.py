@@ -445,7 +445,10 @@ def _show_trial(experiment: Any, number: int, fmt: str) -> None:
     )
     console.print("params: " + ", ".join(f"{k} {_fmt(v)}" for k, v in trial["params"].items()))
     if not history.empty:
-        metrics = [c for c in history.columns if c not in ("trial_id", "iteration", "reported_at")]
+        hidden = {"trial_id", "iteration", "reported_at"}
+        if "epoch" in history and (history["epoch"] == history["iteration"]).all():
+            hidden.add("epoch")  # hpo's trainable: the same as the first column
+        metrics = [c for c in history.columns if c not in hidden]
         table = Table("epoch", *metrics)
         for _, row in history.iterrows():
             table.add_row(str(row["iteration"]), *(_fmt(row[c]) for c in metrics))

@@ -213,10 +213,12 @@ def _resumed_study(define: Any, metric: str, mode: str, resume: ResumePlan) -> A
     import optuna
     from optuna.trial import TrialState, create_trial
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line
     storage = optuna.storages.InMemoryStorage()
     direction = "maximize" if mode == "max" else "minimize"
     # OptunaSearch opens the study by its default name, "optuna", and finds these trials.
     study = optuna.create_study(storage=storage, study_name="optuna", direction=direction)
+
     def searched(params: dict[str, Any]) -> dict[str, Any]:  # Optuna's names; no constants
         return {
             optuna_name(key): value

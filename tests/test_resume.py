@@ -363,6 +363,7 @@ def test_ctrl_c_and_sigterm_stop_gracefully_a_second_ctrl_c_at_once_and_resume_g
     # A preempted machine: SIGTERM is a first Ctrl-C.
     second = Driver(workdir, "resume", "signals")
     assert reader.wait_for_results(second, reader.result_count() + 1)
+    assert "new study created" not in second.output()  # Optuna's log stays quiet on resume
     second.process.send_signal(signal.SIGTERM)
     assert second.wait() == 130, second.output()
     assert reader.status() == "INTERRUPTED"
