@@ -248,7 +248,10 @@ def list_experiments(store: str | None) -> None:
     "--trial",
     "number",
     type=click.IntRange(min=0),
-    help="Show one trial whole: its metrics by epoch, checkpoint, and error with traceback.",
+    help=(
+        "Show one trial whole: its metrics by epoch, checkpoint, and error with traceback "
+        "(-f csv: its epochs; --sort, --top and --status do not apply)."
+    ),
 )
 @click.option(
     "-f",
@@ -402,7 +405,7 @@ def report(name: str, store: str | None, output: Path | None, png_dir: Path | No
 def _trial_table(trials: Any, metric: str) -> Table:
     params = [c for c in trials.columns if c.startswith("params.")]
     tests = [c for c in trials.columns if c.startswith("test.")]
-    # Where each trial ran, once trials ran on more than one machine (a cluster).
+    # Where each trial ran, once trials ran on more than one Ray node (a cluster).
     nodes = ["node"] if trials["node"].nunique() > 1 else []
     view = Table()
     for column in ["#", "status", "epochs", f"best {metric}", "final", "seconds", *nodes]:
@@ -431,10 +434,10 @@ def _show_trial(experiment: Any, number: int, fmt: str) -> None:
         click.echo(history.to_csv(index=False), nl=False)
         return
     if fmt == "json":
-        # pandas writes what JSON has no word for (NaN, timestamps) as null and ISO text.
+        # What JSON has no word for: NaN and infinities as null, times as ISO text (as pandas
+        # writes them for `hpo show -f json`).
         rows = json.loads(history.to_json(orient="records", date_format="iso"))
-        when = {k: v.isoformat() for k, v in trial.items() if isinstance(v, datetime)}
-        click.echo(json.dumps({**trial, **when, "history": rows}, indent=2))
+        click.echo(json.dumps(_plain_json({**trial, "history": rows}), indent=2, allow_nan=False))
         return
     started, ended = trial["started_at"], trial["ended_at"]
     seconds = f", {(ended - started).total_seconds():.1f} s" if started and ended else ""
@@ -472,6 +475,19 @@ def _describe(spec: Spec) -> str:
         f"{spec.name}: {spec.num_trials()} trials, {spec.searcher.name} search, {spec.scheduler.name} "
         f"scheduler, {spec.mode.value} {spec.metric}; {len(space)} parameters ({shape})"
     )
+
+
+def _plain_json(value: Any) -> Any:
+    """A value of the store as strict JSON takes it: NaN and infinities as None, times as ISO."""
+    if isinstance(value, dict):
+        return {key: _plain_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_json(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 def _plain_values(values: dict[str, Any]) -> dict[str, Any]:

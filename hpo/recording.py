@@ -112,8 +112,7 @@ class StoreRecorder(Callback):
         self._started = set(started)  # continued trials that keep their start time
 
     def _stage(self, trial: Any, **columns: Any) -> None:
-        """Note columns of a trial (a Ray trial, or its id in the store) for the next write."""
-        trial_id = trial if isinstance(trial, str) else store_trial_id(trial)
+        trial_id = store_trial_id(trial)
         row = self._trials.setdefault(
             trial_id, {"experiment_id": self.experiment_id, "trial_id": trial_id}
         )
@@ -178,11 +177,7 @@ class StoreRecorder(Callback):
             ]
             self.flush()
             self.store.delete_results(self.experiment_id, trial_id, step)
-        self._stage_result(trial_id, step, reported_metrics(result), node=node_of(result))
-
-    def _stage_result(
-        self, trial_id: str, step: int, metrics: dict[str, float], **columns: Any
-    ) -> None:
+        metrics = reported_metrics(result)
         self._last_step[trial_id] = step
         self._results.append(
             {
@@ -196,14 +191,14 @@ class StoreRecorder(Callback):
         best = self._best.setdefault(trial_id, {})
         keep_best(best, metrics, self.metric, self.mode)
         self._stage(
-            trial_id,
+            trial,
             iterations=step,
             last_result=metrics,
             final_metrics=metrics,
             best_metrics=dict(best),
             value=metrics.get(self.metric),
             best_value=best.get(self.metric),
-            **columns,
+            node=node_of(result),
         )
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
@@ -246,8 +241,6 @@ class StoreRecorder(Callback):
         if path is None and ended_there:
             path = continuation.checkpoint
         return {"checkpoint_path": path} if path else {}
-
-
 
 
 def trial_error(trial: Any) -> tuple[str, str, str]:

@@ -44,7 +44,7 @@ class ContinuedTrial:
     continuation: Continuation
     values: dict[int, float]  # the spec's metric by iteration, as the scheduler judged it
     best: dict[str, float]  # each metric's best in `values`' iterations
-    last_step: int  # the last iteration the store has (later ones are reported again)
+    last_step: int  # the last iteration the store has (those after the checkpoint's come again)
     recovered: list[int]  # iterations the store lacks and the checkpoint reports again
     started: bool  # whether it ran before (one that waited when the run stopped has not)
 

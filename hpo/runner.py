@@ -448,7 +448,7 @@ def _tune(
                 mode=spec.mode.value,
                 search_alg=search_alg,
                 scheduler=spec.scheduler.build(
-                    epochs=_epochs(spec),
+                    epochs=None if spec.trainable else spec.training.epochs,
                     pruned=pruned,
                     history=None if resume is None else resume.history(),
                 ),
@@ -511,11 +511,6 @@ def _tune(
         if started_ray:
             ray.shutdown()
     return stop_requested.is_set()
-
-
-def _epochs(spec: Spec) -> int | None:
-    """How long a trial is, where the spec knows it (not for a user's function)."""
-    return None if spec.trainable else spec.training.epochs
 
 
 def _recorder_state(resume: ResumePlan) -> dict[str, Any]:
