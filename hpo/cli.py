@@ -66,6 +66,12 @@ class _Group(click.Group):
         except RunInterrupted as exc:
             err_console.print(f"[yellow]interrupted:[/] {exc}", markup=True, soft_wrap=True)
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            # Ctrl-C before a search installs its own handling (while data loads or Ray
+            # starts): no trial has run. Exit as an interrupted search does, not with
+            # click's "Aborted!" and 1.
+            err_console.print("[yellow]interrupted[/] before any trial started", markup=True)
+            ctx.exit(RunInterrupted.exit_code)
         except HpoError as exc:
             if ctx.meta.get("hpo.debug"):
                 raise

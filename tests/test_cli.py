@@ -70,6 +70,19 @@ def test_reading_commands_without_a_store_say_so_and_create_nothing(workdir: Pat
     assert list(workdir.iterdir()) == []
 
 
+def test_ctrl_c_while_the_data_loads_exits_130_without_a_traceback(workdir: Path, monkeypatch):
+    import hpo.runner
+
+    def interrupted(spec):
+        raise KeyboardInterrupt  # what Python raises on a SIGINT outside the search's handling
+
+    monkeypatch.setattr(hpo.runner, "_load_data", interrupted)
+    result = invoke("run", str(write_spec(workdir / "s.yaml")))
+    assert result.exit_code == 130
+    assert "interrupted before any trial started" in result.output
+    assert "Aborted" not in result.output and "Traceback" not in result.output
+
+
 def test_dry_run_runs_nothing_and_writes_nothing(workdir: Path):
     spec = write_spec(workdir / "s.yaml", searcher="optuna")
     result = invoke("run", str(spec), "--dry-run", "--set", "budget.num_samples=2")
