@@ -67,10 +67,13 @@ class _Group(click.Group):
             err_console.print(f"[yellow]interrupted:[/] {exc}", markup=True, soft_wrap=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            # Ctrl-C before a search installs its own handling (while data loads or Ray
-            # starts): no trial has run. Exit as an interrupted search does, not with
-            # click's "Aborted!" and 1.
-            err_console.print("[yellow]interrupted[/] before any trial started", markup=True)
+            # Ctrl-C outside a search's own handling (while data loads or Ray starts, or after
+            # the trials): exit as an interrupted search does, not with click's "Aborted!" and 1.
+            err_console.print(
+                "[yellow]interrupted.[/] An experiment that had started is marked INTERRUPTED "
+                "in the store; `hpo resume NAME` goes on with it.",
+                markup=True,
+            )
             ctx.exit(RunInterrupted.exit_code)
         except HpoError as exc:
             if ctx.meta.get("hpo.debug"):

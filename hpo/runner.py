@@ -214,6 +214,8 @@ def _search(
     run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePlan | None
 ) -> Experiment:
     """Run the trials of `run` on Ray Tune and record how the experiment ended."""
+    from hpo.interrupts import stop_on_signals
+
     store, spec = run.store, run.spec
     status = ExperimentStatus.FAILED
     experiment = Experiment(run.name, store)
@@ -223,7 +225,11 @@ def _search(
             stopped = False
             run.placement.release()
         else:
-            stopped = _tune(run, callbacks, live, resume)
+            # The first Ctrl-C or SIGTERM stops the trials gracefully; a second one, also
+            # while Ray shuts down after the first, stops at once.
+            with stop_on_signals(lambda: _stop_at_once(run)) as stop_requested:
+                _tune(run, callbacks, live, resume)
+            stopped = stop_requested.is_set()
         if stopped:
             status = ExperimentStatus.INTERRUPTED
         else:
@@ -246,6 +252,17 @@ def _search(
         raise RunFailed(_failure_message(experiment))
     experiment.row = store.experiment(run.name)  # as it ended
     return experiment
+
+
+def _stop_at_once(run: _Run) -> None:
+    """A second Ctrl-C: the store says the experiment was interrupted, and how to go on."""
+    # No flush of buffered results: the main thread may be inside one, and a resume runs
+    # those epochs again from the last checkpoint anyway.
+    try:
+        _record_end(run.store, run.experiment_id, ExperimentStatus.INTERRUPTED)
+    finally:
+        command = resume_command(run.name, run.store.url, run.placement)
+        sys.stderr.write(f"Continue it with: {command}\n")
 
 
 def _record_end(store: Store, experiment_id: int, status: ExperimentStatus) -> None:
@@ -389,14 +406,14 @@ def _failure_message(experiment: Experiment) -> str:
 
 def _tune(
     run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePlan | None
-) -> bool:
-    """Run the search on Ray Tune; returns whether a signal stopped it before its end."""
+) -> None:
+    """Run the search on Ray Tune (a signal stops it gracefully: see `_search`)."""
     import ray
     from ray import tune
     from ray.tune.stopper import CombinedStopper
 
     from hpo.fail_fast import FailFast
-    from hpo.interrupts import StopRequested, stop_on_signals
+    from hpo.interrupts import StopRequested
     from hpo.progress import progress_view
     from hpo.recording import StoreRecorder
 
@@ -484,21 +501,10 @@ def _tune(
         )
         log_dir = storage_path / name
         log_dir.mkdir(parents=True, exist_ok=True)
-
-        def stop_at_once() -> None:
-            # No flush of buffered results: the main thread may be inside one, and a resume
-            # runs those epochs again from the last checkpoint anyway.
-            try:
-                _record_end(store, run.experiment_id, ExperimentStatus.INTERRUPTED)
-            finally:
-                command = resume_command(name, store.url, run.placement)
-                sys.stderr.write(f"Continue it with: {command}\n")
-
         with (
             _ray_logs_to(log_dir / "ray.log"),
             _environment(_TUNE_ENVIRONMENT),
             _without_callback_telemetry(),
-            stop_on_signals(stop_at_once) as stop_requested,
         ):
             tuner.fit()
         # Trials that Ray ended without a word to its callbacks (the time budget ran out, or a
@@ -510,7 +516,6 @@ def _tune(
         view.close()
         if started_ray:
             ray.shutdown()
-    return stop_requested.is_set()
 
 
 def _recorder_state(resume: ResumePlan) -> dict[str, Any]:
