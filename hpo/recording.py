@@ -280,14 +280,28 @@ class BestCheckpoints(Callback):
         self.metric = metric
         self.mode = mode
         self.keep_trials = keep_trials
-        # Best first: value, trial id, the folders that hold its checkpoints.
-        self._kept: list[tuple[float, str, list[Path]]] = []
+        # Best first: value, trial id, the folders that hold its checkpoints. In a resumed
+        # run, the earlier runs' finished trials that kept theirs count too.
+        self._kept: list[tuple[float, str, list[Path]]] = [
+            (row["best_value"], row["trial_id"], [Path(row["checkpoint_path"]).parent])
+            for row in store.trial_rows(
+                experiment_id, ["trial_id", "status", "best_value", "checkpoint_path"]
+            )
+            if row["status"] in (TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value)
+            and row["checkpoint_path"]
+            and row["best_value"] is not None
+        ]
+        self._kept.sort(key=lambda kept: kept[0], reverse=self.mode == "max")
 
     def _ended(self, trial: Any, value: float | None) -> None:
         if not trial.path:
             return
-        # Tune's trial folder, and a DDP trial's Ray Train run (see `hpo.trainable.distributed`).
+        # Tune's trial folder, a DDP trial's Ray Train run (see `hpo.trainable.distributed`),
+        # and for a trial `hpo resume` continued, the folder of the checkpoint it started from.
         folders = [Path(trial.path), Path(trial.path).parent / f"ddp_{trial.trial_id}"]
+        continuation = split(trial.config)[1]
+        if continuation is not None and continuation.checkpoint:
+            folders.append(Path(continuation.checkpoint).parent)
         if not any(any(f.glob("checkpoint_*")) for f in folders):
             return  # no checkpoint, or not on this machine's disk
         if value is None or value != value:  # failed, or never reported the metric

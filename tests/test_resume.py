@@ -535,6 +535,30 @@ def test_results_a_killed_driver_had_not_written_are_taken_from_checkpoints_not_
     assert history.loc[first, "val_accuracy"].tolist() == before.loc[first, "val_accuracy"].tolist()
 
 
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session")
+def test_keep_trials_counts_the_whole_experiment_across_resumes(workdir):
+    """`checkpoint.keep_trials` trials of the experiment keep checkpoints, not so many per run."""
+    import hpo
+
+    spec = tiny_spec(
+        name="kept", checkpoint={"every": 1, "keep_trials": 2}, budget={"num_samples": 4}
+    )
+    first = hpo.run(spec).trials()
+    dropped = first[first["checkpoint_path"].isna()]["trial_id"]
+    assert len(dropped) == 2
+    # The two trials that lost their checkpoints run again in a resumed run.
+    as_a_killed_driver_leaves_it(workdir, "kept", dict.fromkeys(dropped, 0))
+
+    after = hpo.resume("kept")
+    trials = after.trials()
+    assert set(trials["status"]) == {"COMPLETED"}
+    kept = trials.dropna(subset=["checkpoint_path"])
+    assert set(kept["trial_id"]) == set(after.best(2)["trial_id"])
+    on_disk = latest_checkpoints(workdir / "hpo-results" / "kept")
+    assert set(on_disk) == set(kept["trial_id"])
+
+
 def counts_to_four(config: dict) -> None:
     """A user's training function with a checkpoint every step; `trained_at` tells runs apart."""
     import tempfile
