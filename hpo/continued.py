@@ -17,6 +17,7 @@ Imported by the trial workers: no torch, no pandas.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from numbers import Number
 from typing import Any
@@ -117,6 +118,24 @@ class History:
             for it in range(self._replay_from, self.iteration + 1)
             if str(it) in self.results
         ]
+
+    def replay(
+        self,
+        report: Callable[..., None],
+        fields: dict[str, Any],
+        *,
+        last: dict[str, Any] | None = None,
+        checkpoint: Any = None,
+    ) -> None:
+        """Report the `replays` through `report` (Ray Tune's or Ray Train's), each with
+        `fields`; the last one also with `last` and `checkpoint`."""
+        replays = self.replays()
+        for result in replays:
+            final = result is replays[-1]
+            report(
+                {**result, **fields, **((last or {}) if final else {})},
+                checkpoint=checkpoint if final else None,
+            )
 
     def metadata(self) -> dict[str, Any]:
         """For the checkpoint of the latest iteration."""

@@ -124,16 +124,14 @@ def run_user_function(
     # fresh worker seconds for a function that never uses it.
     if "torch" in sys.modules:
         sys.modules["torch"].manual_seed(trial_seed)
-    replays = _trial.history.replays()
-    if replays:  # restored: its results the store lacks, and its own (see `History`)
-        from ray import tune
+    from ray import tune
 
-        from hpo.cluster import NODE_KEY, node_label
+    from hpo.cluster import NODE_KEY, node_label
 
-        # Without the checkpoint: reported again, it would be a copy, and Ray could delete
-        # the original (it keeps `checkpoint.keep`) before the function has read it.
-        for replay in replays:
-            tune.report({**replay, NODE_KEY: node_label()})
+    # Restored: its results the store lacks, and its own, again (see `History`). Without the
+    # checkpoint: reported again, it would be a copy, and Ray could delete the original (it
+    # keeps `checkpoint.keep`) before the function has read it.
+    _trial.history.replay(tune.report, {NODE_KEY: node_label()})
     user_fn(config)
 
 

@@ -44,9 +44,13 @@ class ContinuedTrial:
     continuation: Continuation
     values: dict[int, float]  # the spec's metric by iteration, as the scheduler judged it
     best: dict[str, float]  # each metric's best in `values`' iterations
-    last_step: int  # the last iteration the store has (those after the checkpoint's come again)
     recovered: list[int]  # iterations the store lacks and the checkpoint reports again
     started: bool  # whether it ran before (one that waited when the run stopped has not)
+
+    @property
+    def last_step(self) -> int:
+        """The last iteration the store has (those after the checkpoint's come again)."""
+        return self.continuation.stored
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,6 @@ def plan_resume(
                 continuation=Continuation(trial_id, row["number"], path, iteration, stored_step),
                 values={it: v for it, v in values.items() if it <= known},
                 best=best,
-                last_step=stored_step,
                 recovered=sorted(it for it in saved if stored_step < it <= iteration),
                 started=row["started_at"] is not None,
             )

@@ -103,14 +103,14 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     history = History(loop_config["trial_id"], restored, stored)
     rank = train.get_context().get_world_rank()
     node = _group_nodes(node_label())
-    replays = history.replays()
-    for replay in replays:  # restored: its results the store lacks, and its own (see `History`)
-        last = replay is replays[-1]
-        # Every rank reports as often as the others; rank 0 hands over the checkpoint.
-        train.report(
-            {**replay, FINAL_KEY: last and trainer.finished, NODE_KEY: node},
-            checkpoint=restored if last and rank == 0 else None,
-        )
+    # Restored: its results the store lacks, and its own, again (see `History`). Every rank
+    # reports as often as the others; rank 0 hands over the checkpoint.
+    history.replay(
+        train.report,
+        {NODE_KEY: node, FINAL_KEY: False},
+        last={FINAL_KEY: trainer.finished},
+        checkpoint=restored if rank == 0 else None,
+    )
     every = trainer.cfg.checkpoint.every
     for metrics in trainer.run():
         epoch = metrics["epoch"]

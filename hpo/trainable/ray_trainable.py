@@ -39,13 +39,13 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset) -> None:
 
     every = trainer.cfg.checkpoint.every
     node = node_label()
-    replays = history.replays()
-    for replay in replays:  # restored: its results the store lacks, and its own (see `History`)
-        last = replay is replays[-1]
-        tune.report(
-            {**replay, FINAL_KEY: last and trainer.finished, NODE_KEY: node},
-            checkpoint=restored if last else None,
-        )
+    # Restored: its results the store lacks, and its own, again (see `History`).
+    history.replay(
+        tune.report,
+        {NODE_KEY: node, FINAL_KEY: False},
+        last={FINAL_KEY: trainer.finished},
+        checkpoint=restored,
+    )
     for metrics in trainer.run():
         # Iterations are epochs, also for a trial continued from a checkpoint in a new run
         # (where Ray would count from 1): the scheduler's rungs and the store count epochs.
