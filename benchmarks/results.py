@@ -120,9 +120,9 @@ def run_hpo(workdir: Path, constants: dict[str, Any], *, tracking: bool) -> Run:
     from rich.console import Console
 
     import hpo
-    from hpo.custom import function_name
-    from hpo.runner import execute
-    from hpo.spec import load_spec
+    from hpo.runner._runner import execute
+    from hpo.spec._spec import load_spec
+    from hpo.trainable.user_function import function_name
 
     store = f"sqlite:///{workdir / 'hpo.db'}"
     spec = load_spec(

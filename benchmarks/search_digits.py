@@ -4,7 +4,7 @@ Issue 6's `real` benchmark. All three train the same torch MLP on digits with th
 (`hpo.trainable.loop.fit`), search the same space with Optuna's TPE and prune with successive
 halving, on 2 workers, so the wall times compare orchestration, not training code:
 
-- hpo: `hpo.runner.execute` (what `hpo run` calls, minus the CLI's start-up), on the same
+- hpo: `hpo.runner._runner.execute` (what `hpo run` calls, minus the CLI's start-up), on the same
   local Ray as bare Ray Tune;
 - bare Ray Tune as its docs show it: Tuner, OptunaSearch, ASHA, default settings;
 - Optuna alone: 2 processes sharing one study in a journal file.
@@ -36,7 +36,7 @@ from _common import (
 )
 
 if TYPE_CHECKING:
-    from hpo.spec import Spec
+    from hpo.spec._spec import Spec
 
 SPEC = Path(__file__).resolve().parent.parent / "search_spaces" / "digits_mlp.yaml"
 
@@ -46,7 +46,7 @@ def run_hpo(spec: Spec, workdir: Path) -> tuple[float, float]:
     from rich.console import Console
 
     import hpo
-    from hpo.runner import execute
+    from hpo.runner._runner import execute
 
     started = time.perf_counter()
     experiment = execute(
@@ -118,8 +118,8 @@ def _optuna_worker(overrides: dict[str, Any], journal: str, rank: int, num_trial
     import optuna
     import torch
 
-    from hpo.space import optuna_name, set_path
-    from hpo.spec import load_spec
+    from hpo.search._space import optuna_name, set_path
+    from hpo.spec._spec import load_spec
     from hpo.trainable.data import load_dataset
     from hpo.trainable.loop import fit
 
@@ -198,7 +198,7 @@ def main() -> None:
     args = parser.parse_args()
     quiet_libraries()
 
-    from hpo.spec import load_spec
+    from hpo.spec._spec import load_spec
 
     overrides: dict[str, Any] = (
         {"budget.num_samples": 12, "training.epochs": 10}

@@ -7,7 +7,7 @@ so that the time is all the searcher's. Ray's trial scheduling is left out (`ove
 difference measured here. In one run, in one process, alternating rows:
 
 - bare Optuna: `study.ask()`, `trial.suggest_float(...)` x 10, `study.tell(...)`;
-- hpo's define-by-run path: the sampler of `hpo.searchers.OptunaSearcher`, and
+- hpo's define-by-run path: the sampler of `hpo.search._searchers.OptunaSearcher`, and
   `Space.optuna_define_by_run()` called on each `study.ask()` trial, then `study.tell(...)`;
 - the same as Ray calls it in an hpo run: the `OptunaSearch` that `OptunaSearcher.build`
   returns, `suggest(trial_id)` and `on_trial_complete(trial_id, result)` (no Ray cluster).
@@ -44,13 +44,13 @@ def objective(params: Mapping[str, float]) -> float:
 
 
 def searcher_spec() -> Any:
-    from hpo.searchers import OptunaSearcher
+    from hpo.search._searchers import OptunaSearcher
 
     return OptunaSearcher(name="optuna")  # TPE, 10 start-up trials, multivariate: hpo's default
 
 
 def hpo_space() -> Any:
-    from hpo.space import FloatDist, Space
+    from hpo.search._space import FloatDist, Space
 
     return Space(
         {

@@ -67,7 +67,7 @@ class FakeTrial:
 
 
 def _spec() -> Any:
-    from hpo.spec import load_spec
+    from hpo.spec._spec import load_spec
 
     return load_spec(SPEC)
 
@@ -117,7 +117,7 @@ def _recorder(store: Any, experiment_id: int, spec: Any) -> Any:
     """hpo's store callback as the runner builds it (no trial pruned by a scheduler here)."""
     import inspect
 
-    from hpo.recording import StoreRecorder
+    from hpo.events._recorder import StoreRecorder
 
     args = [store, experiment_id, spec.search_space(), spec.metric, spec.mode.value]
     # The runner also hands over the set its scheduler fills with pruned trials (newer hpo).
@@ -136,7 +136,7 @@ def callback_throughput(url: str, num_trials: int, results_per_trial: int) -> di
     """
     import numpy as np
 
-    from hpo.space import set_path
+    from hpo.search._space import set_path
 
     spec = _spec()
     rng = np.random.default_rng(0)
@@ -271,7 +271,7 @@ def fill_hpo(url: str, num_trials: int, batch: int = 50) -> float:
     """
     import numpy as np
 
-    from hpo.space import set_path
+    from hpo.search._space import set_path
     from hpo.store import TrialStatus, now
 
     spec = _spec()
@@ -328,7 +328,7 @@ def fill_optuna(url: str, num_trials: int, batch: int = 500) -> float:
     import numpy as np
     import optuna
 
-    from hpo.space import optuna_name
+    from hpo.search._space import optuna_name
 
     spec = _spec()
     rng = np.random.default_rng(1)

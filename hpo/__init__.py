@@ -6,28 +6,28 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hpo.analysis import Experiment, compare, experiments, load
-    from hpo.custom import get_checkpoint, report, tune
     from hpo.errors import HpoError, RunFailed, RunInterrupted, SpecError
-    from hpo.runner import resume, run
+    from hpo.results import Experiment, compare, experiments, load
+    from hpo.runner import resume, run, tune
     from hpo.spec import Spec, load_spec
+    from hpo.trainable.user_function import get_checkpoint, report
 
 # Public name -> the module that defines it. Imported on first use, so that `hpo --help` and
 # `hpo validate` do not pay for pandas, torch or Ray.
 _EXPORTS = {
-    "Experiment": "hpo.analysis",
-    "compare": "hpo.analysis",
-    "experiments": "hpo.analysis",
-    "load": "hpo.analysis",
+    "Experiment": "hpo.results",
+    "compare": "hpo.results",
+    "experiments": "hpo.results",
+    "load": "hpo.results",
     "HpoError": "hpo.errors",
     "RunFailed": "hpo.errors",
     "RunInterrupted": "hpo.errors",
     "SpecError": "hpo.errors",
     "run": "hpo.runner",
     "resume": "hpo.runner",
-    "tune": "hpo.custom",
-    "report": "hpo.custom",
-    "get_checkpoint": "hpo.custom",
+    "tune": "hpo.runner",
+    "report": "hpo.trainable.user_function",
+    "get_checkpoint": "hpo.trainable.user_function",
     "Spec": "hpo.spec",
     "load_spec": "hpo.spec",
 }

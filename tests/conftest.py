@@ -75,7 +75,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path):
         )
     import sqlalchemy as sa
 
-    from hpo.store.schema import metadata
+    from hpo.store._schema import metadata
 
     yield url
     engine = sa.create_engine(url)

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from ray import tune
 
 import hpo
-from hpo.cli import cli
+from hpo.cli._app import cli
 from hpo.errors import SpecError, UnsafeCheckpoint
-from hpo.spec import load_spec
+from hpo.spec._spec import load_spec
 from hpo.store import TrialStatus
 from hpo.trainable.checkpoint import STATE_FILE, load_checkpoint
 from tests.conftest import tiny_spec

@@ -1,7 +1,8 @@
 """The results store: schema, migrations, and the one class that reads and writes it."""
 
-from hpo.store.schema import SCHEMA_VERSION, ExperimentStatus, TrialStatus
-from hpo.store.store import DEFAULT_STORE, STORE_ENV, Store, now, resolve_url
+from hpo.store._schema import SCHEMA_VERSION
+from hpo.store._store import DEFAULT_STORE, STORE_ENV, Store, now, resolve_url
+from hpo.types import ExperimentStatus, TrialStatus
 
 __all__ = [
     "DEFAULT_STORE",

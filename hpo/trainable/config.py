@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from hpo.options import Options
+from hpo._options import Options
 from hpo.trainable.data import DATASETS, Task, dataset_task
 from hpo.trainable.models import MODELS
 from hpo.trainable.optim import OPTIMIZERS

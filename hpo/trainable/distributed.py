@@ -36,7 +36,7 @@ def ddp_trainable(
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from hpo.continued import split
+    from hpo.resuming import split
 
     context = tune.get_context()
     config, continuation = split(config)
@@ -82,10 +82,10 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     import torch
     from ray import train
 
-    from hpo.cluster import NODE_KEY, node_label
-    from hpo.continued import History
+    from hpo.resuming import History
     from hpo.trainable.checkpoint import load_checkpoint, save_checkpoint
     from hpo.trainable.loop import Trainer
+    from hpo.trainable.node import NODE_KEY, node_label
 
     torch.set_num_threads(max(1, int(loop_config["cpu"])))
     if torch.cuda.is_available():

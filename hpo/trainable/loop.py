@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from hpo.finite import check_finite
 from hpo.trainable.config import FINAL_KEY, TrainableConfig, TrainingConfig
 from hpo.trainable.data import Dataset, Task, split
 from hpo.trainable.early_stopping import EarlyStopping
+from hpo.trainable.finite import check_finite
 from hpo.trainable.metrics import classification_metrics, regression_metrics
 from hpo.trainable.models import build_model
 from hpo.trainable.optim import build_optimizer

@@ -2,7 +2,7 @@
 
 A trial reports a checkpoint every `checkpoint.every` epochs and at its last epoch, and a
 restored trial continues from its latest one: Ray's, when Ray retries it after a failure, or
-the one `hpo resume` found for it (see `hpo.continued`). Its checkpoints carry its results so
+the one `hpo resume` found for it (see `hpo.resuming._continuation`). Its checkpoints carry its results so
 far (`History`), for a resume after the driver died before it recorded them.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from hpo.continued import start
+from hpo.resuming import start
 from hpo.trainable.config import FINAL_KEY
 from hpo.trainable.data import Dataset
 
@@ -22,9 +22,9 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset) -> None:
     import torch
     from ray import tune
 
-    from hpo.cluster import NODE_KEY, node_label
     from hpo.trainable.checkpoint import load_checkpoint, save_checkpoint
     from hpo.trainable.loop import Trainer
+    from hpo.trainable.node import NODE_KEY, node_label
 
     # One thread per CPU the trial was given: two trials on two cores must not fight over
     # all cores each (torch defaults to every core it sees).

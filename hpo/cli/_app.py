@@ -1,0 +1,594 @@
+"""The `hpo` command: run, validate, and look at searches.
+
+Exit codes: 0 success, 1 the run failed (no trial finished without an error), 2 a usage or
+spec error. Errors a user can fix are printed without a traceback unless `--debug` is given.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from hpo.errors import HpoError, RunInterrupted, SpecError, UsageError
+from hpo.search import nest
+from hpo.spec import Spec, load_spec
+from hpo.store import TrialStatus, resolve_url
+from hpo.trainable.user_code import is_reference
+
+# Off a terminal (a pipe, a CI log) rich would cut tables at 80 columns; keep them whole.
+_WIDTH = None if sys.stdout.isatty() else 200
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH)
+
+PREVIEW_TRIALS = 5
+
+
+def _remember_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta["hpo.debug"] = True
+
+
+debug_option = click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    callback=_remember_debug,
+    help="Show tracebacks of errors.",
+)
+store_option = click.option(
+    "--store", metavar="URL", help="Results store: SQLAlchemy URL or SQLite path [env: HPO_STORE]."
+)
+
+
+address_option = click.option(
+    "--address",
+    metavar="auto|HOST:PORT",
+    help="Run on an existing Ray cluster [env: RAY_ADDRESS; default: a local Ray].",
+)
+
+
+class _Group(click.Group):
+    """Turns hpo's errors into a message and an exit code instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RunInterrupted as exc:
+            err_console.print(f"[yellow]interrupted:[/] {exc}", markup=True, soft_wrap=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            # Ctrl-C outside a search's own handling (while data loads or Ray starts, or after
+            # the trials): exit as an interrupted search does, not with click's "Aborted!" and 1.
+            err_console.print(
+                "[yellow]interrupted.[/] An experiment that had started is marked INTERRUPTED "
+                "in the store; `hpo resume NAME` goes on with it.",
+                markup=True,
+            )
+            ctx.exit(RunInterrupted.exit_code)
+        except HpoError as exc:
+            if ctx.meta.get("hpo.debug"):
+                raise
+            err_console.print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True, highlight=False)
+            if not isinstance(exc, SpecError):
+                err_console.print("[dim](run with --debug for the traceback)[/]")
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@debug_option
+@click.version_option(package_name="hpo-orchestra", prog_name="hpo")
+def cli() -> None:
+    """Hyperparameter search for PyTorch: one YAML spec, Ray Tune trials, one results store."""
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a spec key (repeatable).",
+)
+@click.option("--name", help="Experiment name (default: the spec's name).")
+@store_option
+@click.option(
+    "--dry-run", is_flag=True, help="Show the resolved spec and the first trials; run nothing."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress; only the result.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="A line per finished trial instead of the live view."
+)
+@address_option
+@click.option(
+    "--storage-path",
+    metavar="DIR|URI",
+    help="Checkpoints: a folder every node reaches, or s3://... [default: ./hpo-results].",
+)
+@debug_option
+def run(
+    spec_path: Path,
+    overrides: tuple[str, ...],
+    name: str | None,
+    store: str | None,
+    dry_run: bool,
+    quiet: bool,
+    verbose: bool,
+    address: str | None,
+    storage_path: str | None,
+) -> None:
+    """Run the search a spec describes."""
+    # JSON is YAML: the name stays a string whatever it looks like.
+    spec = load_spec(spec_path, [*overrides, *([f"name={json.dumps(name)}"] if name else [])])
+    store_url = resolve_url(store, spec.store)
+    if dry_run:
+        _print_dry_run(spec, store_url)
+        return
+    from hpo.runner import execute
+
+    progress = Console(quiet=True) if quiet else console
+    experiment = execute(
+        spec,
+        store_url=store_url,
+        console=progress,
+        live=not verbose,
+        address=address,
+        storage_path=storage_path,
+    )
+    _print_summary(experiment, store, brief=quiet)
+
+
+@cli.command()
+@click.argument("name")
+@store_option
+@click.option("--errored", is_flag=True, help="Also run the trials that ended with an error again.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress; only the result.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="A line per finished trial instead of the live view."
+)
+@address_option
+@debug_option
+def resume(
+    name: str, store: str | None, errored: bool, quiet: bool, verbose: bool, address: str | None
+) -> None:
+    """Go on with an experiment that stopped before its end (Ctrl-C, a killed run).
+
+    Completed and pruned trials are kept; running and interrupted ones continue from their
+    latest checkpoint; new trials make up the spec's budget.
+    """
+    from hpo.runner import resume as resume_experiment
+
+    progress = Console(quiet=True) if quiet else console
+    experiment = resume_experiment(
+        name,
+        store_url=resolve_url(store),
+        errored=errored,
+        console=progress,
+        live=not verbose,
+        address=address,
+    )
+    _print_summary(experiment, store, brief=quiet)
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a spec key (repeatable).",
+)
+@debug_option
+def validate(spec_path: Path, overrides: tuple[str, ...]) -> None:
+    """Check a spec without running anything."""
+    spec = load_spec(spec_path, overrides)
+    if spec.trainable or is_reference(spec.model.name):  # the user's code, by reference
+        from hpo.runner import check_user_code
+
+        check_user_code(spec)
+    console.print(f"[green]ok[/] {spec_path}: {_describe(spec)}")
+
+
+@cli.command()
+@debug_option
+def schema() -> None:
+    """Print the JSON Schema of a spec, for editors to validate and complete spec files."""
+    click.echo(json.dumps(Spec.model_json_schema(), indent=2))
+
+
+@cli.command(name="ls")
+@store_option
+@debug_option
+def list_experiments(store: str | None) -> None:
+    """List the experiments in the store."""
+    from hpo.results import experiments
+
+    table = experiments(resolve_url(store))
+    if table.empty:
+        console.print(f"No experiments in {resolve_url(store)} yet.")
+        return
+    view = Table(
+        "name", "status", "metric", "best", "trials", "completed", "pruned", "errors", "started"
+    )
+    for row in table.itertuples():
+        view.add_row(
+            row.name,
+            row.status,
+            f"{row.mode} {row.metric}",
+            _fmt(row.best_value),
+            *(
+                str(int(v)) if v == v and v is not None else "0"
+                for v in (row.trials, row.completed, row.pruned, row.errored)
+            ),
+            f"{row.started_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(view)
+
+
+@cli.command()
+@click.argument("name")
+@store_option
+@click.option(
+    "--sort",
+    "sort_by",
+    metavar="COL",
+    help="Order by a column (default: the best value of the spec's metric); -COL reverses.",
+)
+@click.option("--top", type=click.IntRange(min=1), help="Show only the first K trials.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in TrialStatus], case_sensitive=False),
+    help="Only trials in this status (repeatable).",
+)
+@click.option(
+    "--trial",
+    "number",
+    type=click.IntRange(min=0),
+    help=(
+        "Show one trial whole: its metrics by epoch, checkpoint, and error with traceback "
+        "(-f csv: its epochs; --sort, --top and --status do not apply)."
+    ),
+)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@debug_option
+def show(
+    name: str,
+    store: str | None,
+    sort_by: str | None,
+    top: int | None,
+    statuses: tuple[str, ...],
+    number: int | None,
+    fmt: str,
+) -> None:
+    """Show an experiment's trials, best first (or one trial whole, with --trial)."""
+    from hpo.results import load, select
+
+    experiment = load(name, resolve_url(store))
+    if number is not None:
+        _show_trial(experiment, number, fmt)
+        return
+    trials = select(experiment, sort_by=sort_by, top=top, statuses=[s.upper() for s in statuses])
+    if fmt == "json":
+        click.echo(trials.to_json(orient="records", date_format="iso", indent=2))
+        return
+    if fmt == "csv":
+        click.echo(trials.to_csv(index=False), nl=False)
+        return
+    test = experiment.row["test_metrics"]
+    console.print(
+        f"[bold]{experiment.name}[/]: {experiment.status}, {experiment.mode} {experiment.metric}"
+    )
+    if test:
+        console.print(
+            "test split, best trial: " + ", ".join(f"{k} {_fmt(v)}" for k, v in test.items())
+        )
+    console.print(_trial_table(trials, experiment.metric))
+    failed = trials.dropna(subset=["error"])
+    for _, row in failed.iterrows():
+        console.print(
+            f"[red]trial {row['number']} failed:[/] {row['error']}", markup=True, highlight=False
+        )
+    if not failed.empty:
+        console.print(
+            f"Traceback: hpo show {experiment.name}{f' --store {store}' if store else ''}"
+            f" --trial {failed.iloc[0]['number']}",
+            highlight=False,
+        )
+    console.print(
+        f"Plots: hpo report {experiment.name}{f' --store {store}' if store else ''}"
+        f" -o {experiment.name}.html"
+    )
+
+
+@cli.command()
+@click.argument("name")
+@store_option
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+)
+@debug_option
+def best(name: str, store: str | None, fmt: str) -> None:
+    """Print the best trial as a spec that runs it alone (`hpo best NAME > best.yaml`)."""
+    from hpo.results import load
+
+    spec = load(name, resolve_url(store)).best_spec()
+    click.echo(
+        yaml.safe_dump(spec, sort_keys=False) if fmt == "yaml" else json.dumps(spec, indent=2),
+        nl=fmt == "json",
+    )
+
+
+@cli.command()
+@click.argument("name")
+@store_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A .csv or .parquet file.",
+)
+@click.option(
+    "--history", is_flag=True, help="One row per trial and iteration instead of per trial."
+)
+@click.option(
+    "--optuna",
+    "optuna_url",
+    metavar="URL",
+    help="Write an Optuna study to this storage URL instead.",
+)
+@debug_option
+def export(
+    name: str, store: str | None, output: Path | None, history: bool, optuna_url: str | None
+) -> None:
+    """Write an experiment's trials to CSV or Parquet, or as an Optuna study."""
+    from hpo.results import load, to_file, to_optuna
+
+    experiment = load(name, resolve_url(store))
+    if optuna_url:
+        study = to_optuna(experiment, optuna_url)
+        console.print(
+            f"Wrote Optuna study {study.study_name!r} ({len(study.trials)} trials) to {optuna_url}"
+        )
+        console.print(f"Open it with: optuna-dashboard {optuna_url}")
+    if output:
+        rows = to_file(experiment, output, history=history)
+        console.print(f"Wrote {rows} rows to {output}")
+    if not optuna_url and not output:
+        raise UsageError("say where to export: -o FILE (.csv or .parquet) or --optuna URL")
+
+
+@cli.command()
+@click.argument("name")
+@store_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file to write [default: NAME.html, unless --png is given].",
+)
+@click.option(
+    "--png",
+    "png_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Also write each figure as DIR/<figure>.png.",
+)
+@debug_option
+def report(name: str, store: str | None, output: Path | None, png_dir: Path | None) -> None:
+    """Write one self-contained HTML file (it opens offline) that shows a search at a glance."""
+    from hpo.results import load, write_html, write_png
+
+    experiment = load(name, resolve_url(store))
+    if output is None and png_dir is None:
+        output = Path(f"{experiment.name}.html")
+    if output is not None:
+        path = write_html(experiment, output)
+        console.print(f"Wrote {path} ({path.stat().st_size / 1024:.0f} kB)")
+    if png_dir is not None:
+        files = write_png(experiment, png_dir)
+        console.print(f"Wrote {len(files)} figures to {png_dir}/")
+
+
+def _trial_table(trials: Any, metric: str) -> Table:
+    params = [c for c in trials.columns if c.startswith("params.")]
+    tests = [c for c in trials.columns if c.startswith("test.")]
+    # Where each trial ran, once trials ran on more than one Ray node (a cluster).
+    nodes = ["node"] if trials["node"].nunique() > 1 else []
+    view = Table()
+    for column in ["#", "status", "epochs", f"best {metric}", "final", "seconds", *nodes]:
+        view.add_column(column, justify="left" if column in ("status", "node") else "right")
+    for column in params + tests:
+        view.add_column(column.removeprefix("params."), justify="right")
+    for _, row in trials.iterrows():
+        view.add_row(
+            str(row["number"]),
+            row["status"],
+            str(row["iterations"]),
+            _fmt(row.get(f"best.{metric}")),
+            _fmt(row.get(f"final.{metric}")),
+            _fmt(row["duration_s"], digits=1),
+            *(str(row["node"] or "") for _ in nodes),
+            *(_fmt(row[c]) for c in params + tests),
+        )
+    return view
+
+
+def _show_trial(experiment: Any, number: int, fmt: str) -> None:
+    """`hpo show NAME --trial N`: one trial, whole."""
+    trial = experiment.trial(number)
+    history = trial.pop("history")
+    if fmt == "csv":
+        click.echo(history.to_csv(index=False), nl=False)
+        return
+    if fmt == "json":
+        # What JSON has no word for: NaN and infinities as null, times as ISO text (as pandas
+        # writes them for `hpo show -f json`).
+        rows = json.loads(history.to_json(orient="records", date_format="iso"))
+        click.echo(json.dumps(_plain_json({**trial, "history": rows}), indent=2, allow_nan=False))
+        return
+    started, ended = trial["started_at"], trial["ended_at"]
+    seconds = f", {(ended - started).total_seconds():.1f} s" if started and ended else ""
+    console.print(
+        f"[bold]{experiment.name}[/] trial {number} ({trial['trial_id']}): {trial['status']}, "
+        f"{trial['iterations']} epochs{seconds}" + (f", on {trial['node']}" if trial["node"] else ""),
+        highlight=False,
+    )
+    console.print("params: " + ", ".join(f"{k} {_fmt(v)}" for k, v in trial["params"].items()))
+    if not history.empty:
+        hidden = {"trial_id", "iteration", "reported_at"}
+        if "epoch" in history and (history["epoch"] == history["iteration"]).all():
+            hidden.add("epoch")  # hpo's trainable: the same as the first column
+        metrics = [c for c in history.columns if c not in hidden]
+        table = Table("epoch", *metrics)
+        for _, row in history.iterrows():
+            table.add_row(str(row["iteration"]), *(_fmt(row[c]) for c in metrics))
+        console.print(table)
+    if trial["checkpoint_path"]:
+        console.print(f"checkpoint: {trial['checkpoint_path']}", highlight=False)
+    if trial["error"]:
+        console.print(f"[red]failed:[/] {trial['error']}", highlight=False)
+        if trial["error_traceback"]:
+            console.print(trial["error_traceback"].rstrip(), markup=False, highlight=False)
+
+
+# --- output helpers ----------------------------------------------------------------------------
+
+
+def _describe(spec: Spec) -> str:
+    space = spec.search_space()
+    size = space.grid_size()
+    shape = f"{size} grid points" if size is not None else "continuous"
+    return (
+        f"{spec.name}: {spec.num_trials()} trials, {spec.searcher.name} search, {spec.scheduler.name} "
+        f"scheduler, {spec.mode.value} {spec.metric}; {len(space)} parameters ({shape})"
+    )
+
+
+def _plain_json(value: Any) -> Any:
+    """A value of the store as strict JSON takes it: NaN and infinities as None, times as ISO."""
+    if isinstance(value, dict):
+        return {key: _plain_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_json(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _plain_values(values: dict[str, Any]) -> dict[str, Any]:
+    """numpy scalars from a pandas row as Python values, which YAML can write."""
+    return {key: value.item() if hasattr(value, "item") else value for key, value in values.items()}
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _print_dry_run(spec: Spec, store_url: str) -> None:
+    console.print("[bold]Resolved spec[/] (nothing will run):")
+    console.print(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), markup=False)
+    console.print(_describe(spec))
+    console.print(f"store: {store_url}")
+    previews = spec.searcher.preview(
+        spec.search_space(),
+        seed=spec.seed,
+        n=min(PREVIEW_TRIALS, spec.num_trials()),
+    )
+    console.print(f"First {len(previews)} trials the {spec.searcher.name} searcher proposes:")
+    view = Table()
+    keys = list(spec.search_space())
+    view.add_column("#", justify="right")
+    for key in keys:
+        view.add_column(key, justify="right")
+    for i, params in enumerate(previews):
+        view.add_row(str(i), *(_fmt(params[k]) for k in keys))
+    console.print(view)
+
+
+def _print_summary(experiment: Any, store: str | None, *, brief: bool = False) -> None:
+    """The end of a run: counts, the best trial (its config as ready-to-paste YAML), the top
+    five, failures with their reasons, where everything is, and what to run next."""
+    trials = experiment.trials()
+    counts = trials["status"].value_counts()
+    console.print(
+        f"\n[bold]{experiment.name}[/]: {len(trials)} trials: "
+        + ", ".join(f"{n} {status.lower()}" for status, n in counts.items())
+    )
+    top = experiment.best(5)
+    if not top.empty:
+        row = top.iloc[0]
+        console.print(
+            f"Best trial {row['number']}: {experiment.metric} = {row[f'best.{experiment.metric}']:.4f}"
+            f" ({row['status'].lower()} after {row['iterations']} epochs)"
+        )
+        test = experiment.row.get("test_metrics")
+        if test:
+            console.print(
+                "On the test split: " + ", ".join(f"{k} {_fmt(v)}" for k, v in test.items())
+            )
+        if not brief:
+            params = {
+                k.removeprefix("params."): v
+                for k, v in row.items()
+                if k.startswith("params.") and v == v
+            }
+            console.print(
+                "Best config (its searched keys; `hpo best` prints a whole runnable spec):"
+            )
+            console.print(
+                yaml.safe_dump(nest(_plain_values(params)), sort_keys=False), markup=False
+            )
+            console.print("Top trials:")
+            console.print(_trial_table(top, experiment.metric))
+    failed = trials.dropna(subset=["error"])
+    for _, row in failed.head(5).iterrows():
+        console.print(f"[red]trial {row['number']} failed:[/] {row['error']}", highlight=False)
+    if len(failed) > 5:
+        console.print(
+            f"... and {len(failed) - 5} more failed trials (hpo show {experiment.name} --status error)"
+        )
+    store_flag = f" --store {store}" if store else ""
+    folder = Path(experiment.row["storage_path"]) / experiment.name
+    console.print(f"Results: {experiment.store.url}; trial folders, checkpoints and logs: {folder}")
+    console.print(
+        f"Next: hpo show {experiment.name}{store_flag}   hpo best {experiment.name}{store_flag}"
+    )
+    console.print(f"Plots: hpo report {experiment.name}{store_flag} -o {experiment.name}.html")
+
+
+def main() -> None:
+    # As with `python -m`, the user's own modules (`model: {name: my_models:net}`,
+    # `trainable: train:main`) import from the working directory; Ray's workers inherit it.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    cli(prog_name="hpo")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

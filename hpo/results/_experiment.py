@@ -1,0 +1,223 @@
+"""pandas tables of what the store holds: one experiment's trials and history, or all experiments."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hpo.errors import MissingStore, UsageError
+from hpo.store import Store, TrialStatus, resolve_url
+from hpo.trainable.config import TrainableSections
+from hpo.types import metric_mode
+
+# The columns of a trial's row that `trials()` shows as they are (the JSON ones are spread).
+_TRIAL_COLUMNS = (
+    "trial_id",
+    "number",
+    "status",
+    "iterations",
+    "started_at",
+    "ended_at",
+    "error_type",
+    "error",
+    "node",
+    "checkpoint_path",
+)
+
+
+_TRIAL_JSON_COLUMNS = ("params", "final_metrics", "best_metrics", "test_metrics")
+
+
+def _open(store: Store | str | None) -> Store:
+    """The store to read (analysis creates none: `MissingStore` where there is none)."""
+    return store if isinstance(store, Store) else Store(resolve_url(store), create=False)
+
+
+class Experiment:
+    """One experiment in a store, read as pandas tables."""
+
+    def __init__(self, name: str, store: Store | str | None = None):
+        self.store = _open(store)
+        self.row = self.store.experiment(name)
+        self.name: str = self.row["name"]
+        self.metric: str = self.row["metric"]
+        self.mode: str = self.row["mode"]
+
+    def __repr__(self) -> str:
+        return f"Experiment({self.name!r}, metric={self.metric!r}, mode={self.mode!r})"
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The resolved spec the experiment ran with."""
+        return self.row["spec"]
+
+    @property
+    def status(self) -> str:
+        return self.store.experiment(self.name)["status"]
+
+    def history(self) -> pd.DataFrame:
+        """One row per trial and iteration, one column per reported metric."""
+        rows = self.store.result_rows(self.row["id"])
+        if not rows:
+            return pd.DataFrame(columns=["trial_id", "iteration", "reported_at"])
+        table = pd.DataFrame(rows)
+        metrics = pd.json_normalize(table.pop("metrics").tolist())
+        return pd.concat([table, metrics], axis=1)
+
+    def trials(self) -> pd.DataFrame:
+        """One row per trial: id, status, duration, `params.*`, `final.*` and `best.*` of each
+        metric, `test.*` where the trial was evaluated on the test split, and its error."""
+        rows = self.store.trial_rows(self.row["id"], _TRIAL_COLUMNS + _TRIAL_JSON_COLUMNS)
+        table = pd.DataFrame(
+            [{c: r[c] for c in _TRIAL_COLUMNS} for r in rows], columns=list(_TRIAL_COLUMNS)
+        )
+        for column in ("started_at", "ended_at"):
+            table[column] = pd.to_datetime(table[column])
+        table.insert(6, "duration_s", (table["ended_at"] - table["started_at"]).dt.total_seconds())
+        parts = [table]
+        for prefix, column in (
+            ("params.", "params"),
+            ("final.", "final_metrics"),
+            ("best.", "best_metrics"),
+            ("test.", "test_metrics"),
+        ):
+            values = pd.DataFrame([r[column] or {} for r in rows], index=table.index)
+            parts.append(values.add_prefix(prefix))
+        table = pd.concat(parts, axis=1)
+        extra = ["error_type", "error", "node", "checkpoint_path"]
+        return table[[c for c in table.columns if c not in extra] + extra]
+
+    def best(self, k: int = 1) -> pd.DataFrame:
+        """The `k` best trials by the best value of the spec's metric (errored trials excluded)."""
+        table = self.trials()
+        column = f"best.{self.metric}"
+        if column not in table:
+            return table.iloc[0:0]
+        ok = table[table["status"] != TrialStatus.ERROR.value].dropna(subset=[column])
+        return ok.sort_values(column, ascending=self.mode == "min", kind="stable").head(k)
+
+    def best_spec(self) -> dict[str, Any]:
+        """The best trial as a spec of its own: its config, nothing searched, one trial."""
+        top = self.best(1)
+        if top.empty:
+            raise UsageError(
+                f"experiment {self.name!r} has no trial that finished without an error"
+            )
+        config = self.config(top.iloc[0]["trial_id"])
+        sections = {
+            key: value for key, value in config.items() if key in TrainableSections.model_fields
+        }
+        return {
+            "name": f"{self.name}-best",
+            "metric": self.metric,
+            "mode": self.mode,
+            "seed": config.get("seed", self.row["seed"]),
+            **sections,
+            "budget": {"num_samples": 1},
+        }
+
+    def report(self, path: str | Path) -> Path:
+        """Write a self-contained HTML report of the search (see `hpo.results._report`).
+
+        Args:
+            path: the HTML file to write.
+
+        Returns:
+            The path written.
+
+        Raises:
+            UsageError: the file cannot be written there.
+        """
+        from hpo.results._report import (
+            write_html,  # matplotlib loads only when a report is asked for
+        )
+
+        return write_html(self, path)
+
+    def trial(self, number: int) -> dict[str, Any]:
+        """One trial whole, by number: every column of the store (its error's traceback too),
+        and `history`, its metrics by iteration."""
+        rows = [r for r in self.store.trial_rows(self.row["id"]) if r["number"] == number]
+        if not rows:
+            raise UsageError(
+                f"experiment {self.name!r} has no trial {number} "
+                f"(its trials are numbered from 0; `hpo show {self.name}` lists them)"
+            )
+        history = self.history()
+        history = history[history["trial_id"] == rows[0]["trial_id"]]
+        return {**rows[0], "history": history.dropna(axis=1, how="all").reset_index(drop=True)}
+
+    def config(self, trial: str | int) -> dict[str, Any]:
+        """The full config of a trial, by trial id or number."""
+        number = int(trial) if not isinstance(trial, str) else trial  # numpy ints from tables too
+        config = self.store.trial_config(self.row["id"], number)
+        if config is None:
+            raise UsageError(f"experiment {self.name!r} has no trial {trial!r}")
+        return config
+
+
+def load(name: str, store: Store | str | None = None) -> Experiment:
+    """An experiment from the store (by default `--store`/`$HPO_STORE`/`hpo-results/hpo.db`)."""
+    return Experiment(name, store)
+
+
+def experiments(store: Store | str | None = None) -> pd.DataFrame:
+    """One row per experiment in the store, with its trial counts and best value (none where
+    there is no store yet)."""
+    try:
+        rows = _open(store).experiment_rows()
+    except MissingStore:
+        rows = []
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["best_value"] = table["min_value"].where(table["mode"] == "min", table["max_value"])
+    return table.drop(columns=["min_value", "max_value"])
+
+
+def compare(names: list[str], store: Store | str | None = None) -> pd.DataFrame:
+    """The trial tables of several experiments, stacked, with an `experiment` column first."""
+    store = _open(store)
+    tables = [load(name, store).trials().assign(experiment=name) for name in names]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    return table[["experiment", *[c for c in table.columns if c != "experiment"]]]
+
+
+def select(
+    experiment: Experiment,
+    *,
+    sort_by: str | None = None,
+    top: int | None = None,
+    statuses: list[str] = (),
+) -> pd.DataFrame:
+    """An experiment's trial table filtered by status, ordered and cut to the first `top`.
+
+    Args:
+        sort_by: a column of `trials()`; metrics sort best first (their direction from the spec
+            or their name), other columns ascending; a leading `-` reverses. Default: the
+            best value of the spec's metric.
+    """
+    table = experiment.trials()
+    if statuses:
+        table = table[table["status"].isin(statuses)]
+    column = (sort_by or f"best.{experiment.metric}").removeprefix("-")
+    if column not in table.columns:
+        if sort_by:
+            close = difflib.get_close_matches(column, list(table.columns), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UsageError(
+                f"no column {column!r} to sort by{hint} Columns: {', '.join(table.columns)}"
+            )
+    else:
+        metric = (
+            column.split(".", 1)[-1] if column.startswith(("best.", "final.", "test.")) else None
+        )
+        mode = metric_mode(metric, experiment.metric, experiment.mode) if metric else None
+        ascending = mode != "max"
+        if sort_by and sort_by.startswith("-"):
+            ascending = not ascending
+        table = table.sort_values(column, ascending=ascending, na_position="last", kind="stable")
+    return table.head(top) if top else table

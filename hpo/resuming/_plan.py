@@ -1,0 +1,163 @@
+"""What a resumed experiment runs: its unfinished trials from their checkpoints, then new ones.
+
+The store is the record of what happened: it is written as results arrive, so it is never
+older than Ray's saved experiment state (saved every few seconds, and lost with a killed
+driver). A resume therefore starts a new Ray run over what the store says is left:
+
+- completed and pruned trials (and errored ones, unless `--errored`) are not run again;
+- every other trial (running, waiting or interrupted when the run stopped) continues from its
+  latest checkpoint, as the same trial of the store (see `hpo.resuming._continuation`), or starts over
+  where it has none; results that its checkpoint holds and the store lacks (a killed driver
+  loses its last second of results) are reported again from the checkpoint, not trained again;
+- new trials make up the budget: `num_samples` trials in the end;
+- the searcher and the scheduler are told the earlier trials, so that both decide as they
+  would have in an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from hpo.resuming._continuation import Continuation, saved_results
+from hpo.store import Store, TrialStatus
+from hpo.types import keep_best
+
+# Statuses of trials that a resume leaves alone.
+FINISHED = {TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value, TrialStatus.ERROR.value}
+
+
+@dataclass(frozen=True)
+class FinishedTrial:
+    trial_id: str
+    status: str
+    params: dict[str, Any]
+    value: float | None  # the spec's metric, last reported
+    values: dict[int, float]  # the spec's metric by iteration
+
+
+@dataclass(frozen=True)
+class ContinuedTrial:
+    params: dict[str, Any]
+    continuation: Continuation
+    values: dict[int, float]  # the spec's metric by iteration, as the scheduler judged it
+    best: dict[str, float]  # each metric's best in `values`' iterations
+    recovered: list[int]  # iterations the store lacks and the checkpoint reports again
+    started: bool  # whether it ran before (one that waited when the run stopped has not)
+
+    @property
+    def last_step(self) -> int:
+        """The last iteration the store has (those after the checkpoint's come again)."""
+        return self.continuation.stored
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    finished: list[FinishedTrial]
+    continued: list[ContinuedTrial]
+    taken: int  # trials the searcher proposed before; new trials are numbered from here
+    new: int  # new trials to start
+
+    @property
+    def num_trials(self) -> int:
+        """The trials this run starts: continued ones, then new ones."""
+        return len(self.continued) + self.new
+
+    def history(self) -> dict[str, dict[int, float]]:
+        """The spec's metric by iteration of every earlier trial, for the scheduler."""
+        history = {trial.trial_id: trial.values for trial in self.finished}
+        history.update({t.continuation.trial_id: t.values for t in self.continued})
+        return history
+
+
+def plan_resume(
+    store: Store,
+    experiment: dict[str, Any],
+    num_trials: int,
+    trial_folders: Path,
+    *,
+    errored: bool = False,
+) -> ResumePlan:
+    """What resuming `experiment` (a row of the store) runs to reach `num_trials` trials.
+
+    Args:
+        trial_folders: where the experiment's trials keep their checkpoints.
+        errored: run errored trials again (from their latest checkpoint).
+    """
+    metric, mode = experiment["metric"], experiment["mode"]
+    rows = store.trial_rows(
+        experiment["id"],
+        ["trial_id", "number", "status", "params", "config", "value", "started_at"],
+    )
+    results: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
+    for row in store.result_rows(experiment["id"]):
+        results[row["trial_id"]][row["iteration"]] = row["metrics"]
+    checkpoints = latest_checkpoints(trial_folders)
+
+    finished, continued = [], []
+    for row in rows:
+        trial_id, by_iteration = row["trial_id"], results.get(row["trial_id"], {})
+        values = {it: m[metric] for it, m in by_iteration.items() if metric in m}
+        again = row["status"] not in FINISHED or (errored and row["status"] == "ERROR")
+        if not again:
+            finished.append(
+                FinishedTrial(trial_id, row["status"], row["params"], row["value"], values)
+            )
+            continue
+        stored_step = max(by_iteration, default=0)
+        # The latest checkpoint whose results the store has, or it holds itself: one without
+        # them (written by an older hpo) would leave a gap in the trial's history.
+        usable = [
+            c
+            for c in checkpoints.get(trial_id, [])
+            if all(it in c.results for it in range(stored_step + 1, c.iteration + 1))
+        ]
+        iteration, path, saved = max(usable, default=SavedCheckpoint(0, None, {}))
+        # What the store has of it up to the checkpoint; the trial reports the rest again
+        # (see `History`), and the scheduler judges those as it would have without the
+        # interruption (the dead driver may not have seen them).
+        known = min(iteration, stored_step)
+        best: dict[str, float] = {}
+        for it in sorted(by_iteration):
+            if it <= known:
+                keep_best(best, by_iteration[it], metric, mode)
+        continued.append(
+            ContinuedTrial(
+                params=row["params"],
+                continuation=Continuation(trial_id, row["number"], path, iteration, stored_step),
+                values={it: v for it, v in values.items() if it <= known},
+                best=best,
+                recovered=sorted(it for it in saved if stored_step < it <= iteration),
+                started=row["started_at"] is not None,
+            )
+        )
+    taken = max((row["number"] for row in rows), default=-1) + 1
+    return ResumePlan(finished, continued, taken, max(0, num_trials - len(rows)))
+
+
+class SavedCheckpoint(NamedTuple):
+    iteration: int
+    path: str | None
+    results: dict[int, dict[str, float]]  # the trial's results up to it (see `History`)
+
+
+def latest_checkpoints(trial_folders: Path) -> dict[str, list[SavedCheckpoint]]:
+    """Every checkpoint under the experiment's trial folders, by the stored trial it belongs
+    to (its metadata says: a continued trial writes into a new folder)."""
+    from ray.tune import Checkpoint
+
+    found: dict[str, list[SavedCheckpoint]] = defaultdict(list)
+    for directory in sorted(trial_folders.glob("*/checkpoint_*")):
+        if not directory.is_dir():
+            continue
+        try:
+            metadata = Checkpoint.from_directory(str(directory)).get_metadata()
+        except (OSError, ValueError):  # half-written when the driver died
+            continue
+        if "hpo_trial_id" in metadata:
+            found[metadata["hpo_trial_id"]].append(
+                SavedCheckpoint(int(metadata["iteration"]), str(directory), saved_results(metadata))
+            )
+    return found

@@ -1,0 +1,73 @@
+"""Keeping Ray quiet during a search: its environment, its telemetry and its log records.
+
+Everything here is set for the run only and restored when it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def environment(defaults: dict[str, str]) -> Iterator[None]:
+    """Set environment variables that are not set yet, and unset them afterwards."""
+    added = {key: value for key, value in defaults.items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+@contextmanager
+def without_callback_telemetry() -> Iterator[None]:
+    """Skip Ray's usage-telemetry tag of a run's callbacks, and only that.
+
+    To name the built-in callbacks it counts, Ray imports its MLflow, W&B, Comet and Aim
+    integrations in every run that has callbacks (hpo's always has): with MLflow installed,
+    1 to 4 s before the first trial can start, for a tag that would only say "CustomCallback".
+    """
+    from ray.air._internal import usage
+
+    original = getattr(usage, "tag_callbacks", None)
+    if original is None:  # a Ray without it: nothing to skip
+        yield
+        return
+    usage.tag_callbacks = lambda callbacks: False
+    try:
+        yield
+    finally:
+        usage.tag_callbacks = original
+
+
+@contextmanager
+def ray_logs_to(path: Path) -> Iterator[None]:
+    """Send Ray's log records (trial tracebacks included), and those of hpo's own callbacks,
+    to a file in the experiment's folder instead of the terminal.
+
+    The store keeps each failed trial's error, and the summary shows it; the terminal shows
+    hpo's own progress only.
+    """
+    # hpo hands Ray's variant generator whole configurations over a base that holds every
+    # searched key; Ray warns about each such value, which says nothing to a reader.
+    logging.getLogger("ray.tune.search.variant_generator").setLevel(logging.ERROR)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    loggers = [logging.getLogger(name) for name in ("ray", "hpo")]
+    saved = [(logger.handlers, logger.propagate, logger.level) for logger in loggers]
+    for logger in loggers:
+        logger.handlers, logger.propagate = [handler], False
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, (handlers, propagate, level) in zip(loggers, saved, strict=True):
+            logger.handlers, logger.propagate = handlers, propagate
+            logger.setLevel(level)
+        handler.close()
+

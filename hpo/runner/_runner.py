@@ -1,0 +1,354 @@
+"""From a validated spec to a finished search: Ray Tune's Tuner, configured once, here."""
+
+from __future__ import annotations
+
+import importlib.util
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from hpo.errors import RunFailed, RunInterrupted, SpecError, SpecIssue, UsageError
+from hpo.results import Experiment
+from hpo.runner._cluster import Placement, connect
+from hpo.runner._tuner import run_tuner
+from hpo.spec import Spec, load_spec
+from hpo.store import ExperimentStatus, Store, TrialStatus, resolve_url
+
+if TYPE_CHECKING:
+    from hpo.resuming import ResumePlan
+
+DEFAULT_RESULTS_DIR = "hpo-results"
+
+
+def run(
+    spec: str | Path | dict[str, Any] | Spec,
+    *,
+    console: Console | None = None,
+    callbacks: Sequence[Any] = (),
+    **overrides: Any,
+) -> Experiment:
+    """Run a search and return its experiment.
+
+    Args:
+        spec: a spec file, a spec as a dict, or a loaded `Spec`.
+        console: where progress goes (default: stdout).
+        callbacks: extra Ray Tune callbacks, called beside hpo's own.
+        **overrides: spec keys to override, dotted or with `__` for the dots
+            (`budget__num_samples=50`), e.g. `name="try-2"`, `store="sqlite:///x.db"`.
+
+    Raises:
+        SpecError: the spec (with its overrides) is invalid; nothing was started.
+        RunFailed: no trial finished without an error.
+    """
+    if not isinstance(spec, Spec) or overrides:
+        source = spec.model_dump(mode="json") if isinstance(spec, Spec) else spec
+        spec = load_spec(
+            source, {key.replace("__", "."): value for key, value in overrides.items()}
+        )
+    return execute(
+        spec, store_url=resolve_url(None, spec.store), console=console, callbacks=callbacks
+    )
+
+
+def execute(
+    spec: Spec,
+    *,
+    store_url: str,
+    console: Console | None = None,
+    results_dir: str | Path = DEFAULT_RESULTS_DIR,
+    callbacks: Sequence[Any] = (),
+    function: Callable[..., Any] | None = None,
+    live: bool = True,
+    address: str | None = None,
+    storage_path: str | None = None,
+) -> Experiment:
+    """Run a validated spec on Ray Tune, recording into the store at `store_url`.
+
+    `function` is a user's training function given as an object (`hpo.tune`), which then
+    stands for the spec's `trainable` reference. `live` shows the live progress view in a
+    terminal; otherwise (and off a terminal) a line per finished trial. `address` and
+    `storage_path` override the spec's `ray` section (see `hpo.runner._cluster`).
+    """
+    console = console or Console()
+    if spec.tracking.mlflow is not None and importlib.util.find_spec("mlflow") is None:
+        issue = SpecIssue(
+            "tracking.mlflow", "MLflow is not installed: pip install 'hpo-orchestra[mlflow]'"
+        )
+        raise SpecError(spec.name, [issue])
+    # What can fail on the user's input fails here, before anything is written or started.
+    if function is None:
+        function = check_user_code(spec)
+    dataset = _load_data(spec) if function is None else None
+    # Ray (local, or the cluster asked for), and storage every node reaches, before any write.
+    placement = connect(
+        spec.name,
+        spec.ray,
+        Path(results_dir),
+        address=address,
+        storage_path=storage_path,
+        console=console,
+    )
+    spec_data = {**spec.model_dump(mode="json"), "num_trials": spec.num_trials()}
+    try:
+        store = Store(store_url)
+        experiment_id, name = store.create_experiment(
+            spec.name, spec_data, storage_path=placement.storage_path
+        )
+    except BaseException:
+        placement.release()  # a bad store URL must not leave Ray running
+        raise
+    if name != spec.name:
+        console.print(
+            f"An experiment named {spec.name!r} is already in the store; this run is [bold]{name}[/]."
+        )
+    console.print(
+        f"Running [bold]{name}[/]: {spec.num_trials()} trials, {spec.searcher.name} search, "
+        f"{spec.scheduler.name} scheduler, {spec.mode.value} {spec.metric}",
+        highlight=False,
+    )
+    run = _Run(
+        spec, name, experiment_id, store, _files_dir(placement, results_dir), console,
+        function, dataset, placement,
+    )
+    return _search(run, callbacks, live, resume=None)
+
+
+def resume(
+    name: str,
+    *,
+    store_url: str | None = None,
+    errored: bool = False,
+    console: Console | None = None,
+    callbacks: Sequence[Any] = (),
+    function: Callable[..., Any] | None = None,
+    live: bool = True,
+    address: str | None = None,
+) -> Experiment:
+    """Go on with an experiment that stopped before its end (Ctrl-C, a killed driver, a lost
+    machine): its unfinished trials continue from their latest checkpoints, and new trials
+    make up its budget; see `hpo.resuming._plan` for what is kept.
+
+    Args:
+        store_url: the results store (default as for `hpo run`).
+        errored: also run its errored trials again.
+        function: the user's training function, for an experiment of `hpo.tune`.
+        address: the Ray cluster to run on (default: the spec's, as for `hpo run`).
+    """
+    from hpo.resuming import plan_resume
+
+    console = console or Console()
+    store = Store(resolve_url(store_url), create=False)
+    row = store.experiment(name)
+    # The spec as it ran (validated then; every section dumped, defaults included).
+    try:
+        spec = Spec.model_validate({k: v for k, v in row["spec"].items() if k != "num_trials"})
+    except ValidationError as exc:
+        raise UsageError(
+            f"the spec stored with {name!r} no longer validates ({exc.error_count()} problems; "
+            f"first: {exc.errors()[0]['msg']}); run it again with `hpo run`"
+        ) from None
+    if function is None:
+        function = check_user_code(spec)
+    # Checkpoints are read where the trials wrote them: a folder of this machine, or shared.
+    # (At a cloud URI they are not searched, and continued trials start over; see README.)
+    trial_folders = Path(row["storage_path"]) / name
+    plan = plan_resume(store, row, spec.num_trials(), trial_folders, errored=errored)
+    ended = row["status"] in (ExperimentStatus.COMPLETED.value, ExperimentStatus.FAILED.value)
+    if plan.num_trials == 0 and ended:
+        console.print(f"[bold]{name}[/] has nothing left to run.")
+        return Experiment(name, store)
+    dataset = _load_data(spec) if function is None else None
+    placement = connect(
+        name,
+        spec.ray,
+        Path(row["storage_path"]),
+        address=address,
+        storage_path=row["storage_path"],
+        console=console,
+    )
+    store.reopen_experiment(row["id"])
+    recovered = sum(len(t.recovered) for t in plan.continued)
+    console.print(
+        f"Resuming [bold]{name}[/]: {len(plan.finished)} trials done, "
+        f"{len(plan.continued)} to continue, {plan.new} new"
+        + (f" ({recovered} results taken from checkpoints)" if recovered else ""),
+        highlight=False,
+    )
+    run = _Run(
+        spec, name, row["id"], store, _files_dir(placement, DEFAULT_RESULTS_DIR), console,
+        function, dataset, placement,
+    )
+    return _search(run, callbacks, live, resume=plan)
+
+
+def _files_dir(placement: Placement, results_dir: str | Path) -> Path:
+    """Where hpo's own files (Ray's log, TensorBoard) go: beside the trials, or in the local
+    results folder when the trials are stored at a cloud URI."""
+    return Path(results_dir if placement.is_uri else placement.storage_path).resolve()
+
+
+@dataclass
+class _Run:
+    """One run of an experiment: its spec, where it is recorded, what its trials need."""
+
+    spec: Spec
+    name: str
+    experiment_id: int
+    store: Store
+    storage_path: Path  # hpo's own files go under storage_path / name
+    console: Console
+    function: Callable[..., Any] | None
+    dataset: Any
+    placement: Placement
+
+
+def _search(
+    run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePlan | None
+) -> Experiment:
+    """Run the trials of `run` on Ray Tune and record how the experiment ended."""
+    from hpo.runner._signals import stop_on_signals
+
+    store, spec = run.store, run.spec
+    status = ExperimentStatus.FAILED
+    experiment = Experiment(run.name, store)
+    try:
+        if resume is not None and not resume.num_trials:
+            # A run killed after its last trial and before its end has only its end to record.
+            stopped = False
+            run.placement.release()
+        else:
+            # The first Ctrl-C or SIGTERM stops the trials gracefully; a second one, also
+            # while Ray shuts down after the first, stops at once.
+            with stop_on_signals(lambda: _stop_at_once(run)) as stop_requested:
+                run_tuner(run, callbacks, live, resume)
+            stopped = stop_requested.is_set()
+        if stopped:
+            status = ExperimentStatus.INTERRUPTED
+        else:
+            trials = experiment.trials()
+            # Trials cut short by the time budget count with the epochs they reported.
+            finished = trials["status"].isin(
+                [TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value]
+            ) | ((trials["status"] == TrialStatus.INTERRUPTED.value) & (trials["iterations"] > 0))
+            status = ExperimentStatus.COMPLETED if finished.any() else ExperimentStatus.FAILED
+            if finished.any() and run.dataset is not None and spec.data.test_fraction > 0:
+                _evaluate_best_on_test(experiment, run.dataset, run.console)
+    except KeyboardInterrupt:
+        status = ExperimentStatus.INTERRUPTED
+        raise
+    finally:
+        _record_end(store, run.experiment_id, status)
+    if status is ExperimentStatus.INTERRUPTED:
+        raise RunInterrupted(run.name, resume_command(run.name, store.url, run.placement))
+    if status is ExperimentStatus.FAILED:
+        raise RunFailed(_failure_message(experiment))
+    experiment.row = store.experiment(run.name)  # as it ended
+    return experiment
+
+
+def _stop_at_once(run: _Run) -> None:
+    """A second Ctrl-C: the store says the experiment was interrupted, and how to go on."""
+    # No flush of buffered results: the main thread may be inside one, and a resume runs
+    # those epochs again from the last checkpoint anyway.
+    try:
+        _record_end(run.store, run.experiment_id, ExperimentStatus.INTERRUPTED)
+    finally:
+        command = resume_command(run.name, run.store.url, run.placement)
+        sys.stderr.write(f"Continue it with: {command}\n")
+
+
+def _record_end(store: Store, experiment_id: int, status: ExperimentStatus) -> None:
+    if status is ExperimentStatus.INTERRUPTED:
+        store.interrupt_trials(experiment_id)
+    store.finish_experiment(experiment_id, status)
+
+
+def resume_command(name: str, store_url: str, placement: Placement) -> str:
+    """The command that resumes an experiment (naming its store unless it is the default, and
+    the cluster it ran on)."""
+    command = f"hpo resume {shlex.quote(name)}"
+    if store_url != resolve_url(None, None):
+        command += f" --store {shlex.quote(store_url)}"
+    if placement.address is not None:
+        command += f" --address {shlex.quote(placement.address)}"
+    return command
+
+
+def _failure_message(experiment: Experiment) -> str:
+    errors = experiment.trials()["error"].dropna()
+    first = errors.iloc[0].splitlines()[0] if not errors.empty else "no trial ran"
+    return f"no trial of {experiment.name!r} finished without an error; the first error: {first}"
+
+
+def check_user_code(spec: Spec) -> Callable[..., Any] | None:
+    """Import what the spec names by `package.module:function` (its trainable, its model), so
+    that a typo is a spec error now rather than a failure in every trial.
+
+    Returns:
+        The user's training function, or None for hpo's own trainable.
+    """
+    from hpo.trainable.user_code import is_reference, load_callable
+
+    if spec.trainable:
+        return _user_function(spec)
+    if is_reference(spec.model.name):
+        try:
+            load_callable(spec.model.name)
+        except (ImportError, TypeError, ValueError) as exc:
+            raise SpecError(
+                spec.name, [SpecIssue("model.name", f"cannot load {spec.model.name!r}: {exc}")]
+            ) from None
+    return None
+
+
+def _load_data(spec: Spec) -> Any:
+    """The experiment's dataset, loaded once in the driver, or why it cannot be."""
+    from hpo.trainable.data import load_dataset
+
+    try:
+        return load_dataset(spec.data)
+    except (OSError, ValueError, ImportError, TypeError, KeyError) as exc:
+        raise SpecError(spec.name, [SpecIssue("data", f"cannot load the data: {exc}")]) from None
+
+
+def _user_function(spec: Spec) -> Callable[..., Any]:
+    """Import the spec's `trainable` reference, or say why it cannot be."""
+    from hpo.trainable.user_code import load_callable
+
+    try:
+        return load_callable(spec.trainable)
+    except (ImportError, TypeError, ValueError) as exc:
+        raise SpecError(
+            spec.name, [SpecIssue("trainable", f"cannot load {spec.trainable!r}: {exc}")]
+        ) from None
+
+
+def _evaluate_best_on_test(experiment: Experiment, dataset: Any, console: Console) -> None:
+    """Evaluate the best trial once on the held-out test split and store its metrics.
+
+    From its last checkpoint where it has one; otherwise the trial is trained again to the
+    same epoch, which gives the same weights (trials are seeded by their config).
+    """
+    from hpo.trainable.checkpoint import load_checkpoint
+    from hpo.trainable.loop import Trainer
+
+    best = experiment.best(1).iloc[0]
+    trainer = Trainer(experiment.config(best["trial_id"]), dataset)
+    checkpoint = best["checkpoint_path"]
+    if isinstance(checkpoint, str) and Path(checkpoint).is_dir():
+        trainer.load_state_dict(load_checkpoint(checkpoint))
+    else:
+        for metrics in trainer.run():
+            if metrics["epoch"] >= best["iterations"]:
+                break
+    metrics = trainer.test()
+    experiment.store.set_test_metrics(experiment.row["id"], best["trial_id"], metrics)
+    experiment.row = experiment.store.experiment(experiment.name)
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+    console.print(f"Best trial {best['number']} on the test split: {shown}", highlight=False)

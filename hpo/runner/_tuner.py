@@ -1,0 +1,243 @@
+"""Ray Tune's Tuner for one run of an experiment, configured once, here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpo.errors import RunFailed
+from hpo.runner._cluster import Placement
+from hpo.runner._quiet import environment, ray_logs_to, without_callback_telemetry
+from hpo.spec import Spec
+from hpo.store import Store
+
+if TYPE_CHECKING:
+    from hpo.resuming import ResumePlan
+    from hpo.runner._runner import _Run
+
+
+# Read by Ray Tune while it runs; set only for hpo's runs, and only where the user has not.
+_TUNE_ENVIRONMENT = {
+    # Ray's per-trial JSON/CSV/TensorBoard loggers duplicate what the store keeps and cost
+    # time per result; experts can turn them back on by setting the variable to 0.
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Ray's newer console output prints its banner even at verbose=0; hpo reports instead.
+    "RAY_AIR_NEW_OUTPUT": "0",
+    # hpo handles Ctrl-C itself (`hpo.runner._signals`), also marking the store.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+}
+
+
+def _checkpoint_keepers(spec: Spec, store: Store, experiment_id: int) -> list[Any]:
+    """Keep only the best trials' checkpoints, where hpo's trainable writes any."""
+    if spec.trainable or not spec.checkpoint.every:
+        return []
+    from hpo.events import BestCheckpoints
+
+    return [
+        BestCheckpoints(
+            store, experiment_id, spec.metric, spec.mode.value, spec.checkpoint.keep_trials
+        )
+    ]
+
+
+def _trackers(spec: Spec, name: str, experiment_dir: Path, pruned: set[str]) -> list[Any]:
+    """The tracking callbacks the spec asks for."""
+    from hpo.events import MlflowTracker, TensorBoardTracker
+    from hpo.trainable.config import reported_metrics
+
+    trackers: list[Any] = []
+    if spec.tracking.tensorboard:
+        metrics = [spec.metric] if spec.trainable else reported_metrics(spec.data)
+        trackers.append(
+            TensorBoardTracker(
+                experiment_dir / "tensorboard",
+                spec.search_space(),
+                spec.metric,
+                spec.mode.value,
+                metrics,
+            )
+        )
+    if spec.tracking.mlflow is not None:
+        mlflow = spec.tracking.mlflow
+        trackers.append(
+            MlflowTracker(
+                mlflow.tracking_uri,
+                mlflow.experiment_name or name,
+                name,
+                spec.search_space(),
+                pruned,
+            )
+        )
+    return trackers
+
+
+def run_tuner(
+    run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePlan | None
+) -> None:
+    """Run the search on Ray Tune (a signal stops it gracefully: see `_search`)."""
+    import ray
+    from ray import tune
+    from ray.tune.stopper import CombinedStopper
+
+    from hpo.events import FailFast, StoreRecorder, progress_view
+    from hpo.runner._signals import StopRequested
+
+    spec, name, store, storage_path = run.spec, run.name, run.store, run.storage_path
+    space = spec.search_space()
+    trainable = _trainable(spec, run.function, run.dataset, run.placement)
+    num_trials = spec.num_trials() if resume is None else resume.num_trials
+    pruned: set[str] = set()  # trials the scheduler stops early, as it decides
+    fail_fast = FailFast(spec.budget.fail_fast)
+    if resume is not None and any(t.status != "ERROR" for t in resume.finished):
+        fail_fast.succeeded = True  # the code worked before: errors now are configurations'
+    view = progress_view(
+        run.console,
+        live=live,
+        space=space,
+        metric=spec.metric,
+        mode=spec.mode.value,
+        total=num_trials,
+        pruned=pruned,
+        budget_s=spec.budget.time_budget_s,
+    )
+    recorder = StoreRecorder(
+        store,
+        run.experiment_id,
+        space,
+        spec.metric,
+        spec.mode.value,
+        pruned,
+        **({} if resume is None else _recorder_state(resume)),
+    )
+    started_ray = run.placement.owned  # `connect` started Ray, or connected to the cluster
+    try:
+        search_alg, param_space = spec.searcher.build(
+            space,
+            spec.base_config(),
+            metric=spec.metric,
+            mode=spec.mode.value,
+            seed=spec.seed,
+            num_samples=spec.num_trials(),
+            max_concurrent=spec.budget.max_concurrent,
+            resume=resume,
+        )
+        trainable = tune.with_resources(trainable, trial_resources(spec.resources))
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                metric=spec.metric,
+                mode=spec.mode.value,
+                search_alg=search_alg,
+                scheduler=spec.scheduler.build(
+                    epochs=None if spec.trainable else spec.training.epochs,
+                    pruned=pruned,
+                    history=None if resume is None else resume.history(),
+                ),
+                num_samples=num_trials,
+                time_budget_s=spec.budget.time_budget_s,
+                # Trials have equal resources, so one actor can run trial after trial
+                # instead of paying an actor start (about a second) per trial.
+                reuse_actors=True,
+                trial_dirname_creator=_trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=run.placement.storage_path,
+                verbose=0,
+                stop=CombinedStopper(StopRequested(), fail_fast),
+                # Checkpoints exist only at the spec's cadence (`checkpoint.every`); each
+                # trial keeps its best few by the spec's metric.
+                failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=spec.checkpoint.keep,
+                    checkpoint_score_attribute=spec.metric,
+                    checkpoint_score_order=spec.mode.value,
+                ),
+                callbacks=[
+                    recorder,
+                    fail_fast,
+                    view,
+                    *_trackers(spec, name, storage_path / name, pruned),
+                    *_checkpoint_keepers(spec, store, run.experiment_id),
+                    *callbacks,
+                ],
+            ),
+        )
+        log_dir = storage_path / name
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with (
+            ray_logs_to(log_dir / "ray.log"),
+            environment(_TUNE_ENVIRONMENT),
+            without_callback_telemetry(),
+        ):
+            tuner.fit()
+        # Trials that Ray ended without a word to its callbacks (the time budget ran out, or a
+        # stop) stay resumable rather than RUNNING or PENDING forever.
+        store.interrupt_trials(run.experiment_id)
+        if fail_fast.tripped:
+            raise RunFailed(fail_fast.reason())
+    finally:
+        view.close()
+        if started_ray:
+            ray.shutdown()
+
+
+def _recorder_state(resume: ResumePlan) -> dict[str, Any]:
+    """What the store recorder of a resumed run starts from."""
+    continued = resume.continued
+    return {
+        "first_number": resume.taken,
+        "last_steps": {t.continuation.trial_id: t.last_step for t in continued},
+        "best": {t.continuation.trial_id: t.best for t in continued},
+        "started": {t.continuation.trial_id for t in continued if t.started},
+    }
+
+
+def trial_resources(resources: Any) -> dict[str, float]:
+    """What Ray Tune reserves for one trial; a DDP trial's workers reserve their own."""
+    if resources.workers > 1:
+        from hpo.trainable.distributed import DRIVER_CPU
+
+        return {"cpu": DRIVER_CPU, "gpu": 0}
+    return {"cpu": resources.cpu, "gpu": resources.gpu}
+
+
+def _trainable(
+    spec: Spec, function: Callable[..., Any] | None, dataset: Any, placement: Placement
+) -> Any:
+    """The function Ray runs for each trial: hpo's trainable, or the user's function.
+
+    The data and a user's function reach the trials once, through Ray's object store
+    (`with_parameters`), not pickled into every trial.
+    """
+    from ray import tune
+
+    if function is None and spec.resources.workers > 1:
+        from hpo.trainable.distributed import ddp_trainable
+
+        return tune.with_parameters(
+            ddp_trainable,
+            dataset=dataset,
+            workers=spec.resources.workers,
+            cpu=spec.resources.cpu,
+            gpu=spec.resources.gpu,
+            storage_path=placement.storage_path,
+        )
+    if function is None:
+        from hpo.trainable.ray_trainable import tune_trainable
+
+        return tune.with_parameters(tune_trainable, dataset=dataset)
+    from hpo.trainable.user_function import run_user_function, shipped_by_value
+
+    return tune.with_parameters(
+        run_user_function, user_fn=shipped_by_value(function), seed=spec.seed, metric=spec.metric
+    )
+
+
+def _trial_dirname(trial: Any) -> str:
+    """Short trial folders: Ray's default name repeats every constant of the config."""
+    return f"trial_{trial.trial_id}"
+

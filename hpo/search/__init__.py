@@ -1,0 +1,42 @@
+"""What to search and how: the space, the searchers, the trial schedulers.
+
+- `_space`: distributions with inclusive bounds and `when:` conditions, translated for Ray and
+  Optuna in one place;
+- `_searchers`: grid, random and Optuna, each both its spec section and its Ray builder;
+- `_schedulers`: FIFO and ASHA (Ray's).
+"""
+
+from hpo.search._schedulers import AshaScheduler, FifoScheduler, SchedulerSpec
+from hpo.search._searchers import GridSearcher, OptunaSearcher, RandomSearcher, SearcherSpec
+from hpo.search._space import (
+    CategoricalDist,
+    ConstantDist,
+    Distribution,
+    FloatDist,
+    IntDist,
+    Space,
+    get_path,
+    nest,
+    optuna_name,
+    set_path,
+)
+
+__all__ = [
+    "AshaScheduler",
+    "CategoricalDist",
+    "ConstantDist",
+    "Distribution",
+    "FifoScheduler",
+    "FloatDist",
+    "GridSearcher",
+    "IntDist",
+    "OptunaSearcher",
+    "RandomSearcher",
+    "SchedulerSpec",
+    "SearcherSpec",
+    "Space",
+    "get_path",
+    "nest",
+    "optuna_name",
+    "set_path",
+]

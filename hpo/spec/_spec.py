@@ -1,0 +1,573 @@
+"""The spec: one YAML file that says what to train, what to search, how, and for how long.
+
+`load_spec` reads it strictly (see `yaml_source`), applies `--set` overrides, validates it
+into frozen models and runs the checks that span several sections. Every problem is
+reported at once, by file, line and dotted key, before anything starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from hpo._options import Options
+from hpo.errors import SpecError, SpecIssue
+from hpo.search import (
+    AshaScheduler,
+    Distribution,
+    FifoScheduler,
+    RandomSearcher,
+    SchedulerSpec,
+    SearcherSpec,
+    Space,
+    set_path,
+)
+from hpo.spec._ray import RayOptions
+from hpo.spec._yaml_source import Path as KeyPath
+from hpo.spec._yaml_source import load_yaml
+from hpo.trainable.config import TrainableConfig, TrainableSections, reported_metrics
+from hpo.types import Mode
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+# Trials to run when the budget names none (grid search runs its whole grid instead).
+DEFAULT_NUM_SAMPLES = 20
+
+
+class Budget(Options):
+    num_samples: int | None = Field(
+        None, ge=1, description=f"trials to run (default {DEFAULT_NUM_SAMPLES}; grid: the grid)"
+    )
+    max_concurrent: int | None = Field(
+        None, ge=1, description="trials at once (default: as many as the resources allow)"
+    )
+    time_budget_s: float | None = Field(None, gt=0, description="stop the search after this long")
+    max_failures: int = Field(
+        0, ge=0, description="retries of a failed trial, each from its last checkpoint"
+    )
+    fail_fast: int = Field(
+        3,
+        ge=0,
+        description="stop the search when this many trials fail with the same error before "
+        "any trial succeeds (a bug in the training code, not a bad configuration); 0: never",
+    )
+
+
+class Resources(Options):
+    """What one trial needs; fractions let several trials share a CPU or a GPU."""
+
+    cpu: float = Field(1, gt=0)
+    gpu: float = Field(0, ge=0)
+    workers: int = Field(
+        1,
+        ge=1,
+        description="processes per trial, one DistributedDataParallel group (Ray Train); "
+        "cpu and gpu are then per worker",
+    )
+
+
+class MlflowTracking(Options):
+    """One MLflow run per trial (needs the `mlflow` extra)."""
+
+    tracking_uri: str | None = Field(
+        None, description="default: MLflow's own (MLFLOW_TRACKING_URI)"
+    )
+    experiment_name: str | None = Field(None, description="default: the hpo experiment's name")
+
+
+class Tracking(Options):
+    """Where trials are tracked besides the store."""
+
+    tensorboard: bool = Field(
+        True,
+        description="one TensorBoard run per trial and an HParams table, under the experiment's folder",
+    )
+    mlflow: MlflowTracking | None = None
+
+
+class Spec(TrainableSections):
+    """A whole spec: the trainable's sections (its base config; `space` keys are dotted paths
+    into them), and what to search, how, for how long, and where to keep the results."""
+
+    name: str = Field(max_length=100, description="the experiment's name; also a folder name")
+    metric: str = "val_loss"
+    mode: Mode = Mode.MIN
+    seed: int = 0
+    space: dict[str, Distribution] = Field(default_factory=dict)
+    searcher: SearcherSpec = RandomSearcher(name="random")
+    scheduler: SchedulerSpec = FifoScheduler(name="fifo")
+    budget: Budget = Budget()
+    resources: Resources = Resources()
+    trainable: str | None = Field(
+        None,
+        description="'package.module:function' of your own training function (it calls "
+        "hpo.report each epoch); default: hpo's PyTorch trainable, configured by the sections above",
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="the base config your own `trainable` receives"
+    )
+    store: str | None = Field(None, description="SQLAlchemy URL or path of the results store")
+    tracking: Tracking = Tracking()
+    ray: RayOptions = RayOptions()
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not _SAFE_NAME.fullmatch(name) or ".." in name:
+            raise ValueError(
+                f"{name!r} cannot be an experiment name: names become folder names, so use "
+                "letters, digits, '_', '-' and '.', starting with a letter or digit, without '..'"
+            )
+        return name
+
+    def base_config(self) -> dict[str, Any]:
+        """The trainable's config before any parameter is searched."""
+        if self.trainable:
+            return _plain(self.config)
+        sections = self.model_dump(mode="json", include=set(TrainableSections.model_fields))
+        # Early stopping and the plateau LR scheduler watch the spec's metric.
+        return {**sections, "seed": self.seed, "metric": self.metric, "mode": self.mode.value}
+
+    def search_space(self) -> Space:
+        return Space(self.space)
+
+    def num_trials(self) -> int:
+        if self.searcher.needs_grid:
+            return self.search_space().grid_size() or 1
+        return self.budget.num_samples or DEFAULT_NUM_SAMPLES
+
+
+def load_spec(
+    source: str | Path | Mapping[str, Any],
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+) -> Spec:
+    """Read, override and validate a spec.
+
+    Args:
+        source: a path to a YAML file, or the spec as a dict.
+        overrides: `key=value` strings (values are YAML), or a mapping of dotted keys to values.
+
+    Raises:
+        SpecError: listing every problem, each with its file, line and dotted key.
+    """
+    if isinstance(source, Mapping):
+        name, data, lines = "<dict>", _plain(source), {}
+    else:
+        path = Path(source)
+        name = str(source)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SpecError(name, [SpecIssue("", "file not found")]) from None
+        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+            raise SpecError(name, [SpecIssue("", f"cannot read the file ({exc})")]) from None
+        data, lines = load_yaml(text, name)
+        if data is None:
+            data = {}
+        if isinstance(data, dict):
+            data.setdefault("name", path.stem)
+    if not isinstance(data, dict):
+        raise SpecError(name, [SpecIssue("", "a spec must be a mapping of keys to values", 1)])
+
+    origins: dict[KeyPath, str] = {}
+    for key, value, text in _parse_overrides(overrides, name):
+        origins[_set_override(data, key, value)] = text
+
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        issues = [_issue(err, lines, origins) for err in exc.errors()]
+        # The checks across sections still run on the rest of the file, so that one attempt
+        # shows every problem: the keys in error are dropped and take their defaults.
+        bad = [_document_path(err["loc"], lines) for err in exc.errors()]
+        rest = _without(data, bad)
+        try:
+            partial = Spec.model_validate(rest)
+        except ValidationError:
+            partial = None
+        if partial is not None:
+            reported = {issue.key for issue in issues}
+            issues += [
+                _place(SpecIssue(".".join(map(str, path)), message), lines, origins, path)
+                for path, message in _cross_check(partial)
+                if ".".join(map(str, path)) not in reported
+            ]
+        raise SpecError(name, issues) from None
+    issues = _cross_check(spec)
+    if issues:
+        raise SpecError(
+            name,
+            [
+                _place(SpecIssue(".".join(map(str, path)), message), lines, origins, path)
+                for path, message in issues
+            ],
+        )
+    return spec
+
+
+def _without(data: dict[str, Any], paths: list[KeyPath]) -> dict[str, Any]:
+    """A copy of the spec data without the keys at `paths` (a space entry goes whole)."""
+    rest = _plain(data)
+    for path in paths:
+        path = path[:2] if path[:1] == ("space",) else path
+        node: Any = rest
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path:
+            node.pop(path[-1], None)
+    return rest
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy of nested dicts and lists, so overrides never touch the caller's dict."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --- overrides -------------------------------------------------------------------------------
+
+
+def _parse_overrides(
+    overrides: Sequence[str] | Mapping[str, Any], source: str
+) -> list[tuple[str, Any, str]]:
+    if isinstance(overrides, Mapping):
+        return [(key, value, f"{key}={value!r}") for key, value in overrides.items()]
+    parsed = []
+    for text in overrides:
+        key, sep, raw = text.partition("=")
+        if not sep or not key.strip():
+            issue = SpecIssue(
+                "", f"override {text!r} must look like key=value, e.g. budget.num_samples=50"
+            )
+            raise SpecError(source, [issue])
+        value, _ = load_yaml(raw, f"--set {text}")
+        parsed.append((key.strip(), value, text))
+    return parsed
+
+
+def _set_override(data: dict[str, Any], key: str, value: Any) -> KeyPath:
+    """Set a dotted key in the spec data and return its path.
+
+    Space keys contain dots themselves (`space.optimizer.lr.high`), so each step takes the
+    longest existing key that matches.
+    """
+    parts = key.split(".")
+    node: Any = data
+    path: list[str] = []
+    while parts:
+        if not isinstance(node, dict):
+            raise SpecError("--set", [SpecIssue(key, f"{'.'.join(path)} is not a section")])
+        width = next(
+            (n for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in node),
+            # A new space parameter: its whole dotted name is one key when given a mapping.
+            len(parts) - (0 if isinstance(value, dict) else 1) if path == ["space"] else 1,
+        )
+        width = max(width, 1)
+        part, parts = ".".join(parts[:width]), parts[width:]
+        path.append(part)
+        if parts:
+            if isinstance(node.get(part), str) and len(_models_at(tuple(path))) > 1:
+                node[part] = {"name": node[part]}  # the short form `searcher: optuna`
+            node = node.setdefault(part, {})
+        else:
+            if part in ("name", "type") and node.get(part) != value:
+                _switch_member(node, tuple(path[:-1]), part, value)
+            node[part] = value
+    return tuple(path)
+
+
+def _switch_member(section: dict[str, Any], path: KeyPath, tag: str, value: Any) -> None:
+    """Overriding the tag of a tagged section (`searcher.name`, `space.x.type`) chooses another
+    member: keep only the keys the new member has, so its predecessor's options do not fail it."""
+    members = [m for m in _models_at(path) if _tag_of(m) == value]
+    if len(_models_at(path)) > 1 and members:
+        valid = {_key_name(f, i) for f, i in members[0].model_fields.items()}
+        for key in [k for k in section if k not in valid]:
+            del section[key]
+
+
+# --- turning problems into messages ----------------------------------------------------------
+
+
+def _issue(err: Any, lines: dict[KeyPath, int], origins: dict[KeyPath, str]) -> SpecIssue:
+    path = _document_path(err["loc"], lines)
+    kind, message = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        message = _unknown_key_message(err["loc"])
+    elif kind == "missing":
+        message = "required key is missing"
+    elif kind == "union_tag_invalid":
+        ctx = err["ctx"]
+        what = ctx["discriminator"].strip("'")
+        message = f"unknown {what} {ctx['tag']!r}; expected one of: {ctx['expected_tags']}"
+    else:
+        message = message.removeprefix("Value error, ")
+        if not isinstance(err.get("input"), dict | list):
+            message = f"{message} (got {err['input']!r})"
+    return _place(SpecIssue(".".join(map(str, path)), message), lines, origins, path)
+
+
+def _place(
+    issue: SpecIssue,
+    lines: dict[KeyPath, int],
+    origins: dict[KeyPath, str],
+    path: KeyPath,
+) -> SpecIssue:
+    """Give an issue the line of its key (or of the nearest enclosing key), or its override."""
+    for n in range(len(path), -1, -1):
+        if path[:n] in origins:
+            return SpecIssue(issue.key, f"{issue.message} (from --set {origins[path[:n]]})")
+        if path[:n] in lines:
+            return SpecIssue(issue.key, issue.message, lines[path[:n]])
+    return issue
+
+
+def _document_path(loc: tuple[str | int, ...], lines: dict[KeyPath, int]) -> KeyPath:
+    """Drop what pydantic adds to a location (union tags) so it names keys of the document."""
+    path: tuple[str | int, ...] = ()
+    for part in loc:
+        if (*path, part) in lines or not _is_union_tag(part):
+            path = (*path, part)
+    return path
+
+
+def _is_union_tag(part: str | int) -> bool:
+    return part in _UNION_TAGS or str(part).startswith("function-")
+
+
+def _unknown_key_message(loc: tuple[str | int, ...]) -> str:
+    valid = _valid_keys(loc[:-1])
+    close = _closest(str(loc[-1]), valid)
+    message = f"unknown key; did you mean {close!r}?" if close else "unknown key;"
+    return f"{message} valid keys here: {', '.join(valid)}" if valid else message.rstrip(";")
+
+
+def _closest(word: str, valid: list[str]) -> str | None:
+    """The valid key a typo most likely meant: a close spelling, or an abbreviation of it."""
+    close = difflib.get_close_matches(word, valid, n=1, cutoff=0.5)
+    if close:
+        return close[0]
+    return next((key for key in valid if key.startswith(word) or word.startswith(key)), None)
+
+
+def _valid_keys(loc: tuple[str | int, ...]) -> list[str]:
+    """The field names of the model at a pydantic location (empty if it cannot be told)."""
+    models = _models_at(loc)
+    return (
+        sorted({_key_name(f, i) for m in models for f, i in m.model_fields.items()})
+        if len(models) == 1
+        else []
+    )
+
+
+def _key_name(field: str, info: Any) -> str:
+    return info.alias or field
+
+
+def _models_at(loc: tuple[str | int, ...]) -> list[type[BaseModel]]:
+    """The models a section at `loc` may be: one, or the members of a tagged union."""
+    candidates: list[Any] = [Spec]
+    for part in loc:
+        step: list[Any] = []
+        for tp in candidates:
+            for model in _models_in(tp):
+                field = model.model_fields.get(part) if isinstance(part, str) else None
+                if field is not None:
+                    step.append(field.annotation)
+                elif _tag_of(model) == part:
+                    step.append(model)
+            if typing.get_origin(tp) is dict:  # a key of a mapping such as `space`
+                step.append(typing.get_args(tp)[1])
+        candidates = step
+    return [m for tp in candidates for m in _models_in(tp)]
+
+
+def _models_in(tp: Any) -> list[type[BaseModel]]:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(tp) for m in _models_in(arg)]
+    return []
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    for field in ("name", "type"):
+        info = model.model_fields.get(field)
+        if info is not None and typing.get_origin(info.annotation) is typing.Literal:
+            return typing.get_args(info.annotation)[0]
+    return None
+
+
+# --- checks across sections ------------------------------------------------------------------
+
+
+def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
+    """Problems that span sections, each at the path of the key to change."""
+    issues = _check_user_trainable(spec) if spec.trainable else _check_builtin_trainable(spec)
+    space = spec.search_space()
+    issues += [(("space", key, "when"), message) for key, message in space.problems]
+    for key, dist in space.dists.items():
+        if spec.searcher.needs_grid and dist.points() is None:
+            issues.append(
+                (
+                    ("space", key),
+                    f"is continuous ({dist.type} from {dist.low} to {dist.high}), but grid search "
+                    "needs a finite set of values; add `step`, use `type: categorical`, or choose "
+                    "searcher random or optuna",
+                )
+            )
+        if not spec.searcher.needs_grid and dist.type == "grid":
+            issues.append(
+                (
+                    ("space", key),
+                    f"`type: grid` is for the grid searcher, not {spec.searcher.name}; "
+                    "use `type: categorical` to sample among these values",
+                )
+            )
+    if spec.searcher.needs_grid and not space.continuous_keys():
+        size = space.grid_size()
+        if spec.budget.num_samples not in (None, size):
+            issues.append(
+                (
+                    ("budget", "num_samples"),
+                    f"grid search runs every point of its grid once ({size} points); "
+                    f"remove budget.num_samples or set it to {size}",
+                )
+            )
+    if isinstance(spec.scheduler, AshaScheduler) and not spec.trainable:
+        asha, epochs = spec.scheduler, spec.training.epochs
+        max_t = asha.max_t or epochs
+        if asha.max_t is not None and asha.max_t > epochs:
+            issues.append(
+                (
+                    ("scheduler", "max_t"),
+                    f"max_t={asha.max_t} exceeds training.epochs={epochs}; "
+                    f"a trial never reports more epochs than it trains; set it to at most {epochs}",
+                )
+            )
+        if asha.grace_period > max_t:
+            issues.append(
+                (
+                    ("scheduler", "grace_period"),
+                    f"grace_period={asha.grace_period} exceeds the last rung ({max_t} epochs); "
+                    f"set it to at most {max_t}",
+                )
+            )
+    return issues
+
+
+def _check_builtin_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
+    """hpo's own trainable: the metric is one it reports, space keys are keys of its config."""
+    issues: list[tuple[KeyPath, str]] = []
+    reported = reported_metrics(spec.data)
+    if spec.metric not in reported:
+        issues.append(
+            (
+                ("metric",),
+                f"the trainable does not report {spec.metric!r} for dataset {spec.data.name!r}; "
+                f"choose one of: {', '.join(reported)}",
+            )
+        )
+    if spec.config:
+        issues.append(
+            (
+                ("config",),
+                "`config` is the base config of your own `trainable`; hpo's trainable is "
+                f"configured by its sections ({', '.join(TrainableSections.model_fields)})",
+            )
+        )
+    return issues + _check_space_keys(spec)
+
+
+def _check_user_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
+    """A user's function: its metrics and config keys are its own; its length must be told."""
+    issues: list[tuple[KeyPath, str]] = [
+        (
+            (section,),
+            f"`{section}` configures hpo's own trainable, not {spec.trainable}; put your "
+            "function's constants under `config`",
+        )
+        for section in TrainableSections.model_fields
+        if section in spec.model_fields_set
+    ]
+    if spec.resources.workers > 1:
+        issues.append(
+            (
+                ("resources", "workers"),
+                "several workers per trial (distributed data parallel) need hpo's own "
+                "trainable; your function runs as one process: remove resources.workers",
+            )
+        )
+    if ":" not in spec.trainable:
+        issues.append(
+            (("trainable",), f"expected 'package.module:function', got {spec.trainable!r}")
+        )
+    if isinstance(spec.scheduler, AshaScheduler) and spec.scheduler.max_t is None:
+        issues.append(
+            (
+                ("scheduler", "max_t"),
+                "ASHA needs the length of a trial, which hpo cannot know for your own function; "
+                "set max_t to the number of times it reports",
+            )
+        )
+    return issues
+
+
+def _check_space_keys(spec: Spec) -> list[tuple[KeyPath, str]]:
+    """Check every searched key against the trainable's config, at the ends of its range."""
+    issues = []
+    base = spec.base_config()
+    # Errors of the base config alone are reported at their own keys (the metric, say).
+    known = {(e["loc"], e["type"]) for e in _config_errors(base)}
+    for key, dist in spec.space.items():
+        for value in dist.extremes():
+            config = _plain(base)
+            try:
+                set_path(config, key, value)
+            except (TypeError, AttributeError) as exc:
+                issues.append((("space", key), _space_key_message(key, value, exc)))
+                break
+            errors = [e for e in _config_errors(config) if (e["loc"], e["type"]) not in known]
+            if errors:
+                issues.append((("space", key), _space_key_message(key, value, errors[0])))
+                break
+    return issues
+
+
+def _config_errors(config: dict[str, Any]) -> list[Any]:
+    try:
+        TrainableConfig.model_validate(config)
+    except ValidationError as exc:
+        return exc.errors()
+    return []
+
+
+def _space_key_message(key: str, value: Any, err: Exception | dict[str, Any]) -> str:
+    """Why a value at a space key does not fit the config: a pydantic error, or a bad path."""
+    if isinstance(err, Exception):
+        sections = ", ".join(TrainableSections.model_fields)
+        return f"not a dotted path into the trainable's config (sections: {sections})"
+    if err["type"] == "extra_forbidden":
+        return (
+            f"{'.'.join(map(str, err['loc']))} is not a key of the trainable's config; "
+            + _unknown_key_message(err["loc"]).removeprefix("unknown key;").strip()
+        )
+    return f"the value {value!r} is invalid for {key}: {err['msg']}"
+
+
+# The names pydantic puts into a location to say which member of a union it tried.
+_UNION_TAGS = {
+    _tag_of(m) for tp in (SearcherSpec, SchedulerSpec, Distribution) for m in _models_in(tp)
+}

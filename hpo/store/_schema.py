@@ -1,0 +1,82 @@
+"""The store's tables: one schema for every database (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+# Version 2 added the environment of a run, per-metric final and best values, the parts of a
+# trial's error, its node, checkpoint and test metrics (see `migrations.py`).
+SCHEMA_VERSION = 2
+
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
+)
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("metric", sa.String(200), nullable=False),
+    sa.Column("mode", sa.String(3), nullable=False),
+    sa.Column("searcher", sa.String(50), nullable=False),
+    sa.Column("scheduler", sa.String(50), nullable=False),
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("num_samples", sa.Integer, nullable=False),
+    sa.Column("host", sa.String(255)),
+    sa.Column("storage_path", sa.Text),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime),
+    # v2: where the run came from
+    sa.Column("git_commit", sa.String(64)),
+    sa.Column("git_dirty", sa.Boolean),
+    sa.Column("versions", sa.JSON),  # python, hpo, torch, ray, optuna
+    sa.Column("test_metrics", sa.JSON),  # the best trial's, on the held-out test split
+)
+
+trials = sa.Table(
+    "trials",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("experiment_id", sa.ForeignKey("experiments.id"), nullable=False, index=True),
+    sa.Column("trial_id", sa.String(100), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),  # the active searched parameters only
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("started_at", sa.DateTime),
+    sa.Column("ended_at", sa.DateTime),
+    sa.Column("iterations", sa.Integer, nullable=False, default=0),
+    # The spec's metric: its last reported value, and its best in the spec's mode.
+    sa.Column("value", sa.Float),
+    sa.Column("best_value", sa.Float),
+    sa.Column("last_result", sa.JSON),
+    sa.Column("error", sa.Text),  # v1's whole error text; v2 keeps it as the message's first line
+    # v2
+    sa.Column("final_metrics", sa.JSON),
+    sa.Column("best_metrics", sa.JSON),
+    sa.Column("error_type", sa.String(200)),
+    sa.Column("error_traceback", sa.Text),
+    sa.Column("node", sa.String(255)),
+    sa.Column("checkpoint_path", sa.Text),
+    sa.Column("test_metrics", sa.JSON),
+    sa.UniqueConstraint("experiment_id", "trial_id"),
+    sa.Index("ix_trials_experiment_best", "experiment_id", "best_value"),
+    sa.Index("ix_trials_experiment_number", "experiment_id", "number"),
+)
+
+results = sa.Table(
+    "results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("trial_pk", sa.ForeignKey("trials.id"), nullable=False, index=True),
+    sa.Column("iteration", sa.Integer, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("reported_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("trial_pk", "iteration"),
+)

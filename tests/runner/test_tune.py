@@ -1,0 +1,149 @@
+"""Your own training function through hpo.tune and through a spec's `trainable:`."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import hpo
+from hpo.errors import SpecError
+from hpo.store import TrialStatus
+from hpo.trainable.user_function import local_reports
+
+pytestmark = pytest.mark.usefixtures("workdir")
+
+
+def quadratic(config: dict) -> None:
+    """A training function: 'loss' falls towards (x - 3)^2 over `steps` epochs."""
+    x, steps = config["x"], config["steps"]
+    for step in range(1, steps + 1):
+        hpo.report({"loss": (x - 3) ** 2 + 1.0 / step, "step": step})
+
+
+def test_report_outside_a_search_keeps_the_metrics():
+    local_reports.clear()
+    quadratic({"x": 1.0, "steps": 3})
+    assert [r["step"] for r in local_reports] == [1, 2, 3]
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session")
+def test_tune_searches_a_users_function_into_the_store():
+    experiment = hpo.tune(
+        quadratic,
+        config={"steps": 6},
+        space={"x": {"type": "float", "low": -5.0, "high": 10.0}},
+        metric="loss",
+        mode="min",
+        searcher={"name": "optuna", "n_startup_trials": 3},
+        scheduler={"name": "asha", "max_t": 6, "grace_period": 1, "reduction_factor": 2},
+        num_samples=8,
+    )
+    assert experiment.name == "quadratic"
+    trials = hpo.load("quadratic").trials()
+    assert len(trials) == 8
+    assert set(trials["status"]) <= {TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value}
+    for row in trials.itertuples():  # pruned exactly when stopped before the 6th report
+        assert (row.status == "PRUNED") == (row.iterations < 6)
+    assert experiment.spec["trainable"] == f"{quadratic.__module__}:quadratic"
+    best = experiment.best(1).iloc[0]
+    assert best["best.loss"] == pytest.approx(
+        (best["params.x"] - 3) ** 2 + 1.0 / best["iterations"]
+    )
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session")
+def test_a_spec_names_a_users_function(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    (workdir / "mytrain.py").write_text(
+        "import hpo\n"
+        "def train(config):\n"
+        "    for epoch in range(1, 4):\n"
+        "        hpo.report({'score': config['a'] * epoch})\n"
+    )
+    monkeypatch.syspath_prepend(str(workdir))
+    spec = {
+        "name": "by-reference",
+        "metric": "score",
+        "mode": "max",
+        "trainable": "mytrain:train",
+        "config": {"a": 1},
+        "space": {"a": {"type": "categorical", "choices": [1, 2]}},
+        "searcher": "grid",
+    }
+    experiment = hpo.run(spec)
+    assert sorted(experiment.trials()["best.score"]) == [3.0, 6.0]
+    sys.modules.pop("mytrain", None)
+
+
+def test_a_user_trainable_spec_is_checked(tmp_path: Path):
+    body = {
+        "name": "x",
+        "metric": "anything",
+        "trainable": "mytrain:train",
+        "model": {"hidden_size": 3},
+        "scheduler": "asha",
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(body))
+    with pytest.raises(SpecError) as info:
+        hpo.load_spec(path)
+    message = str(info.value)
+    assert "model: `model` configures hpo's own trainable" in message
+    assert "scheduler.max_t: ASHA needs the length of a trial" in message
+
+
+def test_an_unimportable_function_is_a_spec_error_before_anything_runs(workdir: Path):
+    spec = {"name": "x", "metric": "m", "trainable": "no_such_module:train"}
+    with pytest.raises(SpecError, match="trainable: cannot load 'no_such_module:train'"):
+        hpo.run(spec)
+    assert not (workdir / "hpo-results").exists()
+
+
+def test_hpo_report_stays_the_function_after_the_html_report_is_imported():
+    import hpo.results._report  # a submodule must not shadow the public function `hpo.report`
+
+    assert callable(hpo.report) and hpo.report.__module__ == "hpo.trainable.user_function"
+    import hpo.resuming._plan  # nor `hpo.resume`
+
+    assert callable(hpo.resume) and hpo.resume.__module__ == "hpo.runner._runner"
+
+
+def flaky(config: dict) -> None:
+    """Checkpoints at even epochs; its first attempt dies in epoch 4, as a preempted job would."""
+    import tempfile
+
+    start, restored = 1, hpo.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as directory:
+            start = int(Path(directory, "epoch").read_text()) + 1
+    for epoch in range(start, 6):
+        if epoch == 4 and restored is None:
+            raise RuntimeError("preempted")
+        with tempfile.TemporaryDirectory() as directory:
+            Path(directory, "epoch").write_text(str(epoch))
+            hpo.report(
+                {"loss": 1.0 / epoch, "epoch": epoch},
+                checkpoint=directory if epoch % 2 == 0 else None,
+            )
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session")
+def test_a_failed_trial_is_retried_from_its_checkpoint():
+    spec = {
+        "name": "flaky",
+        "metric": "loss",
+        "mode": "min",
+        "trainable": f"{flaky.__module__}:flaky",
+        "config": {},
+        "budget": {"num_samples": 1, "max_failures": 1},
+    }
+    experiment = hpo.run(spec)
+    [trial] = experiment.trials().itertuples()
+    assert trial.status == "COMPLETED" and trial.iterations == 5
+    history = experiment.history()
+    # epoch 3 ran twice (before the failure, and again after the restore from epoch 2): one row
+    assert list(history["iteration"]) == [1, 2, 3, 4, 5]
+    assert list(history["epoch"]) == [1, 2, 3, 4, 5]
