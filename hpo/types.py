@@ -11,7 +11,17 @@ import math
 from enum import Enum
 
 
-class Mode(str, Enum):
+class _Choice(str, Enum):
+    """A string choice that prints as itself (`f"{Mode.MAX}"` is "max"), as it is stored."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class Mode(_Choice):
     """Which way a metric is better."""
 
     MIN = "min"
@@ -36,7 +46,7 @@ class Mode(str, Enum):
         return min(values) if self is Mode.MIN else max(values)
 
 
-class TrialStatus(str, Enum):
+class TrialStatus(_Choice):
     PENDING = "PENDING"  # created by the searcher, waiting for resources
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"  # ended by itself: all its epochs, or early stopping
@@ -55,7 +65,7 @@ class TrialStatus(str, Enum):
         return self in (TrialStatus.COMPLETED, TrialStatus.PRUNED)
 
 
-class ExperimentStatus(str, Enum):
+class ExperimentStatus(_Choice):
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"  # no trial finished without an error

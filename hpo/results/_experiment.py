@@ -11,7 +11,7 @@ import pandas as pd
 from hpo.errors import MissingStore, UsageError
 from hpo.store import Store, TrialStatus, resolve_url
 from hpo.trainable.config import TrainableSections
-from hpo.types import metric_mode
+from hpo.types import Mode, metric_mode
 
 # The columns of a trial's row that `trials()` shows as they are (the JSON ones are spread).
 _TRIAL_COLUMNS = (
@@ -44,10 +44,10 @@ class Experiment:
         self.row = self.store.experiment(name)
         self.name: str = self.row["name"]
         self.metric: str = self.row["metric"]
-        self.mode: str = self.row["mode"]
+        self.mode = Mode(self.row["mode"])
 
     def __repr__(self) -> str:
-        return f"Experiment({self.name!r}, metric={self.metric!r}, mode={self.mode!r})"
+        return f"Experiment({self.name!r}, metric={self.metric!r}, mode={self.mode.value!r})"
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -97,7 +97,7 @@ class Experiment:
         if column not in table:
             return table.iloc[0:0]
         ok = table[table["status"] != TrialStatus.ERROR.value].dropna(subset=[column])
-        return ok.sort_values(column, ascending=self.mode == "min", kind="stable").head(k)
+        return ok.sort_values(column, ascending=self.mode is Mode.MIN, kind="stable").head(k)
 
     def best_spec(self) -> dict[str, Any]:
         """The best trial as a spec of its own: its config, nothing searched, one trial."""
@@ -113,7 +113,7 @@ class Experiment:
         return {
             "name": f"{self.name}-best",
             "metric": self.metric,
-            "mode": self.mode,
+            "mode": self.mode.value,
             "seed": config.get("seed", self.row["seed"]),
             **sections,
             "budget": {"num_samples": 1},
@@ -174,7 +174,7 @@ def experiments(store: Store | str | None = None) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table["best_value"] = table["min_value"].where(table["mode"] == "min", table["max_value"])
+    table["best_value"] = table["min_value"].where(table["mode"] == Mode.MIN.value, table["max_value"])
     return table.drop(columns=["min_value", "max_value"])
 
 
@@ -216,7 +216,7 @@ def select(
             column.split(".", 1)[-1] if column.startswith(("best.", "final.", "test.")) else None
         )
         mode = metric_mode(metric, experiment.metric, experiment.mode) if metric else None
-        ascending = mode != "max"
+        ascending = mode is not Mode.MAX
         if sort_by and sort_by.startswith("-"):
             ascending = not ascending
         table = table.sort_values(column, ascending=ascending, na_position="last", kind="stable")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from hpo.types import Mode
+
 
 class EarlyStopping:
     """Counts epochs without an improvement of more than `min_delta` in the given mode.
@@ -15,12 +17,11 @@ class EarlyStopping:
         mode: "min" or "max", the metric's better direction.
     """
 
-    def __init__(self, patience: int | None, min_delta: float = 0.0, mode: str = "min"):
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', but got {mode!r}")
+    def __init__(self, patience: int | None, min_delta: float = 0.0, mode: Mode | str = Mode.MIN):
+        mode = Mode(mode)  # a ValueError names the value for anything but "min" or "max"
         self.patience = patience
         self.min_delta = min_delta
-        self.sign = 1.0 if mode == "min" else -1.0  # compare as "lower is better"
+        self.sign = -float(mode.sign)  # compare as "lower is better"
         self.best: float | None = None
         self.bad_epochs = 0
         self.stopped = False
