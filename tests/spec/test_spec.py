@@ -171,17 +171,17 @@ BAD_SPECS = [
     (
         "searcher: bayes",
         "2: searcher",
-        "unknown name 'bayes'; expected one of: 'grid', 'random', 'optuna'",
+        "unknown searcher 'bayes'; available: grid, optuna, random",
     ),
     (
         "scheduler: hyperband",
         "2: scheduler",
-        "unknown name 'hyperband'; expected one of: 'fifo', 'asha'",
+        "unknown scheduler 'hyperband'; available: asha, fifo",
     ),
     (
         "searcher: {name: optuna, sampler: cmaes}",
         "2: searcher.sampler",
-        "Input should be 'tpe', 'random', 'qmc' or 'gp' (got 'cmaes')",
+        "unknown Optuna sampler 'cmaes'; available: gp, qmc, random, tpe (got 'cmaes')",
     ),
     (
         "data: {name: mnist}",
