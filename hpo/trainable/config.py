@@ -54,6 +54,11 @@ _KINDS: dict[str, tuple[Registry[Any], frozenset[str], frozenset[str] | None]] =
 }
 _REFERENCE = ", or 'package.module:function' for your own"
 
+# `model_dump(context=EVERY_KEY)` dumps every key, applicable or not: what a trial's seed and
+# its checkpoint's identity are computed from, so that they do not depend on which keys were
+# written out (and are those of the releases that dumped every key).
+EVERY_KEY = {"every_key": True}
+
 
 def applicable(section: str, name: str) -> frozenset[str] | None:
     """The keys of `section` that its kind `name` reads (None: not known, so every key)."""
