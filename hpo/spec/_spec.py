@@ -34,7 +34,12 @@ from hpo.search import (
 from hpo.spec._ray import RayOptions
 from hpo.spec._yaml_source import Path as KeyPath
 from hpo.spec._yaml_source import load_yaml
-from hpo.trainable.config import TrainableConfig, TrainableSections, reported_metrics
+from hpo.trainable.config import (
+    EVERY_KEY,
+    TrainableConfig,
+    TrainableSections,
+    reported_metrics,
+)
 from hpo.types import Mode
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -140,7 +145,7 @@ class Spec(TrainableSections):
             return _plain(self.config)
         include = set(TrainableSections.model_fields)
         sections = self.model_dump(mode="json", include=include)
-        every = self.model_dump(mode="json", include=include, context={"every_key": True})
+        every = self.model_dump(mode="json", include=include, context=EVERY_KEY)
         for key in self.space:
             section, _, rest = key.partition(".")
             option = rest.partition(".")[0]
