@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import (
+    ConfigDict,
     Field,
     SerializationInfo,
     SerializerFunctionWrapHandler,
@@ -91,8 +92,25 @@ def _names(section: str) -> Callable[[dict[str, Any]], None]:
     return describe
 
 
+def _who_reads(schema: dict[str, Any], model: type[_Kind]) -> None:
+    """Say in each option's JSON Schema description which kinds read it, from the registry
+    (when the schema is made, so that plugins are named too)."""
+    registry, common, user = _KINDS[model.section]
+    for key, prop in schema.get("properties", {}).items():
+        if key in common:
+            continue
+        kinds = [name for name in registry if key in registry.options(name)]
+        kinds += ["your own 'package.module:function'"] if user and key in user else []
+        said = prop.get("description")
+        prop["description"] = (
+            f"{said}; for {', '.join(kinds)}" if said else f"for {', '.join(kinds)}"
+        )
+
+
 class _Kind(Options):
     """A section whose `name` chooses a kind: it dumps the keys its kind reads, and those set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_who_reads)
 
     # The key of the section in the config, which names its registry.
     section: ClassVar[str]
@@ -120,8 +138,8 @@ class DataConfig(_Kind):
     )
     standardize: bool = Field(True, description="scale features with training statistics")
     # files and user functions
-    task: Task | None = Field(None, description="classification or regression (files, user)")
-    path: str | None = Field(None, description="a .csv, .parquet or .npz file (name: file)")
+    task: Task | None = Field(None, description="classification or regression")
+    path: str | None = Field(None, description="a .csv, .parquet or .npz file")
     target: str | None = Field(None, description="the target column of a CSV/Parquet file")
     input_shape: list[int] | None = Field(
         None, description="reshape each row to this shape, e.g. [1, 28, 28] for a cnn"
@@ -130,8 +148,8 @@ class DataConfig(_Kind):
     n_samples: int = Field(1000, ge=10)
     n_features: int = Field(20, ge=1)
     n_informative: int | None = Field(None, ge=1, description="default: half the features")
-    n_classes: int = Field(2, ge=2, description="classification only")
-    noise: float = Field(0.0, ge=0, description="regression only: std of the target noise")
+    n_classes: int = Field(2, ge=2, description="classes to generate")
+    noise: float = Field(0.0, ge=0, description="std of the target noise")
     # Which random dataset: fixed apart from the experiment's seed, which moves the split only.
     data_seed: int = Field(0, description="the generator's seed")
 
@@ -195,9 +213,9 @@ class ModelConfig(_Kind):
     dropout: float = Field(0.0, ge=0, lt=1)
     batch_norm: bool = False
     # cnn
-    channels: int = Field(32, ge=1, description="cnn: channels of the first block")
-    num_blocks: int = Field(2, ge=1, description="cnn: conv blocks, each doubling the channels")
-    kernel_size: int = Field(3, ge=1, description="cnn: odd kernel size")
+    channels: int = Field(32, ge=1, description="channels of the first block")
+    num_blocks: int = Field(2, ge=1, description="conv blocks, each doubling the channels")
+    kernel_size: int = Field(3, ge=1, description="odd kernel size")
     params: dict[str, Any] = Field(
         default_factory=dict, description="a user model's own parameters"
     )
@@ -227,8 +245,8 @@ class OptimizerConfig(_Kind):
     name: str = Field("adam", json_schema_extra=_names("optimizer"))
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    momentum: float = Field(0.0, ge=0, lt=1, description="sgd and rmsprop")
-    nesterov: bool = Field(False, description="sgd, with momentum > 0")
+    momentum: float = Field(0.0, ge=0, lt=1)
+    nesterov: bool = Field(False, description="with momentum > 0")
 
     @field_validator("name")
     @classmethod
@@ -250,13 +268,13 @@ class LRSchedulerConfig(_Kind):
 
     section: ClassVar[str] = "lr_scheduler"
     name: str = Field("none", json_schema_extra=_names("lr_scheduler"))
-    step_size: int = Field(10, ge=1, description="step: epochs between decays")
-    gamma: float = Field(0.1, gt=0, le=1, description="step: decay factor")
-    factor: float = Field(0.1, gt=0, lt=1, description="plateau: decay factor")
-    patience: int = Field(5, ge=0, description="plateau: epochs without improvement")
-    min_lr: float = Field(0.0, ge=0, description="cosine, warmup_cosine, plateau: floor")
-    warmup_epochs: float = Field(1.0, ge=0, description="warmup_cosine: linear warmup length")
-    pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: share spent warming up")
+    step_size: int = Field(10, ge=1, description="epochs between decays")
+    gamma: float = Field(0.1, gt=0, le=1, description="decay factor")
+    factor: float = Field(0.1, gt=0, lt=1, description="decay factor")
+    patience: int = Field(5, ge=0, description="epochs without improvement")
+    min_lr: float = Field(0.0, ge=0, description="floor of the learning rate")
+    warmup_epochs: float = Field(1.0, ge=0, description="linear warmup length")
+    pct_start: float = Field(0.3, gt=0, lt=1, description="share spent warming up")
 
     @field_validator("name")
     @classmethod
