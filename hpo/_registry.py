@@ -50,14 +50,22 @@ class Registry(Generic[T]):
         kind: what a name names, for messages ("optimizer").
         group: the entry point group that plugins register names in (None: no plugins).
         plugin_options: the options of a plugin's bare value, one that is not an `Entry`.
+        accepts: the type(s) a plugin's value must have, checked when it loads (a wrong one
+            fails there, with its plugin's name, rather than in a trial).
     """
 
     def __init__(
-        self, kind: str, *, group: str | None = None, plugin_options: Iterable[str] = ()
+        self,
+        kind: str,
+        *,
+        group: str | None = None,
+        plugin_options: Iterable[str] = (),
+        accepts: type | tuple[type, ...] = object,
     ) -> None:
         self.kind = kind
         self.group = group
         self._plugin_options = frozenset(plugin_options)
+        self._accepts = accepts
         self._entries: dict[str, Entry[T]] = {}
         self._plugins_loaded = group is None
 
@@ -180,10 +188,22 @@ class Registry(Generic[T]):
                     stacklevel=2,
                 )
                 continue
-            if isinstance(loaded, Entry):
-                self._entries[point.name] = loaded
+            entry = loaded if isinstance(loaded, Entry) else None
+            value = entry.value if entry is not None else loaded
+            if not isinstance(value, self._accepts):
+                warnings.warn(
+                    f"{self.kind} {point.name!r} from {point.value} ({point.group}) is a "
+                    f"{type(value).__name__}, not {_names_of(self._accepts)}; it is left out",
+                    stacklevel=2,
+                )
+            elif entry is not None:
+                self._entries[point.name] = entry
             else:
-                self.register(point.name, loaded, options=self._plugin_options)
+                self.register(point.name, value, options=self._plugin_options)
+
+
+def _names_of(types: type | tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
 
 
 def _first_line(value: Any) -> str:

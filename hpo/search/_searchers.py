@@ -150,7 +150,9 @@ class RandomSearcher(_Searcher):
 
 # name -> `factory(options, seed)`, the Optuna sampler of the searcher's options.
 SAMPLERS: Registry[Callable[[OptunaSearcher, int], Any]] = Registry(
-    "Optuna sampler", group="hpo.samplers"
+    "Optuna sampler",
+    group="hpo.samplers",
+    accepts=Callable,  # type: ignore[arg-type]
 )
 
 

@@ -200,7 +200,7 @@ USER_OPTIONS = frozenset({"task", "input_shape"})
 
 # name -> dataset; the spec's `data.name` is checked against these names.
 DATASETS: Registry[DatasetEntry] = Registry(
-    "dataset", group="hpo.datasets", plugin_options=USER_OPTIONS
+    "dataset", group="hpo.datasets", plugin_options=USER_OPTIONS, accepts=DatasetEntry
 )
 for _name, _entry in {
     # The 8x8 digits are images: a cnn sees them as one channel of 8x8 pixels.

@@ -30,7 +30,7 @@ ANY_MODEL_OPTIONS = _MLP_OPTIONS | {"channels", "num_blocks", "kernel_size", "pa
 
 # name -> builder, or its `module:function`; the spec's `model.name` is checked against these.
 MODELS: Registry[str | Callable[..., Any]] = Registry(
-    "model", group="hpo.models", plugin_options=ANY_MODEL_OPTIONS
+    "model", group="hpo.models", plugin_options=ANY_MODEL_OPTIONS, accepts=(str, Callable)
 )
 MODELS.register(
     "mlp",

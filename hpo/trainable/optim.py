@@ -25,7 +25,10 @@ COMMON_OPTIONS = frozenset({"name", "lr", "weight_decay"})
 # name -> builder; the spec's `optimizer.name` is checked against these names. A plugin's
 # builder may read any key of the optimizer config.
 OPTIMIZERS: Registry[Builder] = Registry(
-    "optimizer", group="hpo.optimizers", plugin_options={"momentum", "nesterov"}
+    "optimizer",
+    group="hpo.optimizers",
+    plugin_options={"momentum", "nesterov"},
+    accepts=Callable,  # type: ignore[arg-type]
 )
 
 

@@ -78,6 +78,7 @@ LR_SCHEDULERS: Registry[Builder] = Registry(
         "warmup_epochs",
         "pct_start",
     },
+    accepts=Callable,  # type: ignore[arg-type]
 )
 
 

@@ -26,6 +26,7 @@ tiny_linear = "hpo_tiny_plugin:linear"
 
 [project.entry-points."hpo.datasets"]
 blobs = "hpo_tiny_plugin:blobs"
+not_a_dataset = "hpo_tiny_plugin:linear"
 """
 
 MODULE = '''\
@@ -58,11 +59,13 @@ blobs = Entry(
 
 # Run in a fresh interpreter: the registries load plugins once per process.
 SCRIPT = """\
-import json, sys
+import json, sys, warnings
 from hpo.spec import load_spec
 from hpo.trainable.data import DATASETS
 
-out = {}
+warnings.simplefilter("always")
+caught = warnings.catch_warnings(record=True)
+out = {"warnings": caught.__enter__()}
 spec = load_spec({"name": "builtin", "data": {"name": "iris"}})
 out["plugin imported by a built-in spec"] = "hpo_tiny_plugin" in sys.modules
 spec = load_spec({
@@ -94,6 +97,8 @@ from hpo.trainable.loop import fit
 
 dataset = load_dataset(DataConfig.model_validate(config["data"]))
 out["epochs"] = [round(m["val_accuracy"], 3) for m in fit(config, dataset)]
+out["warnings"] = [str(w.message) for w in out["warnings"] if "hpo." in str(w.message)]
+out["datasets"] = list(DATASETS)
 print(json.dumps(out))
 """
 
@@ -144,4 +149,10 @@ def test_a_plugins_model_and_dataset_validate_and_train_by_name(plugin_dir: Path
         "unknown model 'tiny_lin'; did you mean 'tiny_linear'? available: cnn, mlp, tiny_linear"
         in (out["unknown"])
     )
+    # A plugin's value of the wrong type is left out, with a warning that names it.
+    assert "not_a_dataset" not in out["datasets"] and "blobs" in out["datasets"]
+    assert out["warnings"] == [
+        "dataset 'not_a_dataset' from hpo_tiny_plugin:linear (hpo.datasets) is a function, "
+        "not DatasetEntry; it is left out"
+    ]
     assert len(out["epochs"]) == 5 and out["epochs"][-1] > 0.8  # blobs are easy to tell apart
