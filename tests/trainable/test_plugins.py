@@ -32,8 +32,7 @@ not_a_dataset = "hpo_tiny_plugin:linear"
 MODULE = '''\
 """A plugin as a third party writes one: torch is imported only inside its builders."""
 
-from hpo._registry import Entry
-from hpo.trainable.data import DatasetEntry, Task, make_dataset
+from hpo.trainable import DatasetEntry, Entry, Task, make_dataset
 
 
 def linear(cfg, input_shape, output_dim):
