@@ -110,7 +110,7 @@ def _who_reads(schema: dict[str, Any], model: type[_Kind]) -> None:
 class _Kind(Options):
     """A section whose `name` chooses a kind: it dumps the keys its kind reads, and those set."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_who_reads)
+    model_config = ConfigDict(json_schema_extra=_who_reads)  # merged with Options' own
 
     # The key of the section in the config, which names its registry.
     section: ClassVar[str]
