@@ -6,8 +6,15 @@
 - `_schedulers`: FIFO and ASHA (Ray's).
 """
 
-from hpo.search._schedulers import AshaScheduler, FifoScheduler, SchedulerSpec
-from hpo.search._searchers import GridSearcher, OptunaSearcher, RandomSearcher, SearcherSpec
+from hpo.search._schedulers import SCHEDULERS, AshaScheduler, FifoScheduler, SchedulerSpec
+from hpo.search._searchers import (
+    SAMPLERS,
+    SEARCHERS,
+    GridSearcher,
+    OptunaSearcher,
+    RandomSearcher,
+    SearcherSpec,
+)
 from hpo.search._space import (
     CategoricalDist,
     ConstantDist,
@@ -22,6 +29,9 @@ from hpo.search._space import (
 )
 
 __all__ = [
+    "SAMPLERS",
+    "SCHEDULERS",
+    "SEARCHERS",
     "AshaScheduler",
     "CategoricalDist",
     "ConstantDist",

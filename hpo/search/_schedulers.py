@@ -1,18 +1,24 @@
 """Trial schedulers by name: FIFO (run every trial to the end) and ASHA (prune early).
 
-As with searchers, each option model is both the spec section and its Ray Tune builder.
+As with searchers, each option model is both the spec section and its Ray Tune builder,
+registered in `SCHEDULERS`, which the spec's union (`SchedulerSpec`) is formed from.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 
-from hpo._options import Options, by_name
+from hpo._options import Options, register_options, tagged_union
+from hpo._registry import Registry
 
 # A stored trial's id -> its spec metric by iteration: what a resumed run's scheduler knows.
 History = dict[str, dict[int, float]]
+
+
+# name -> the option model of a trial scheduler (the spec's `scheduler` section).
+SCHEDULERS: Registry[type[_Scheduler]] = Registry("scheduler")
 
 
 class _Scheduler(Options):
@@ -30,6 +36,7 @@ class _Scheduler(Options):
         raise NotImplementedError
 
 
+@register_options(SCHEDULERS)
 class FifoScheduler(_Scheduler):
     """Every trial runs all its epochs."""
 
@@ -41,6 +48,7 @@ class FifoScheduler(_Scheduler):
         return FIFOScheduler()
 
 
+@register_options(SCHEDULERS)
 class AshaScheduler(_Scheduler):
     """Ray's asynchronous successive halving over epochs: stops trials that trail at a rung."""
 
@@ -116,6 +124,4 @@ class AshaScheduler(_Scheduler):
         )
 
 
-SchedulerSpec = Annotated[
-    Annotated[FifoScheduler | AshaScheduler, Field(discriminator="name")], BeforeValidator(by_name)
-]
+SchedulerSpec = tagged_union(SCHEDULERS)

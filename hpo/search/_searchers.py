@@ -1,7 +1,9 @@
 """Searchers by name. Each option model is both the spec section and its Ray Tune builder.
 
-Adding a searcher is adding one class here and to `SearcherSpec`: the spec's validation,
-its error messages ("expected 'grid', 'random' or 'optuna'") and the runner all read it.
+Adding a searcher is adding one class here, registered in `SEARCHERS`: the spec's union
+(`SearcherSpec`), its validation, its error messages ("available: grid, optuna, random") and
+the runner all read the registry. Optuna's samplers are a registry too (`SAMPLERS`), which
+plugins add to through the `hpo.samplers` entry point group.
 
 Grid and random search hand Ray's variant generator the exact configurations to run, drawn
 here with Ray's own samplers: that is what lets a parameter depend on another (`when:`), and
@@ -12,13 +14,15 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Callable
 from dataclasses import fields
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BeforeValidator, Field
+from pydantic import Field, field_validator
 
-from hpo._options import Options, by_name
+from hpo._options import Options, register_options, tagged_union
+from hpo._registry import Registry
 from hpo.resuming import CONTINUE_KEY, Continuation
 from hpo.search._space import Space, get_path, nest, optuna_name, set_path
 
@@ -28,6 +32,10 @@ if TYPE_CHECKING:
 # A new trial's `CONTINUE_KEY` in a resumed experiment: a value at every leaf that a continued
 # trial's marker sets (Ray merges a preset configuration only into keys the base config has).
 NOT_CONTINUED = dict.fromkeys(field.name for field in fields(Continuation))
+
+
+# name -> the option model of a searcher (the spec's `searcher` section is one of them).
+SEARCHERS: Registry[type[_Searcher]] = Registry("searcher")
 
 
 class _Searcher(Options):
@@ -108,6 +116,7 @@ def _with_every_key(base: dict[str, Any], space: Space) -> dict[str, Any]:
     return config
 
 
+@register_options(SEARCHERS)
 class GridSearcher(_Searcher):
     """Every point of the grid, once (a conditional parameter only under its parents' values)."""
 
@@ -123,6 +132,7 @@ class GridSearcher(_Searcher):
         return list(itertools.islice(space.grid(), n))
 
 
+@register_options(SEARCHERS)
 class RandomSearcher(_Searcher):
     """Independent random samples, seeded."""
 
@@ -138,34 +148,70 @@ class RandomSearcher(_Searcher):
         return [space.sample(rng) for _ in range(n)]
 
 
-def _optuna_sampler(name: str, seed: int, n_startup_trials: int, multivariate: bool) -> Any:
+# name -> `factory(options, seed)`, the Optuna sampler of the searcher's options.
+SAMPLERS: Registry[Callable[[OptunaSearcher, int], Any]] = Registry(
+    "Optuna sampler",
+    group="hpo.samplers",
+    accepts=Callable,  # type: ignore[arg-type]
+)
+
+
+@SAMPLERS.register("tpe", options={"n_startup_trials", "multivariate"}, description="TPE")
+def _tpe(options: OptunaSearcher, seed: int) -> Any:
     import optuna
 
-    samplers = {
-        "tpe": lambda: optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=n_startup_trials, multivariate=multivariate
-        ),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-        "qmc": lambda: optuna.samplers.QMCSampler(seed=seed),
-        "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials),
-    }
-    return samplers[name]()
+    return optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=options.n_startup_trials, multivariate=options.multivariate
+    )
 
 
+@SAMPLERS.register("random", description="independent random samples")
+def _random(options: OptunaSearcher, seed: int) -> Any:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+@SAMPLERS.register("qmc", description="quasi-Monte Carlo (Sobol) points")
+def _qmc(options: OptunaSearcher, seed: int) -> Any:
+    import optuna
+
+    return optuna.samplers.QMCSampler(seed=seed)
+
+
+@SAMPLERS.register("gp", options={"n_startup_trials"}, description="a Gaussian process")
+def _gp(options: OptunaSearcher, seed: int) -> Any:
+    import optuna
+
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=options.n_startup_trials)
+
+
+def _sampler_names(schema: dict[str, Any]) -> None:
+    # Read when the schema is made, so that plugins (loaded only then) are listed too.
+    schema["enum"] = list(SAMPLERS)
+    schema["description"] = f"Optuna's sampler: {SAMPLERS.describe()}"
+
+
+@register_options(SEARCHERS)
 class OptunaSearcher(_Searcher):
     """Bayesian optimisation with an Optuna sampler (TPE by default), through Ray's OptunaSearch."""
 
     name: Literal["optuna"]
-    sampler: Literal["tpe", "random", "qmc", "gp"] = Field("tpe", description="Optuna's sampler")
+    sampler: str = Field("tpe", json_schema_extra=_sampler_names)
     n_startup_trials: int = Field(10, ge=0, description="random trials before the model takes over")
     multivariate: bool = Field(True, description="model parameters jointly (TPE)")
+
+    @field_validator("sampler")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return SAMPLERS.check(name)
 
     def _study_sampler(self, seed: int) -> Any:
         import optuna
 
         # The store and the progress view report trials; Optuna's own log lines would repeat them.
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        return _optuna_sampler(self.sampler, seed, self.n_startup_trials, self.multivariate)
+        return SAMPLERS[self.sampler](self, seed)
 
     def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, resume=None):
         from ray.tune.search.optuna import OptunaSearch
@@ -248,7 +294,4 @@ def _resumed_study(define: Any, metric: str, mode: str, resume: ResumePlan) -> A
     return storage
 
 
-SearcherSpec = Annotated[
-    Annotated[GridSearcher | RandomSearcher | OptunaSearcher, Field(discriminator="name")],
-    BeforeValidator(by_name),
-]
+SearcherSpec = tagged_union(SEARCHERS)

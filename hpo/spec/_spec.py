@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from hpo._options import Options
 from hpo.errors import SpecError, SpecIssue
 from hpo.search import (
+    SCHEDULERS,
+    SEARCHERS,
     AshaScheduler,
     Distribution,
     FifoScheduler,
@@ -32,7 +34,12 @@ from hpo.search import (
 from hpo.spec._ray import RayOptions
 from hpo.spec._yaml_source import Path as KeyPath
 from hpo.spec._yaml_source import load_yaml
-from hpo.trainable.config import TrainableConfig, TrainableSections, reported_metrics
+from hpo.trainable.config import (
+    EVERY_KEY,
+    TrainableConfig,
+    TrainableSections,
+    reported_metrics,
+)
 from hpo.types import Mode
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -128,10 +135,22 @@ class Spec(TrainableSections):
         return name
 
     def base_config(self) -> dict[str, Any]:
-        """The trainable's config before any parameter is searched."""
+        """The trainable's config before any parameter is searched.
+
+        A section that chooses a kind holds the options its kind reads and those the spec
+        sets (see `hpo.trainable.config`), and every searched key: a trial that the space
+        does not give a value at a searched key (under `when:`) trains with its default.
+        """
         if self.trainable:
             return _plain(self.config)
-        sections = self.model_dump(mode="json", include=set(TrainableSections.model_fields))
+        include = set(TrainableSections.model_fields)
+        sections = self.model_dump(mode="json", include=include)
+        every = self.model_dump(mode="json", include=include, context=EVERY_KEY)
+        for key in self.space:
+            section, _, rest = key.partition(".")
+            option = rest.partition(".")[0]
+            if option in every.get(section, {}):
+                sections[section].setdefault(option, every[section][option])
         # Early stopping and the plateau LR scheduler watch the spec's metric.
         return {**sections, "seed": self.seed, "metric": self.metric, "mode": self.mode.value}
 
@@ -308,8 +327,13 @@ def _issue(err: Any, lines: dict[KeyPath, int], origins: dict[KeyPath, str]) -> 
         message = "required key is missing"
     elif kind == "union_tag_invalid":
         ctx = err["ctx"]
+        registry = _TAGGED_REGISTRIES.get(path)
         what = ctx["discriminator"].strip("'")
-        message = f"unknown {what} {ctx['tag']!r}; expected one of: {ctx['expected_tags']}"
+        message = (
+            registry.unknown(ctx["tag"])
+            if registry is not None
+            else f"unknown {what} {ctx['tag']!r}; expected one of: {ctx['expected_tags']}"
+        )
     else:
         message = message.removeprefix("Value error, ")
         if not isinstance(err.get("input"), dict | list):
@@ -566,6 +590,9 @@ def _space_key_message(key: str, value: Any, err: Exception | dict[str, Any]) ->
         )
     return f"the value {value!r} is invalid for {key}: {err['msg']}"
 
+
+# The sections that are one of a registry's option models, by their key.
+_TAGGED_REGISTRIES = {("searcher",): SEARCHERS, ("scheduler",): SCHEDULERS}
 
 # The names pydantic puts into a location to say which member of a union it tried.
 _UNION_TAGS = {

@@ -4,8 +4,9 @@ Only the torch-free parts are imported here (the CLI's validation reads them); t
 live in `hpo.trainable.loop` (`Trainer`, `fit`) and import torch.
 """
 
+from hpo._registry import Entry
 from hpo.trainable.config import FINAL_KEY, TrainableConfig, reported_metrics
-from hpo.trainable.data import DATASETS, Dataset, Task, load_dataset
+from hpo.trainable.data import DATASETS, Dataset, DatasetEntry, Task, load_dataset, make_dataset
 from hpo.trainable.models import MODELS
 from hpo.trainable.optim import OPTIMIZERS
 from hpo.trainable.schedules import LR_SCHEDULERS
@@ -17,8 +18,11 @@ __all__ = [
     "MODELS",
     "OPTIMIZERS",
     "Dataset",
+    "DatasetEntry",
+    "Entry",
     "Task",
     "TrainableConfig",
     "load_dataset",
+    "make_dataset",
     "reported_metrics",
 ]

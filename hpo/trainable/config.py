@@ -5,16 +5,34 @@ A spec's `data`, `augment`, `model`, `optimizer`, `lr_scheduler`, `training`,
 by dotted key. The trainable validates its config again on entry, so it can be run and
 tested without Ray or a spec.
 
+A section that chooses a kind by name (`data`, `model`, `optimizer`, `lr_scheduler`) dumps
+only the keys its kind reads, as the kind's registry says, and the keys that were set: a
+trial's config, the stored spec and `hpo best` then hold what applies.
+
 This module imports neither torch nor Ray: `hpo validate` reads it, and must stay fast.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from hpo._options import Options
+from hpo._registry import Registry
+from hpo.trainable import data as _data
+from hpo.trainable import models as _models
+from hpo.trainable import optim as _optim
+from hpo.trainable import schedules as _schedules
 from hpo.trainable.data import DATASETS, Task, dataset_task
 from hpo.trainable.models import MODELS
 from hpo.trainable.optim import OPTIMIZERS
@@ -27,30 +45,101 @@ from hpo.trainable.user_code import check_reference, is_reference
 FINAL_KEY = "trial_finished"
 
 
-def _registered(kind: str, name: str, names: Any, *, reference: bool = False) -> str:
+# A section's registry, the keys every kind of it reads, and what a user's own
+# `module:function` reads (None: the section takes no references).
+_KINDS: dict[str, tuple[Registry[Any], frozenset[str], frozenset[str] | None]] = {
+    "data": (DATASETS, _data.COMMON_OPTIONS, _data.USER_OPTIONS),
+    "model": (MODELS, _models.COMMON_OPTIONS, _models.ANY_MODEL_OPTIONS),
+    "optimizer": (OPTIMIZERS, _optim.COMMON_OPTIONS, None),
+    "lr_scheduler": (LR_SCHEDULERS, _schedules.COMMON_OPTIONS, None),
+}
+_REFERENCE = ", or 'package.module:function' for your own"
+
+# `model_dump(context=EVERY_KEY)` dumps every key, applicable or not: what a trial's seed and
+# its checkpoint's identity are computed from, so that they do not depend on which keys were
+# written out (and are those of the releases that dumped every key).
+EVERY_KEY = {"every_key": True}
+
+
+def applicable(section: str, name: str) -> frozenset[str] | None:
+    """The keys of `section` that its kind `name` reads (None: not known, so every key)."""
+    registry, common, user = _KINDS[section]
+    if user is not None and is_reference(name):
+        return common | user
+    if name not in registry:
+        return None
+    return common | registry.options(name)
+
+
+def _registered(section: str, name: str) -> str:
     """Accept a registered name (or, where allowed, a `module:function` reference)."""
-    if reference and is_reference(name):
+    registry, _, user = _KINDS[section]
+    if user is not None and is_reference(name):
         return check_reference(name)
-    if name not in names:
-        extra = ", or 'package.module:function' for your own" if reference else ""
-        raise ValueError(f"unknown {kind} {name!r}; available: {', '.join(sorted(names))}{extra}")
+    if name not in registry:
+        raise ValueError(registry.unknown(name, _REFERENCE if user is not None else ""))
     return name
 
 
-class DataConfig(Options):
+def _names(section: str) -> Callable[[dict[str, Any]], None]:
+    """The `name` field's JSON Schema description, read from the registry when the schema is
+    made (so that plugins, loaded only then, are listed too)."""
+    registry, _, user = _KINDS[section]
+
+    def describe(schema: dict[str, Any]) -> None:
+        schema["description"] = registry.describe(*(["'package.module:function'"] if user else []))
+
+    return describe
+
+
+def _who_reads(schema: dict[str, Any], model: type[_Kind]) -> None:
+    """Say in each option's JSON Schema description which kinds read it, from the registry
+    (when the schema is made, so that plugins are named too)."""
+    registry, common, user = _KINDS[model.section]
+    for key, prop in schema.get("properties", {}).items():
+        if key in common:
+            continue
+        kinds = [name for name in registry if key in registry.options(name)]
+        kinds += ["your own 'package.module:function'"] if user and key in user else []
+        said = prop.get("description")
+        prop["description"] = (
+            f"{said}; for {', '.join(kinds)}" if said else f"for {', '.join(kinds)}"
+        )
+
+
+class _Kind(Options):
+    """A section whose `name` chooses a kind: it dumps the keys its kind reads, and those set."""
+
+    model_config = ConfigDict(json_schema_extra=_who_reads)  # merged with Options' own
+
+    # The key of the section in the config, which names its registry.
+    section: ClassVar[str]
+
+    @model_serializer(mode="wrap")
+    def _applicable(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        dumped = handler(self)
+        read = applicable(self.section, self.name)  # type: ignore[attr-defined]
+        if read is None or (info.context or {}).get("every_key"):
+            return dumped
+        keep = read | self.model_fields_set
+        return {key: value for key, value in dumped.items() if key in keep}
+
+
+class DataConfig(_Kind):
     """Which data, and how it is split. The kind-specific keys apply to their kind only."""
 
-    name: str = Field(
-        "digits", description="a built-in dataset, 'file', or 'package.module:function'"
-    )
+    section: ClassVar[str] = "data"
+    name: str = Field("digits", json_schema_extra=_names("data"))
     val_fraction: float = Field(0.2, gt=0, lt=1, description="share held out for validation")
     test_fraction: float = Field(
         0.0, ge=0, lt=1, description="share held out for the final test (0: no test split)"
     )
     standardize: bool = Field(True, description="scale features with training statistics")
     # files and user functions
-    task: Task | None = Field(None, description="classification or regression (files, user)")
-    path: str | None = Field(None, description="a .csv, .parquet or .npz file (name: file)")
+    task: Task | None = Field(None, description="classification or regression")
+    path: str | None = Field(None, description="a .csv, .parquet or .npz file")
     target: str | None = Field(None, description="the target column of a CSV/Parquet file")
     input_shape: list[int] | None = Field(
         None, description="reshape each row to this shape, e.g. [1, 28, 28] for a cnn"
@@ -59,15 +148,15 @@ class DataConfig(Options):
     n_samples: int = Field(1000, ge=10)
     n_features: int = Field(20, ge=1)
     n_informative: int | None = Field(None, ge=1, description="default: half the features")
-    n_classes: int = Field(2, ge=2, description="classification only")
-    noise: float = Field(0.0, ge=0, description="regression only: std of the target noise")
+    n_classes: int = Field(2, ge=2, description="classes to generate")
+    noise: float = Field(0.0, ge=0, description="std of the target noise")
     # Which random dataset: fixed apart from the experiment's seed, which moves the split only.
     data_seed: int = Field(0, description="the generator's seed")
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        return _registered("dataset", name, DATASETS, reference=True)
+        return _registered("data", name)
 
     @model_validator(mode="after")
     def _consistent(self) -> DataConfig:
@@ -76,10 +165,11 @@ class DataConfig(Options):
                 f"val_fraction + test_fraction must be below 1 to leave training data, "
                 f"but got {self.val_fraction} + {self.test_fraction}"
             )
-        used = DATASETS[self.name].options if self.name in DATASETS else _USER_OPTIONS
-        # Judged by value, not by which keys were given: a dumped config repeats every key.
+        used = (applicable("data", self.name) or frozenset()) - _data.COMMON_OPTIONS
+        # Judged by value, not by which keys were given: a config dumped before hpo dumped
+        # only what applies repeats every key.
         changed = {
-            n for n in _KIND_OPTIONS if getattr(self, n) != DataConfig.model_fields[n].default
+            n for n in _DATA_KIND_OPTIONS if getattr(self, n) != DataConfig.model_fields[n].default
         }
         stray = sorted(changed - used)
         if stray:
@@ -87,7 +177,8 @@ class DataConfig(Options):
                 f"{', '.join(stray)} do(es) not apply to dataset {self.name!r}"
                 + (f"; it reads: {', '.join(sorted(used))}" if used else "")
             )
-        needed = {"task"} if self.name not in DATASETS or self.name == "file" else set()
+        known = DATASETS[self.name].task if self.name in DATASETS else None
+        needed = {"task"} if known is None else set()
         needed |= {"path"} if self.name == "file" else set()
         missing = sorted(n for n in needed if getattr(self, n) is None)
         if missing:
@@ -96,11 +187,7 @@ class DataConfig(Options):
 
 
 # Keys that only some kinds of dataset read (the registry says which).
-_KIND_OPTIONS = frozenset(
-    {"task", "path", "target", "input_shape", "n_samples", "n_features", "n_informative"}
-    | {"n_classes", "noise", "data_seed"}
-)
-_USER_OPTIONS = frozenset({"task", "input_shape"})
+_DATA_KIND_OPTIONS = frozenset(DataConfig.model_fields) - _data.COMMON_OPTIONS
 
 
 class AugmentConfig(Options):
@@ -112,10 +199,11 @@ class AugmentConfig(Options):
     )
 
 
-class ModelConfig(Options):
+class ModelConfig(_Kind):
     """The network. `mlp` and `cnn` are built in; `params` is free for a user's own model."""
 
-    name: str = Field("mlp", description="mlp, cnn, or 'package.module:function'")
+    section: ClassVar[str] = "model"
+    name: str = Field("mlp", json_schema_extra=_names("model"))
     hidden_size: int = Field(64, ge=1, description="units in each hidden layer")
     num_layers: int = Field(2, ge=0, description="hidden layers (0 gives a linear model)")
     hidden_sizes: list[int] | None = Field(
@@ -125,9 +213,9 @@ class ModelConfig(Options):
     dropout: float = Field(0.0, ge=0, lt=1)
     batch_norm: bool = False
     # cnn
-    channels: int = Field(32, ge=1, description="cnn: channels of the first block")
-    num_blocks: int = Field(2, ge=1, description="cnn: conv blocks, each doubling the channels")
-    kernel_size: int = Field(3, ge=1, description="cnn: odd kernel size")
+    channels: int = Field(32, ge=1, description="channels of the first block")
+    num_blocks: int = Field(2, ge=1, description="conv blocks, each doubling the channels")
+    kernel_size: int = Field(3, ge=1, description="odd kernel size")
     params: dict[str, Any] = Field(
         default_factory=dict, description="a user model's own parameters"
     )
@@ -135,7 +223,7 @@ class ModelConfig(Options):
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        return _registered("model", name, MODELS, reference=True)
+        return _registered("model", name)
 
     @field_validator("hidden_sizes")
     @classmethod
@@ -152,17 +240,18 @@ class ModelConfig(Options):
         return size
 
 
-class OptimizerConfig(Options):
-    name: str = Field("adam", description="sgd, adam, adamw or rmsprop")
+class OptimizerConfig(_Kind):
+    section: ClassVar[str] = "optimizer"
+    name: str = Field("adam", json_schema_extra=_names("optimizer"))
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    momentum: float = Field(0.0, ge=0, lt=1, description="sgd and rmsprop")
-    nesterov: bool = Field(False, description="sgd, with momentum > 0")
+    momentum: float = Field(0.0, ge=0, lt=1)
+    nesterov: bool = Field(False, description="with momentum > 0")
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        return _registered("optimizer", name, OPTIMIZERS)
+        return _registered("optimizer", name)
 
     @model_validator(mode="after")
     def _nesterov(self) -> OptimizerConfig:
@@ -174,22 +263,23 @@ class OptimizerConfig(Options):
         return self
 
 
-class LRSchedulerConfig(Options):
+class LRSchedulerConfig(_Kind):
     """How the learning rate changes over training (Ray's trial scheduler is `scheduler`)."""
 
-    name: str = Field("none", description="none, step, cosine, plateau, onecycle or warmup_cosine")
-    step_size: int = Field(10, ge=1, description="step: epochs between decays")
-    gamma: float = Field(0.1, gt=0, le=1, description="step: decay factor")
-    factor: float = Field(0.1, gt=0, lt=1, description="plateau: decay factor")
-    patience: int = Field(5, ge=0, description="plateau: epochs without improvement")
-    min_lr: float = Field(0.0, ge=0, description="cosine, warmup_cosine, plateau: floor")
-    warmup_epochs: float = Field(1.0, ge=0, description="warmup_cosine: linear warmup length")
-    pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: share spent warming up")
+    section: ClassVar[str] = "lr_scheduler"
+    name: str = Field("none", json_schema_extra=_names("lr_scheduler"))
+    step_size: int = Field(10, ge=1, description="epochs between decays")
+    gamma: float = Field(0.1, gt=0, le=1, description="decay factor")
+    factor: float = Field(0.1, gt=0, lt=1, description="decay factor")
+    patience: int = Field(5, ge=0, description="epochs without improvement")
+    min_lr: float = Field(0.0, ge=0, description="floor of the learning rate")
+    warmup_epochs: float = Field(1.0, ge=0, description="linear warmup length")
+    pct_start: float = Field(0.3, gt=0, lt=1, description="share spent warming up")
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        return _registered("LR scheduler", name, LR_SCHEDULERS)
+        return _registered("lr_scheduler", name)
 
 
 class TrainingConfig(Options):

@@ -2,7 +2,9 @@
 
 The raw arrays are loaded once per experiment (in the driver) and shared with trials
 through Ray's object store; each trial only splits and standardises them. This module
-imports neither torch nor Ray: the spec's validation reads its registry.
+imports neither torch nor Ray: the spec's validation reads its registry. A plugin adds a
+`DatasetEntry` (or an `hpo._registry.Entry` of one, naming its options) through the
+`hpo.datasets` entry point group.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hpo._registry import Entry, Registry
 from hpo.trainable.user_code import is_reference, load_callable
 
 if TYPE_CHECKING:
@@ -71,17 +74,15 @@ class Splits:
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A registered dataset.
+    """A registered dataset (the registry holds the config keys it reads).
 
     Attributes:
         task: known before loading, so specs can be checked early (None: the config says).
         load: builds the arrays from the data config.
-        options: the kind-specific config keys this dataset reads (others are rejected).
     """
 
     task: Task | None
     load: Callable[[DataConfig], Dataset]
-    options: frozenset[str] = frozenset()
 
 
 def make_dataset(x: Any, y: Any, task: Task, input_shape: Any = None) -> Dataset:
@@ -103,17 +104,19 @@ def make_dataset(x: Any, y: Any, task: Task, input_shape: Any = None) -> Dataset
     return Dataset(x, y, task, shape)
 
 
-def _sklearn(loader_name: str, task: Task, input_shape: tuple[int, ...] = ()) -> DatasetEntry:
+def _sklearn(
+    loader_name: str, task: Task, input_shape: tuple[int, ...] = (), *, description: str
+) -> Entry[DatasetEntry]:
     def load(cfg: DataConfig) -> Dataset:
         import sklearn.datasets
 
         x, y = getattr(sklearn.datasets, loader_name)(return_X_y=True)
         return make_dataset(x, y, task, input_shape)
 
-    return DatasetEntry(task, load)
+    return Entry(DatasetEntry(task, load), description=f"scikit-learn's {description}")
 
 
-def _synthetic(task: Task) -> DatasetEntry:
+def _synthetic(task: Task) -> Entry[DatasetEntry]:
     def load(cfg: DataConfig) -> Dataset:
         import sklearn.datasets
 
@@ -143,7 +146,9 @@ def _synthetic(task: Task) -> DatasetEntry:
 
     options = {"n_samples", "n_features", "n_informative", "data_seed"}
     options |= {"n_classes"} if task is Task.CLASSIFICATION else {"noise"}
-    return DatasetEntry(task, load, frozenset(options))
+    return Entry(
+        DatasetEntry(task, load), frozenset(options), f"random {task.value} data (scikit-learn)"
+    )
 
 
 def _file(cfg: DataConfig) -> Dataset:
@@ -188,24 +193,40 @@ def _user(cfg: DataConfig) -> Dataset:
     return make_dataset(*loaded, cfg.task, cfg.input_shape)
 
 
-# name -> dataset; the spec's `data.name` is checked against these keys.
-DATASETS: dict[str, DatasetEntry] = {
+# The keys every dataset reads; each registered one names the others it reads.
+COMMON_OPTIONS = frozenset({"name", "val_fraction", "test_fraction", "standardize"})
+# What a user's function reads (it returns its arrays; the config says what they are).
+USER_OPTIONS = frozenset({"task", "input_shape"})
+
+# name -> dataset; the spec's `data.name` is checked against these names.
+DATASETS: Registry[DatasetEntry] = Registry(
+    "dataset", group="hpo.datasets", plugin_options=USER_OPTIONS, accepts=DatasetEntry
+)
+for _name, _entry in {
     # The 8x8 digits are images: a cnn sees them as one channel of 8x8 pixels.
-    "digits": _sklearn("load_digits", Task.CLASSIFICATION, (1, 8, 8)),
-    "iris": _sklearn("load_iris", Task.CLASSIFICATION),
-    "wine": _sklearn("load_wine", Task.CLASSIFICATION),
-    "breast_cancer": _sklearn("load_breast_cancer", Task.CLASSIFICATION),
-    "diabetes": _sklearn("load_diabetes", Task.REGRESSION),
+    "digits": _sklearn(
+        "load_digits", Task.CLASSIFICATION, (1, 8, 8), description="8x8 images of digits"
+    ),
+    "iris": _sklearn("load_iris", Task.CLASSIFICATION, description="iris flowers"),
+    "wine": _sklearn("load_wine", Task.CLASSIFICATION, description="wines"),
+    "breast_cancer": _sklearn(
+        "load_breast_cancer", Task.CLASSIFICATION, description="breast cancer diagnoses"
+    ),
+    "diabetes": _sklearn("load_diabetes", Task.REGRESSION, description="diabetes progression"),
     "classification": _synthetic(Task.CLASSIFICATION),
     "regression": _synthetic(Task.REGRESSION),
-    "file": DatasetEntry(None, _file, frozenset({"task", "path", "target", "input_shape"})),
-}
+    "file": Entry(
+        DatasetEntry(None, _file),
+        frozenset({"task", "path", "target", "input_shape"}),
+        "a .csv, .parquet or .npz file (data.path)",
+    ),
+}.items():
+    DATASETS.register(_name, _entry.value, options=_entry.options, description=_entry.description)
 
 
 def dataset_task(data: DataConfig) -> Task:
     """The task of the configured data, known without loading it."""
-    entry = DATASETS.get(data.name)
-    task = entry.task if entry is not None else None
+    task = DATASETS[data.name].task if data.name in DATASETS else None
     return task or Task(data.task)
 
 

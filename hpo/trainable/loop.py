@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hpo.trainable.config import FINAL_KEY, TrainableConfig, TrainingConfig
+from hpo.trainable.config import EVERY_KEY, FINAL_KEY, TrainableConfig, TrainingConfig
 from hpo.trainable.data import Dataset, Task, split
 from hpo.trainable.early_stopping import EarlyStopping
 from hpo.trainable.finite import check_finite
@@ -47,7 +47,9 @@ def trial_seed(config: TrainableConfig) -> int:
     The same config trains the same way, in any process; two configs of one experiment
     get independent seeds.
     """
-    text = json.dumps(config.model_dump(mode="json", exclude=_NOT_SEEDED), sort_keys=True)
+    text = json.dumps(
+        config.model_dump(mode="json", exclude=_NOT_SEEDED, context=EVERY_KEY), sort_keys=True
+    )
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 
@@ -322,7 +324,8 @@ class Trainer:
         """Everything needed to continue training exactly here (see `checkpoint.py`)."""
         return {
             "config": json.dumps(
-                self.cfg.model_dump(mode="json", exclude=_NOT_SEEDED), sort_keys=True
+                self.cfg.model_dump(mode="json", exclude=_NOT_SEEDED, context=EVERY_KEY),
+                sort_keys=True,
             ),
             "epoch": self.epoch,
             "model": self.model.state_dict(),
@@ -344,7 +347,9 @@ class Trainer:
         Raises:
             ValueError: the state was saved by a trainer with another config.
         """
-        mine = json.dumps(self.cfg.model_dump(mode="json", exclude=_NOT_SEEDED), sort_keys=True)
+        mine = json.dumps(
+            self.cfg.model_dump(mode="json", exclude=_NOT_SEEDED, context=EVERY_KEY), sort_keys=True
+        )
         if state["config"] != mine:
             raise ValueError("the checkpoint was saved by a trial with another config")
         self.epoch = int(state["epoch"])

@@ -1,7 +1,8 @@
 """Learning-rate schedulers by name, stepped per optimizer step or per epoch as each needs.
 
 torch is imported inside the builders, so that the config module can read the registry's
-names without importing torch.
+names without importing torch. A plugin adds a builder through the `hpo.lr_schedulers` entry
+point group.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from hpo._registry import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -58,23 +61,55 @@ class LRSchedule:
 
 Builder = Callable[["LRSchedulerConfig", "torch.optim.Optimizer", Plan], LRSchedule]
 
+# The keys every LR scheduler reads; each registered one names the others it reads.
+COMMON_OPTIONS = frozenset({"name"})
 
+# name -> builder; the spec's `lr_scheduler.name` is checked against these names. A plugin's
+# builder may read any key of the LR scheduler config.
+LR_SCHEDULERS: Registry[Builder] = Registry(
+    "LR scheduler",
+    group="hpo.lr_schedulers",
+    plugin_options={
+        "step_size",
+        "gamma",
+        "factor",
+        "patience",
+        "min_lr",
+        "warmup_epochs",
+        "pct_start",
+    },
+    accepts=Callable,  # type: ignore[arg-type]
+)
+
+
+@LR_SCHEDULERS.register("none", description="a constant learning rate")
 def _none(cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan) -> LRSchedule:
     return LRSchedule()
 
 
+@LR_SCHEDULERS.register(
+    "step", options={"step_size", "gamma"}, description="decay by gamma every step_size epochs"
+)
 def _step(cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan) -> LRSchedule:
     from torch.optim.lr_scheduler import StepLR
 
     return LRSchedule(StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma))
 
 
+@LR_SCHEDULERS.register(
+    "cosine", options={"min_lr"}, description="cosine annealing to min_lr over the training"
+)
 def _cosine(cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan) -> LRSchedule:
     from torch.optim.lr_scheduler import CosineAnnealingLR
 
     return LRSchedule(CosineAnnealingLR(optimizer, T_max=plan.epochs, eta_min=cfg.min_lr))
 
 
+@LR_SCHEDULERS.register(
+    "plateau",
+    options={"factor", "patience", "min_lr"},
+    description="decay by factor when the metric stops improving",
+)
 def _plateau(cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan) -> LRSchedule:
     from torch.optim.lr_scheduler import ReduceLROnPlateau
 
@@ -84,6 +119,9 @@ def _plateau(cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Pla
     return LRSchedule(scheduler, on_metric=True)
 
 
+@LR_SCHEDULERS.register(
+    "onecycle", options={"pct_start"}, description="one cycle up to optimizer.lr and down, per step"
+)
 def _onecycle(cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan) -> LRSchedule:
     from torch.optim.lr_scheduler import OneCycleLR
 
@@ -98,6 +136,11 @@ def _onecycle(cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Pl
     return LRSchedule(scheduler, per_step=True)
 
 
+@LR_SCHEDULERS.register(
+    "warmup_cosine",
+    options={"warmup_epochs", "min_lr"},
+    description="linear warmup, then cosine annealing to min_lr",
+)
 def _warmup_cosine(
     cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan
 ) -> LRSchedule:
@@ -117,17 +160,6 @@ def _warmup_cosine(
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return LRSchedule(LambdaLR(optimizer, factor), per_step=True)
-
-
-# name -> builder; the spec's `lr_scheduler.name` is checked against these keys.
-LR_SCHEDULERS: dict[str, Builder] = {
-    "none": _none,
-    "step": _step,
-    "cosine": _cosine,
-    "plateau": _plateau,
-    "onecycle": _onecycle,
-    "warmup_cosine": _warmup_cosine,
-}
 
 
 def build_lr_schedule(

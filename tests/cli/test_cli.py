@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from hpo.cli._app import cli
+from hpo.results import load
 from hpo.trainable.config import TrainableSections
 from tests.conftest import SEARCH_SPACES, tiny_spec
 
@@ -119,6 +120,12 @@ def test_run_then_ls_show_and_best(workdir: Path):
         "mode",
         "name",
     } == set(best_spec)
+    # Only what applies to digits, an MLP and no LR schedule (the stored config is the same).
+    assert not {"n_samples", "n_features", "n_informative"} & set(best_spec["data"])
+    assert not {"channels", "num_blocks", "kernel_size"} & set(best_spec["model"])
+    assert best_spec["lr_scheduler"] == {"name": "none"}
+    stored = load("cli-run").config(0)
+    assert stored["lr_scheduler"] == {"name": "none"} and "channels" not in stored["model"]
     (workdir / "best.yaml").write_text(best.output)
     assert invoke("validate", str(workdir / "best.yaml")).exit_code == 0  # runs alone
     assert json.loads(invoke("best", "cli-run", "-f", "json").output) == best_spec

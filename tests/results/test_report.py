@@ -145,6 +145,9 @@ def test_the_report_shows_the_best_trial_spec_and_environment(ran: Experiment, t
     best = ran.best(1).iloc[0]
     assert f"Best config: trial {best['number']}" in text
     assert f"lr: {ran.config(best['trial_id'])['optimizer']['lr']}" in text
+    # Its config holds what applies to digits, an MLP and no LR schedule, nothing else.
+    for stray in ("n_informative", "kernel_size", "num_blocks", "step_size", "warmup_epochs"):
+        assert stray not in text
     for value in (*ran.row["versions"].values(), ran.row["host"], "asha"):
         assert str(value) in text
     # Self-contained: no script, and nothing that a browser would load from elsewhere.

@@ -171,17 +171,17 @@ BAD_SPECS = [
     (
         "searcher: bayes",
         "2: searcher",
-        "unknown name 'bayes'; expected one of: 'grid', 'random', 'optuna'",
+        "unknown searcher 'bayes'; available: grid, optuna, random",
     ),
     (
         "scheduler: hyperband",
         "2: scheduler",
-        "unknown name 'hyperband'; expected one of: 'fifo', 'asha'",
+        "unknown scheduler 'hyperband'; available: asha, fifo",
     ),
     (
         "searcher: {name: optuna, sampler: cmaes}",
         "2: searcher.sampler",
-        "Input should be 'tpe', 'random', 'qmc' or 'gp' (got 'cmaes')",
+        "unknown Optuna sampler 'cmaes'; available: gp, qmc, random, tpe (got 'cmaes')",
     ),
     (
         "data: {name: mnist}",
@@ -366,6 +366,63 @@ def test_base_config_is_what_the_trainable_reads():
     assert config["optimizer"]["lr"] == 3e-3
     assert config["seed"] == 0
     assert isinstance(spec, Spec)
+
+
+def test_base_config_holds_only_the_options_of_the_chosen_kinds():
+    """digits + mlp + no LR schedule: none of the keys of other datasets, models or LR
+    schedulers, which `hpo best` and the report used to print."""
+    config = load_spec(tiny_spec()).base_config()
+    assert not {"n_samples", "n_features", "n_informative", "noise"} & set(config["data"])
+    assert not {"channels", "num_blocks", "kernel_size", "params"} & set(config["model"])
+    assert config["lr_scheduler"] == {"name": "none"}
+    assert not {"momentum", "nesterov"} & set(config["optimizer"])
+
+
+def test_searching_a_kind_keeps_the_options_the_space_or_the_user_sets():
+    spec = load_spec(
+        tiny_spec(
+            lr_scheduler={"gamma": 0.5},
+            space={
+                "lr_scheduler.name": {"type": "categorical", "choices": ["none", "step"]},
+                "lr_scheduler.step_size": {"type": "int", "low": 2, "high": 4},
+                "optimizer.name": {"type": "categorical", "choices": ["adam", "sgd"]},
+                "optimizer.momentum": {
+                    "type": "float",
+                    "low": 0.5,
+                    "high": 0.9,
+                    "when": {"optimizer.name": "sgd"},
+                },
+            },
+        )
+    )
+    config = spec.base_config()
+    assert config["lr_scheduler"] == {"name": "none", "gamma": 0.5, "step_size": 10}
+    # A trial of adam gets no momentum from the space: it keeps the default, not a bound.
+    assert config["optimizer"]["momentum"] == 0.0
+    assert "nesterov" not in config["optimizer"]
+
+
+def test_a_dumped_spec_loads_as_the_same_spec():
+    """What the store keeps of a spec (its dump, leaner now) is the spec that ran."""
+    spec = load_spec(tiny_spec(optimizer={"name": "sgd", "momentum": 0.9}))
+    again = load_spec(spec.model_dump(mode="json"))
+    assert again == spec and again.base_config() == spec.base_config()
+
+
+def test_the_schema_describes_names_from_the_registries():
+    definitions = Spec.model_json_schema()["$defs"]
+    assert definitions["OptimizerConfig"]["properties"]["name"]["description"] == (
+        "sgd, adam, adamw or rmsprop"
+    )
+    assert "'package.module:function'" in (
+        definitions["ModelConfig"]["properties"]["name"]["description"]
+    )
+    # Each option says which kinds read it: the registry's options, not a hand-kept list.
+    assert definitions["OptimizerConfig"]["properties"]["momentum"]["description"] == (
+        "for rmsprop, sgd"
+    )
+    sampler = definitions["OptunaSearcher"]["properties"]["sampler"]
+    assert sampler["enum"] == ["gp", "qmc", "random", "tpe"]
 
 
 def test_overriding_the_searcher_name_chooses_another_searcher():
