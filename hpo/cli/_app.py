@@ -194,7 +194,7 @@ def validate(spec_path: Path, overrides: tuple[str, ...]) -> None:
     """Check a spec without running anything."""
     spec = load_spec(spec_path, overrides)
     if spec.trainable or is_reference(spec.model.name):  # the user's code, by reference
-        from hpo.runner import check_user_code
+        from hpo.trainable.preflight import check_user_code
 
         check_user_code(spec)
     console.print(f"[green]ok[/] {spec_path}: {_describe(spec)}")

@@ -76,7 +76,7 @@ def test_ctrl_c_while_the_data_loads_exits_130_without_a_traceback(workdir: Path
     def interrupted(spec):
         raise KeyboardInterrupt  # what Python raises on a SIGINT outside the search's handling
 
-    monkeypatch.setattr(hpo.runner._runner, "_load_data", interrupted)
+    monkeypatch.setattr(hpo.runner._runner, "load_data", interrupted)
     result = invoke("run", str(write_spec(workdir / "s.yaml")))
     assert result.exit_code == 130
     assert "interrupted." in result.output
