@@ -49,7 +49,11 @@ def run(
         RunFailed: no trial finished without an error.
     """
     if not isinstance(spec, Spec) or overrides:
-        source = spec.model_dump(mode="json") if isinstance(spec, Spec) else spec
+        source = spec
+        if isinstance(spec, Spec):
+            # What the spec set, not its defaults: a spec of the user's own trainable must
+            # not come back holding every section of hpo's.
+            source = spec.model_dump(mode="json", exclude_unset=True)
         spec = load_spec(
             source, {key.replace("__", "."): value for key, value in overrides.items()}
         )
