@@ -48,10 +48,19 @@ __all__ = [
     "run",
     "tune",
 ]
-__version__ = "0.1.0"
+DISTRIBUTION = "hpo-orchestra"  # the name hpo is installed under (`pip install hpo-orchestra`)
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name == "__version__":
+        # From the installed package's metadata, so that it is the version pyproject.toml
+        # gave the build, not a second copy kept by hand.
+        from importlib import metadata
+
+        try:
+            return metadata.version(DISTRIBUTION)
+        except metadata.PackageNotFoundError:  # imported from a checkout that is not installed
+            return "0+unknown"
     raise AttributeError(f"module 'hpo' has no attribute {name!r}")
