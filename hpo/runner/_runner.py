@@ -174,11 +174,9 @@ def resume(
         console,
         record,
         name=name,
-        # The trials go on where they were stored; hpo's own files too, unless at a URI.
-        results_dir=Path(row["storage_path"]),
-        storage_path=row["storage_path"],
+        results_dir=Path(DEFAULT_RESULTS_DIR),
         address=address,
-        files_fallback=Path(DEFAULT_RESULTS_DIR),
+        storage_path=row["storage_path"],  # the trials go on where they were stored
     )
     return _search(run, callbacks, live, resume=plan)
 
@@ -193,11 +191,11 @@ def _prepare(
     results_dir: Path,
     address: str | None,
     storage_path: str | None,
-    files_fallback: Path | None = None,
 ) -> _Run:
     """What a run and a resume both do before the trials: check the user's input, load the
-    data, reach Ray and its storage, then `record` the experiment as running in the store
-    (it returns the store, the experiment's id and its name).
+    data, reach Ray and its storage (`storage_path`, else the spec's, else `results_dir`),
+    then `record` the experiment as running (it returns the store, the experiment's id and
+    its name, and says what runs).
 
     What can fail on the user's input fails first, before anything is written or started.
     """
@@ -223,7 +221,7 @@ def _prepare(
     except BaseException:
         placement.release()  # a bad store URL must not leave Ray running
         raise
-    files_dir = _files_dir(placement, files_fallback or results_dir)
+    files_dir = _files_dir(placement, results_dir)
     return _Run(
         spec, name, experiment_id, store, files_dir, console, function, dataset, placement
     )
