@@ -419,7 +419,7 @@ class Store:
         """How the experiment's trials ended: how many count as finished (completed, pruned,
         or cut short by the time budget after reporting), and the first error by number."""
         finished = sa.or_(
-            trials.c.status.in_([TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value]),
+            trials.c.status.in_([status.value for status in TrialStatus if status.succeeded]),
             sa.and_(trials.c.status == TrialStatus.INTERRUPTED.value, trials.c.iterations > 0),
         )
         mine = trials.c.experiment_id == experiment_id
