@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from hpo.spec import Spec, load_spec
     from hpo.trainable.user_function import get_checkpoint, report
 
+    __version__: str  # read from the installed metadata on first use (see `__getattr__`)
+
 # Public name -> the module that defines it. Imported on first use, so that `hpo --help` and
 # `hpo validate` do not pay for pandas, torch or Ray.
 _EXPORTS = {
