@@ -112,7 +112,7 @@ def run_hpo_tune(
     **options: Any,
 ) -> float:
     """Wall time of `hpo.tune(train_fn, ...)` (runner, store, progress view) on the same search
-    as `run_ray_tune`, results in `workdir`; `options` go to `hpo.tune` (`max_concurrent`...)."""
+    as `run_ray_tune`, results in `workdir`; `options` go to `hpo.tune` (`budget__max_concurrent`...)."""
     from rich.console import Console
 
     import hpo
@@ -126,7 +126,7 @@ def run_hpo_tune(
             config=dict(constants or {}),
             metric="score",
             mode="max",
-            num_samples=num_trials,
+            budget__num_samples=num_trials,
             store=f"sqlite:///{workdir / 'hpo.db'}",
             console=Console(quiet=True),
             **options,

@@ -64,7 +64,7 @@ def main() -> None:
                 trials,
                 workdir,
                 constants={"seconds": seconds},
-                max_concurrent=workers,
+                budget__max_concurrent=workers,
                 resources={"cpu": 2 / workers},
             )
             print(f"  {workers} worker(s): {trials} trials in {walls[workers]:.1f} s", flush=True)

@@ -70,7 +70,7 @@ def main() -> None:
         mode="min",
         searcher="optuna",
         scheduler={"name": "asha", "max_t": EPOCHS, "grace_period": 2},
-        num_samples=12,
+        budget__num_samples=12,
     )
     best = experiment.best(1).iloc[0]
     print(

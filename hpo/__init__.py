@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from hpo.spec import Spec, load_spec
     from hpo.trainable.user_function import get_checkpoint, report
 
+    __version__: str  # read from the installed metadata on first use (see `__getattr__`)
+
 # Public name -> the module that defines it. Imported on first use, so that `hpo --help` and
 # `hpo validate` do not pay for pandas, torch or Ray.
 _EXPORTS = {
@@ -48,10 +50,19 @@ __all__ = [
     "run",
     "tune",
 ]
-__version__ = "0.1.0"
+DISTRIBUTION = "hpo-orchestra"  # the name hpo is installed under (`pip install hpo-orchestra`)
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name == "__version__":
+        # From the installed package's metadata, so that it is the version pyproject.toml
+        # gave the build, not a second copy kept by hand.
+        from importlib import metadata
+
+        try:
+            return metadata.version(DISTRIBUTION)
+        except metadata.PackageNotFoundError:  # imported from a checkout that is not installed
+            return "0+unknown"
     raise AttributeError(f"module 'hpo' has no attribute {name!r}")

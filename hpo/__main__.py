@@ -1,5 +1,7 @@
 """`python -m hpo` is the `hpo` command."""
 
+import sys
+
 from hpo.cli import main
 
-main()
+sys.exit(main())

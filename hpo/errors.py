@@ -13,6 +13,14 @@ class HpoWarning(UserWarning):
     """Warnings raised by hpo itself (the test suite turns them into errors)."""
 
 
+class HpoDeprecationWarning(HpoWarning, FutureWarning):
+    """Something hpo will stop accepting in a coming release.
+
+    A `FutureWarning`, which Python shows by default, since it is meant for the users of hpo's
+    API rather than only for developers; an `HpoWarning`, so the test suite errors on it.
+    """
+
+
 class HpoError(Exception):
     """Base class of the errors hpo reports to a user; `exit_code` is what the CLI returns."""
 

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,7 @@ def validate(spec_path: Path, overrides: tuple[str, ...]) -> None:
     """Check a spec without running anything."""
     spec = load_spec(spec_path, overrides)
     if spec.trainable or is_reference(spec.model.name):  # the user's code, by reference
-        from hpo.runner import check_user_code
+        from hpo.trainable.preflight import check_user_code
 
         check_user_code(spec)
     console.print(f"[green]ok[/] {spec_path}: {_describe(spec)}")
@@ -582,12 +583,33 @@ def _print_summary(experiment: Any, store: str | None, *, brief: bool = False) -
     console.print(f"Plots: hpo report {experiment.name}{store_flag} -o {experiment.name}.html")
 
 
-def main() -> None:
+def main(args: Sequence[str] | None = None) -> int:
+    """Run the `hpo` command on `args` (default: the command line) and return its exit code.
+
+    The console script and `python -m hpo` exit with it; other callers (a test, a wrapper)
+    get it back instead of a `SystemExit`.
+    """
     # As with `python -m`, the user's own modules (`model: {name: my_models:net}`,
     # `trainable: train:main`) import from the working directory; Ray's workers inherit it.
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    cli(prog_name="hpo")
+    try:
+        # click's standalone mode reports what it handles itself (usage errors, "Aborted!",
+        # a closed pipe) and then always ends in `sys.exit`: keep all that, return the code.
+        cli.main(args=list(args) if args is not None else None, prog_name="hpo")
+    except SystemExit as exc:
+        return _exit_code(exc.code)
+    return 0
+
+
+def _exit_code(code: object) -> int:
+    """What `sys.exit(code)` would make the process's exit status."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)  # as Python prints a message given to sys.exit
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Keeping Ray quiet during a search: its environment, its telemetry and its log records.
 
-Everything here is set for the run only and restored when it ends.
+Everything here is set for the run only and restored when it ends (`quiet_ray`).
 """
 
 from __future__ import annotations
@@ -8,8 +8,33 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+
+# Read by Ray Tune while it runs; set only for hpo's runs, and only where the user has not.
+TUNE_ENVIRONMENT = {
+    # Ray's per-trial JSON/CSV/TensorBoard loggers duplicate what the store keeps and cost
+    # time per result; experts can turn them back on by setting the variable to 0.
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Ray's newer console output prints its banner even at verbose=0; hpo reports instead.
+    "RAY_AIR_NEW_OUTPUT": "0",
+    # hpo handles Ctrl-C itself (`hpo.runner._signals`), also marking the store.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+}
+
+# hpo hands Ray's variant generator whole configurations over a base that holds every
+# searched key; Ray warns about each such value, which says nothing to a reader.
+_SILENCED = {"ray.tune.search.variant_generator": logging.ERROR}
+
+
+@contextmanager
+def quiet_ray(log_path: Path) -> Iterator[None]:
+    """Everything below, for one search: Ray's log records go to `log_path`."""
+    with ExitStack() as stack:
+        stack.enter_context(ray_logs_to(log_path))
+        stack.enter_context(environment(TUNE_ENVIRONMENT))
+        stack.enter_context(without_callback_telemetry())
+        yield
 
 
 @contextmanager
@@ -53,21 +78,23 @@ def ray_logs_to(path: Path) -> Iterator[None]:
     The store keeps each failed trial's error, and the summary shows it; the terminal shows
     hpo's own progress only.
     """
-    # hpo hands Ray's variant generator whole configurations over a base that holds every
-    # searched key; Ray warns about each such value, which says nothing to a reader.
-    logging.getLogger("ray.tune.search.variant_generator").setLevel(logging.ERROR)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    loggers = [logging.getLogger(name) for name in ("ray", "hpo")]
-    saved = [(logger.handlers, logger.propagate, logger.level) for logger in loggers]
-    for logger in loggers:
+    redirected = [logging.getLogger(name) for name in ("ray", "hpo")]
+    silenced = [logging.getLogger(name) for name in _SILENCED]
+    saved = [
+        (logger, logger.handlers, logger.propagate, logger.level)
+        for logger in [*redirected, *silenced]
+    ]
+    for logger in redirected:
         logger.handlers, logger.propagate = [handler], False
         logger.setLevel(logging.WARNING)
+    for logger in silenced:
+        logger.setLevel(_SILENCED[logger.name])
     try:
         yield
     finally:
-        for logger, (handlers, propagate, level) in zip(loggers, saved, strict=True):
+        for logger, handlers, propagate, level in saved:
             logger.handlers, logger.propagate = handlers, propagate
             logger.setLevel(level)
         handler.close()
-

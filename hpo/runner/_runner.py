@@ -19,6 +19,8 @@ from hpo.runner._cluster import Placement, connect
 from hpo.runner._tuner import run_tuner
 from hpo.spec import Spec, load_spec
 from hpo.store import ExperimentStatus, Store, TrialStatus, resolve_url
+from hpo.trainable.evaluation import evaluate_on_test
+from hpo.trainable.preflight import check_user_code, load_data
 
 if TYPE_CHECKING:
     from hpo.resuming import ResumePlan
@@ -47,7 +49,11 @@ def run(
         RunFailed: no trial finished without an error.
     """
     if not isinstance(spec, Spec) or overrides:
-        source = spec.model_dump(mode="json") if isinstance(spec, Spec) else spec
+        source = spec
+        if isinstance(spec, Spec):
+            # What the spec set, not its defaults: a spec of the user's own trainable must
+            # not come back holding every section of hpo's.
+            source = spec.model_dump(mode="json", exclude_unset=True)
         spec = load_spec(
             source, {key.replace("__", "."): value for key, value in overrides.items()}
         )
@@ -76,45 +82,34 @@ def execute(
     `storage_path` override the spec's `ray` section (see `hpo.runner._cluster`).
     """
     console = console or Console()
-    if spec.tracking.mlflow is not None and importlib.util.find_spec("mlflow") is None:
-        issue = SpecIssue(
-            "tracking.mlflow", "MLflow is not installed: pip install 'hpo-orchestra[mlflow]'"
-        )
-        raise SpecError(spec.name, [issue])
-    # What can fail on the user's input fails here, before anything is written or started.
-    if function is None:
-        function = check_user_code(spec)
-    dataset = _load_data(spec) if function is None else None
-    # Ray (local, or the cluster asked for), and storage every node reaches, before any write.
-    placement = connect(
-        spec.name,
-        spec.ray,
-        Path(results_dir),
-        address=address,
-        storage_path=storage_path,
-        console=console,
-    )
     spec_data = {**spec.model_dump(mode="json"), "num_trials": spec.num_trials()}
-    try:
+
+    def record(placement: Placement) -> tuple[Store, int, str]:
         store = Store(store_url)
         experiment_id, name = store.create_experiment(
             spec.name, spec_data, storage_path=placement.storage_path
         )
-    except BaseException:
-        placement.release()  # a bad store URL must not leave Ray running
-        raise
-    if name != spec.name:
+        if name != spec.name:
+            console.print(
+                f"An experiment named {spec.name!r} is already in the store; "
+                f"this run is [bold]{name}[/]."
+            )
         console.print(
-            f"An experiment named {spec.name!r} is already in the store; this run is [bold]{name}[/]."
+            f"Running [bold]{name}[/]: {spec.num_trials()} trials, {spec.searcher.name} search, "
+            f"{spec.scheduler.name} scheduler, {spec.mode.value} {spec.metric}",
+            highlight=False,
         )
-    console.print(
-        f"Running [bold]{name}[/]: {spec.num_trials()} trials, {spec.searcher.name} search, "
-        f"{spec.scheduler.name} scheduler, {spec.mode.value} {spec.metric}",
-        highlight=False,
-    )
-    run = _Run(
-        spec, name, experiment_id, store, _files_dir(placement, results_dir), console,
-        function, dataset, placement,
+        return store, experiment_id, name
+
+    run = _prepare(
+        spec,
+        function,
+        console,
+        record,
+        name=spec.name,
+        results_dir=Path(results_dir),
+        address=address,
+        storage_path=storage_path,
     )
     return _search(run, callbacks, live, resume=None)
 
@@ -153,8 +148,6 @@ def resume(
             f"the spec stored with {name!r} no longer validates ({exc.error_count()} problems; "
             f"first: {exc.errors()[0]['msg']}); run it again with `hpo run`"
         ) from None
-    if function is None:
-        function = check_user_code(spec)
     # Checkpoints are read where the trials wrote them: a folder of this machine, or shared.
     # (At a cloud URI they are not searched, and continued trials start over; see README.)
     trial_folders = Path(row["storage_path"]) / name
@@ -163,28 +156,75 @@ def resume(
     if plan.num_trials == 0 and ended:
         console.print(f"[bold]{name}[/] has nothing left to run.")
         return Experiment(name, store)
-    dataset = _load_data(spec) if function is None else None
+
+    def record(placement: Placement) -> tuple[Store, int, str]:
+        store.reopen_experiment(row["id"])
+        recovered = sum(len(t.recovered) for t in plan.continued)
+        console.print(
+            f"Resuming [bold]{name}[/]: {len(plan.finished)} trials done, "
+            f"{len(plan.continued)} to continue, {plan.new} new"
+            + (f" ({recovered} results taken from checkpoints)" if recovered else ""),
+            highlight=False,
+        )
+        return store, row["id"], name
+
+    run = _prepare(
+        spec,
+        function,
+        console,
+        record,
+        name=name,
+        results_dir=Path(DEFAULT_RESULTS_DIR),
+        address=address,
+        storage_path=row["storage_path"],  # the trials go on where they were stored
+    )
+    return _search(run, callbacks, live, resume=plan)
+
+
+def _prepare(
+    spec: Spec,
+    function: Callable[..., Any] | None,
+    console: Console,
+    record: Callable[[Placement], tuple[Store, int, str]],
+    *,
+    name: str,
+    results_dir: Path,
+    address: str | None,
+    storage_path: str | None,
+) -> _Run:
+    """What a run and a resume both do before the trials: check the user's input, load the
+    data, reach Ray and its storage (`storage_path`, else the spec's, else `results_dir`),
+    then `record` the experiment as running (it returns the store, the experiment's id and
+    its name, and says what runs).
+
+    What can fail on the user's input fails first, before anything is written or started.
+    """
+    if spec.tracking.mlflow is not None and importlib.util.find_spec("mlflow") is None:
+        issue = SpecIssue(
+            "tracking.mlflow", "MLflow is not installed: pip install 'hpo-orchestra[mlflow]'"
+        )
+        raise SpecError(spec.name, [issue])
+    if function is None:
+        function = check_user_code(spec)
+    dataset = load_data(spec) if function is None else None
+    # Ray (local, or the cluster asked for), and storage every node reaches, before any write.
     placement = connect(
         name,
         spec.ray,
-        Path(row["storage_path"]),
+        results_dir,
         address=address,
-        storage_path=row["storage_path"],
+        storage_path=storage_path,
         console=console,
     )
-    store.reopen_experiment(row["id"])
-    recovered = sum(len(t.recovered) for t in plan.continued)
-    console.print(
-        f"Resuming [bold]{name}[/]: {len(plan.finished)} trials done, "
-        f"{len(plan.continued)} to continue, {plan.new} new"
-        + (f" ({recovered} results taken from checkpoints)" if recovered else ""),
-        highlight=False,
+    try:
+        store, experiment_id, name = record(placement)
+    except BaseException:
+        placement.release()  # a bad store URL must not leave Ray running
+        raise
+    files_dir = _files_dir(placement, results_dir)
+    return _Run(
+        spec, name, experiment_id, store, files_dir, console, function, dataset, placement
     )
-    run = _Run(
-        spec, name, row["id"], store, _files_dir(placement, DEFAULT_RESULTS_DIR), console,
-        function, dataset, placement,
-    )
-    return _search(run, callbacks, live, resume=plan)
 
 
 def _files_dir(placement: Placement, results_dir: str | Path) -> Path:
@@ -215,8 +255,7 @@ def _search(
     from hpo.runner._signals import stop_on_signals
 
     store, spec = run.store, run.spec
-    status = ExperimentStatus.FAILED
-    experiment = Experiment(run.name, store)
+    status, first_error = ExperimentStatus.FAILED, None
     try:
         if resume is not None and not resume.num_trials:
             # A run killed after its last trial and before its end has only its end to record.
@@ -231,14 +270,12 @@ def _search(
         if stopped:
             status = ExperimentStatus.INTERRUPTED
         else:
-            trials = experiment.trials()
-            # Trials cut short by the time budget count with the epochs they reported.
-            finished = trials["status"].isin(
-                [TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value]
-            ) | ((trials["status"] == TrialStatus.INTERRUPTED.value) & (trials["iterations"] > 0))
-            status = ExperimentStatus.COMPLETED if finished.any() else ExperimentStatus.FAILED
-            if finished.any() and run.dataset is not None and spec.data.test_fraction > 0:
-                _evaluate_best_on_test(experiment, run.dataset, run.console)
+            # Decided by the store, as the recorder left it (not by an analysis table).
+            outcome = store.outcome(run.experiment_id)
+            first_error = outcome.first_error
+            status = ExperimentStatus.COMPLETED if outcome.finished else ExperimentStatus.FAILED
+            if outcome.finished and run.dataset is not None and spec.data.test_fraction > 0:
+                _evaluate_best_on_test(run)
     except KeyboardInterrupt:
         status = ExperimentStatus.INTERRUPTED
         raise
@@ -247,9 +284,11 @@ def _search(
     if status is ExperimentStatus.INTERRUPTED:
         raise RunInterrupted(run.name, resume_command(run.name, store.url, run.placement))
     if status is ExperimentStatus.FAILED:
-        raise RunFailed(_failure_message(experiment))
-    experiment.row = store.experiment(run.name)  # as it ended
-    return experiment
+        raise RunFailed(
+            f"no trial of {run.name!r} finished without an error; "
+            f"the first error: {first_error or 'no trial ran'}"
+        )
+    return Experiment(run.name, store)  # as it ended
 
 
 def _stop_at_once(run: _Run) -> None:
@@ -280,75 +319,25 @@ def resume_command(name: str, store_url: str, placement: Placement) -> str:
     return command
 
 
-def _failure_message(experiment: Experiment) -> str:
-    errors = experiment.trials()["error"].dropna()
-    first = errors.iloc[0].splitlines()[0] if not errors.empty else "no trial ran"
-    return f"no trial of {experiment.name!r} finished without an error; the first error: {first}"
-
-
-def check_user_code(spec: Spec) -> Callable[..., Any] | None:
-    """Import what the spec names by `package.module:function` (its trainable, its model), so
-    that a typo is a spec error now rather than a failure in every trial.
-
-    Returns:
-        The user's training function, or None for hpo's own trainable.
-    """
-    from hpo.trainable.user_code import is_reference, load_callable
-
-    if spec.trainable:
-        return _user_function(spec)
-    if is_reference(spec.model.name):
-        try:
-            load_callable(spec.model.name)
-        except (ImportError, TypeError, ValueError) as exc:
-            raise SpecError(
-                spec.name, [SpecIssue("model.name", f"cannot load {spec.model.name!r}: {exc}")]
-            ) from None
-    return None
-
-
-def _load_data(spec: Spec) -> Any:
-    """The experiment's dataset, loaded once in the driver, or why it cannot be."""
-    from hpo.trainable.data import load_dataset
-
-    try:
-        return load_dataset(spec.data)
-    except (OSError, ValueError, ImportError, TypeError, KeyError) as exc:
-        raise SpecError(spec.name, [SpecIssue("data", f"cannot load the data: {exc}")]) from None
-
-
-def _user_function(spec: Spec) -> Callable[..., Any]:
-    """Import the spec's `trainable` reference, or say why it cannot be."""
-    from hpo.trainable.user_code import load_callable
-
-    try:
-        return load_callable(spec.trainable)
-    except (ImportError, TypeError, ValueError) as exc:
-        raise SpecError(
-            spec.name, [SpecIssue("trainable", f"cannot load {spec.trainable!r}: {exc}")]
-        ) from None
-
-
-def _evaluate_best_on_test(experiment: Experiment, dataset: Any, console: Console) -> None:
-    """Evaluate the best trial once on the held-out test split and store its metrics.
-
-    From its last checkpoint where it has one; otherwise the trial is trained again to the
-    same epoch, which gives the same weights (trials are seeded by their config).
-    """
-    from hpo.trainable.checkpoint import load_checkpoint
-    from hpo.trainable.loop import Trainer
-
-    best = experiment.best(1).iloc[0]
-    trainer = Trainer(experiment.config(best["trial_id"]), dataset)
-    checkpoint = best["checkpoint_path"]
-    if isinstance(checkpoint, str) and Path(checkpoint).is_dir():
-        trainer.load_state_dict(load_checkpoint(checkpoint))
-    else:
-        for metrics in trainer.run():
-            if metrics["epoch"] >= best["iterations"]:
-                break
-    metrics = trainer.test()
-    experiment.store.set_test_metrics(experiment.row["id"], best["trial_id"], metrics)
-    experiment.row = experiment.store.experiment(experiment.name)
+def _evaluate_best_on_test(run: _Run) -> None:
+    """Evaluate the best trial once on the held-out test split and store its metrics."""
+    spec, store = run.spec, run.store
+    rows = [
+        row
+        for row in store.trial_rows(
+            run.experiment_id,
+            ["trial_id", "number", "status", "best_value", "iterations", "checkpoint_path"],
+        )
+        if row["status"] != TrialStatus.ERROR.value and row["best_value"] is not None
+    ]
+    if not rows:
+        return
+    # The best value; among equals, the first trial (rows come in order of number).
+    best = max(rows, key=lambda row: spec.mode.sign * row["best_value"])
+    config = store.trial_config(run.experiment_id, best["trial_id"])
+    metrics = evaluate_on_test(
+        config, run.dataset, checkpoint=best["checkpoint_path"], epochs=best["iterations"]
+    )
+    store.set_test_metrics(run.experiment_id, best["trial_id"], metrics)
     shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
-    console.print(f"Best trial {best['number']} on the test split: {shown}", highlight=False)
+    run.console.print(f"Best trial {best['number']} on the test split: {shown}", highlight=False)

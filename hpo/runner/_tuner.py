@@ -8,25 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.errors import RunFailed
 from hpo.runner._cluster import Placement
-from hpo.runner._quiet import environment, ray_logs_to, without_callback_telemetry
+from hpo.runner._quiet import quiet_ray
 from hpo.spec import Spec
 from hpo.store import Store
 
 if TYPE_CHECKING:
     from hpo.resuming import ResumePlan
     from hpo.runner._runner import _Run
-
-
-# Read by Ray Tune while it runs; set only for hpo's runs, and only where the user has not.
-_TUNE_ENVIRONMENT = {
-    # Ray's per-trial JSON/CSV/TensorBoard loggers duplicate what the store keeps and cost
-    # time per result; experts can turn them back on by setting the variable to 0.
-    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-    # Ray's newer console output prints its banner even at verbose=0; hpo reports instead.
-    "RAY_AIR_NEW_OUTPUT": "0",
-    # hpo handles Ctrl-C itself (`hpo.runner._signals`), also marking the store.
-    "TUNE_DISABLE_SIGINT_HANDLER": "1",
-}
 
 
 def _checkpoint_keepers(spec: Spec, store: Store, experiment_id: int) -> list[Any]:
@@ -168,11 +156,7 @@ def run_tuner(
         )
         log_dir = storage_path / name
         log_dir.mkdir(parents=True, exist_ok=True)
-        with (
-            ray_logs_to(log_dir / "ray.log"),
-            environment(_TUNE_ENVIRONMENT),
-            without_callback_telemetry(),
-        ):
+        with quiet_ray(log_dir / "ray.log"):
             tuner.fit()
         # Trials that Ray ended without a word to its callbacks (the time budget ran out, or a
         # stop) stay resumable rather than RUNNING or PENDING forever.

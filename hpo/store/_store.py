@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import metadata as package_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -35,6 +35,13 @@ from hpo.types import ExperimentStatus, TrialStatus
 
 DEFAULT_STORE = "hpo-results/hpo.db"
 STORE_ENV = "HPO_STORE"
+
+
+class Outcome(NamedTuple):
+    """How an experiment's trials ended, as far as its own status goes (`Store.outcome`)."""
+
+    finished: int  # trials whose results count
+    first_error: str | None  # the first line of the first error, by trial number
 
 
 def now() -> datetime:
@@ -407,6 +414,24 @@ class Store:
                 .order_by(trials.c.number)
             )
             return [dict(row) for row in conn.execute(query).mappings()]
+
+    def outcome(self, experiment_id: int) -> Outcome:
+        """How the experiment's trials ended: how many count as finished (completed, pruned,
+        or cut short by the time budget after reporting), and the first error by number."""
+        finished = sa.or_(
+            trials.c.status.in_([status.value for status in TrialStatus if status.succeeded]),
+            sa.and_(trials.c.status == TrialStatus.INTERRUPTED.value, trials.c.iterations > 0),
+        )
+        mine = trials.c.experiment_id == experiment_id
+        with self.engine.connect() as conn:
+            count = conn.execute(sa.select(sa.func.count()).where(mine, finished)).scalar()
+            error = conn.execute(
+                sa.select(trials.c.error)
+                .where(mine, trials.c.error.is_not(None))
+                .order_by(trials.c.number)
+                .limit(1)
+            ).scalar()
+        return Outcome(count or 0, error.splitlines()[0] if error else None)
 
     def trial_config(self, experiment_id: int, trial: str | int) -> dict[str, Any] | None:
         """The config of one trial, by trial id or number (None if there is no such trial)."""

@@ -77,7 +77,7 @@ def test_ctrl_c_while_the_data_loads_exits_130_without_a_traceback(workdir: Path
     def interrupted(spec):
         raise KeyboardInterrupt  # what Python raises on a SIGINT outside the search's handling
 
-    monkeypatch.setattr(hpo.runner._runner, "_load_data", interrupted)
+    monkeypatch.setattr(hpo.runner._runner, "load_data", interrupted)
     result = invoke("run", str(write_spec(workdir / "s.yaml")))
     assert result.exit_code == 130
     assert "interrupted." in result.output
@@ -184,6 +184,34 @@ def test_python_dash_m_hpo_is_the_command(tmp_path: Path):
     assert done.returncode == 2
     assert "mode: Input should be 'min' or 'max'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_main_returns_the_exit_code_it_means(tmp_path: Path, capsys):
+    from hpo.cli import main
+
+    good, bad = tmp_path / "good.yaml", tmp_path / "typo.yaml"
+    good.write_text("name: good\n")
+    bad.write_text("name: typo\nmode: maximise\n")
+    assert main(["validate", str(good)]) == 0
+    assert main(["validate", str(bad)]) == 2  # a spec error
+    assert main(["no-such-command"]) == 2  # click's usage error, reported by click
+    assert "No such command 'no-such-command'" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+
+
+def test_version_comes_from_the_installed_metadata(monkeypatch, capsys):
+    from importlib import metadata
+
+    import hpo
+    from hpo.cli import main
+
+    installed = metadata.version("hpo-orchestra")
+    assert hpo.__version__ == installed
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"hpo, version {installed}"
+    # Read when asked, not a copy kept in the source.
+    monkeypatch.setattr(metadata, "version", lambda name: {"hpo-orchestra": "9.8.7"}[name])
+    assert hpo.__version__ == "9.8.7"
 
 
 def test_schema_is_json_schema():

@@ -581,7 +581,14 @@ def counts_to_four(config: dict) -> None:
 def test_a_users_function_restored_at_its_end_finishes_with_its_value_for_optuna(workdir):
     import hpo
 
-    hpo.tune(counts_to_four, space=X, metric="score", mode="max", searcher="optuna", num_samples=2)
+    hpo.tune(
+        counts_to_four,
+        space=X,
+        metric="score",
+        mode="max",
+        searcher="optuna",
+        budget__num_samples=2,
+    )
     before = hpo.load("counts_to_four").trials().set_index("trial_id")
     as_a_killed_driver_leaves_it(workdir, "counts_to_four", dict.fromkeys(before.index, 2))
 
@@ -619,8 +626,8 @@ def test_a_run_cut_by_its_time_budget_leaves_no_trial_running_and_can_go_on():
         slow_steps,
         space={"x": {"type": "float", "low": 1.0, "high": 2.0}},
         metric="loss",
-        num_samples=4,
-        time_budget_s=6,
+        budget__num_samples=4,
+        budget__time_budget_s=6,
         name="budgeted",
     )
     trials = experiment.trials()

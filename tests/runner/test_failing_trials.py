@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import hpo
 from hpo.cli._app import cli
-from hpo.errors import RunFailed
+from hpo.errors import HpoDeprecationWarning, RunFailed
 from hpo.store import TrialStatus
 from hpo.trainable.finite import check_finite
 from hpo.trainable.loop import Trainer
@@ -128,7 +128,7 @@ def test_a_nan_reported_by_a_users_function_fails_the_trial_and_optuna_sees_a_fa
         space=X,
         metric="loss",
         searcher={"name": "optuna", "n_startup_trials": 2},
-        num_samples=4,
+        budget__num_samples=4,
     )
     trials = experiment.trials()
     diverged = trials["params.x"] > 0.6
@@ -177,7 +177,8 @@ def test_a_diverging_trial_of_hpos_trainable_is_a_failure_for_optuna(workdir: Pa
 @pytest.mark.ray
 @pytest.mark.usefixtures("ray_session")
 def test_the_same_error_in_the_first_trials_stops_the_search():
-    with pytest.raises(RunFailed) as info:
+    # The old keywords (`num_samples` for `budget__num_samples`) still work, with a warning.
+    with pytest.raises(RunFailed) as info, pytest.warns(HpoDeprecationWarning):
         hpo.tune(misspelt_key, space=X, metric="loss", num_samples=10, max_concurrent=1)
     message = str(info.value)
     assert "stopped early (budget.fail_fast: 3)" in message
@@ -246,7 +247,13 @@ def test_hpo_run_stops_early_and_exits_1_with_the_error(workdir: Path):
 def test_other_failures_use_the_whole_budget(function, fail_fast: int):
     kwargs = dict(space={"x": {"type": "float", "low": 0.7, "high": 1.0}}, metric="loss")
     with pytest.raises(RunFailed, match=r"no trial of .* finished without an error"):
-        hpo.tune(function, num_samples=4, max_concurrent=1, fail_fast=fail_fast, **kwargs)
+        hpo.tune(
+            function,
+            budget__num_samples=4,
+            budget__max_concurrent=1,
+            budget__fail_fast=fail_fast,
+            **kwargs,
+        )
     trials = hpo.load(function.__name__).trials()
     assert len(trials) == 4
     assert trials["started_at"].notna().all()

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import hpo
-from hpo.errors import SpecError
+from hpo.errors import HpoDeprecationWarning, SpecError
 from hpo.store import TrialStatus
 from hpo.trainable.user_function import local_reports
 
@@ -38,7 +38,7 @@ def test_tune_searches_a_users_function_into_the_store():
         mode="min",
         searcher={"name": "optuna", "n_startup_trials": 3},
         scheduler={"name": "asha", "max_t": 6, "grace_period": 1, "reduction_factor": 2},
-        num_samples=8,
+        budget__num_samples=8,
     )
     assert experiment.name == "quadratic"
     trials = hpo.load("quadratic").trials()
@@ -75,6 +75,105 @@ def test_a_spec_names_a_users_function(workdir: Path, monkeypatch: pytest.Monkey
     experiment = hpo.run(spec)
     assert sorted(experiment.trials()["best.score"]) == [3.0, 6.0]
     sys.modules.pop("mytrain", None)
+
+
+@pytest.fixture
+def specs(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The specs `hpo.tune` hands the runner, which then runs nothing."""
+    import hpo.runner._runner
+
+    seen: list = []
+    monkeypatch.setattr(
+        hpo.runner._runner, "execute", lambda spec, **options: seen.append((spec, options))
+    )
+    return seen
+
+
+QUADRATIC_SEARCH = {
+    "config": {"steps": 6},
+    "space": {"x": {"type": "float", "low": -5.0, "high": 10.0}},
+    "metric": "loss",
+    "mode": "max",
+    "searcher": {"name": "optuna", "n_startup_trials": 3},
+    "scheduler": {"name": "asha", "max_t": 6, "grace_period": 1},
+    "seed": 4,
+    "resources": {"cpu": 0.5},
+    "store": "sqlite:///elsewhere.db",
+}
+
+
+def test_tune_takes_spec_keys_as_run_does(specs: list):
+    hpo.tune(
+        quadratic,
+        **QUADRATIC_SEARCH,
+        budget__num_samples=8,
+        budget__time_budget_s=60,
+        space__y={"type": "int", "low": 1, "high": 3},
+    )
+    [(spec, options)] = specs
+    assert spec.name == "quadratic" and spec.trainable == f"{__name__}:quadratic"
+    assert (spec.budget.num_samples, spec.budget.time_budget_s) == (8, 60)
+    assert set(spec.space) == {"x", "y"} and spec.mode.value == "max" and spec.seed == 4
+    assert options["function"] is quadratic
+    assert options["store_url"] == "sqlite:///elsewhere.db"
+
+
+def test_tune_starts_from_a_spec_as_a_dict_or_a_file(specs: list, tmp_path: Path):
+    hpo.tune(quadratic, {"metric": "loss", "budget": {"num_samples": 2}}, budget__fail_fast=0)
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump({"metric": "loss", "config": {"steps": 2}}))
+    hpo.tune(quadratic, path, name="named")
+    hpo.tune(quadratic, specs[0][0], budget__num_samples=3)  # a loaded Spec
+    (by_dict, _), (by_file, _), (by_spec, _) = specs
+    assert by_dict.name == "quadratic" and by_dict.budget.num_samples == 2
+    assert by_dict.budget.fail_fast == 0
+    assert by_file.name == "named" and by_file.config == {"steps": 2}
+    assert by_file.trainable == f"{__name__}:quadratic"
+    assert by_spec.budget.num_samples == 3 and by_spec.budget.fail_fast == 0
+
+
+def test_the_old_keywords_give_the_same_spec_with_a_warning_for_the_renamed(specs: list):
+    with pytest.warns(HpoDeprecationWarning) as warned:
+        hpo.tune(
+            quadratic,
+            **QUADRATIC_SEARCH,
+            num_samples=8,
+            max_concurrent=2,
+            time_budget_s=60,
+            fail_fast=0,
+            name=None,  # the old defaults (None: not given) still mean the defaults
+            ray=None,
+        )
+    assert [str(w.message).split(";")[0] for w in warned] == [
+        f"hpo.tune({key}=...) is deprecated and goes in the next release"
+        for key in ("num_samples", "max_concurrent", "time_budget_s", "fail_fast")
+    ]
+    assert "use hpo.tune(..., budget__num_samples=...)" in str(warned[0].message)
+    assert warned[0].filename == __file__  # it points at the caller's line
+    assert issubclass(HpoDeprecationWarning, FutureWarning)  # shown to users by default
+    hpo.tune(  # the same search in the new form: no warning (the suite errors on one)
+        quadratic,
+        **QUADRATIC_SEARCH,
+        budget__num_samples=8,
+        budget__max_concurrent=2,
+        budget__time_budget_s=60,
+        budget__fail_fast=0,
+    )
+    (old, _), (new, _) = specs
+    assert old == new
+
+
+def test_run_overrides_a_loaded_spec_of_a_users_function(specs: list):
+    spec = hpo.load_spec({"name": "x", "metric": "loss", "trainable": f"{__name__}:quadratic"})
+    hpo.run(spec, name="y")  # the loaded spec's defaults must not come back as its settings
+    [(run, _)] = specs
+    assert run.name == "y" and run.trainable == spec.trainable
+
+
+def test_tune_with_a_bad_override_is_a_spec_error(specs: list):
+    with pytest.raises(SpecError, match=r"budget\.num_samples"):
+        hpo.tune(quadratic, metric="loss", budget__num_samples=0)
+    assert specs == []
 
 
 def test_a_user_trainable_spec_is_checked(tmp_path: Path):

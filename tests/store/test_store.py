@@ -119,6 +119,44 @@ def test_test_metrics_are_kept_with_the_trial_and_the_experiment(store: Store):
     assert store.experiment("exp")["test_metrics"] == {"test_accuracy": 0.99}
 
 
+@pytest.mark.parametrize(
+    ("ended", "finished"),
+    [
+        ([], 0),
+        ([("ERROR", 3), ("INTERRUPTED", 0)], 0),  # a trial stopped before its first report
+        ([("ERROR", 1), ("COMPLETED", 5)], 1),
+        ([("PRUNED", 2)], 1),
+        ([("INTERRUPTED", 2), ("ERROR", 0)], 1),  # cut short by the time budget: it counts
+    ],
+)
+def test_the_outcome_counts_trials_whose_results_count(store: Store, ended, finished):
+    exp_id, _ = store.create_experiment("exp", SPEC, storage_path="/x")
+    other, _ = store.create_experiment("other", SPEC, storage_path="/x")
+    store.write([trial_row(other, "o", 0, status="COMPLETED", iterations=3)], [])
+    store.write(
+        [
+            trial_row(exp_id, f"t{n}", n, status=status, iterations=iterations)
+            for n, (status, iterations) in enumerate(ended)
+        ],
+        [],
+    )
+    assert store.outcome(exp_id).finished == finished
+
+
+def test_the_outcome_names_the_first_error_by_number(store: Store):
+    exp_id, _ = store.create_experiment("exp", SPEC, storage_path="/x")
+    assert store.outcome(exp_id).first_error is None
+    store.write(
+        [
+            trial_row(exp_id, "a", 2, status="ERROR", error="KeyError: 'b'\nmore"),
+            trial_row(exp_id, "b", 0, status="COMPLETED", iterations=1),
+            trial_row(exp_id, "c", 1, status="ERROR", error="ValueError: x\nTraceback"),
+        ],
+        [],
+    )
+    assert store.outcome(exp_id).first_error == "ValueError: x"
+
+
 def test_unknown_experiment_lists_the_known_ones(store: Store):
     store.create_experiment("exp", SPEC, storage_path="/x")
     with pytest.raises(
