@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import yaml
 from pydantic import TypeAdapter
 
-from hpo.resuming._continuation import CONTINUE_KEY, History
+from hpo.resuming import CONTINUE_KEY, History
 from hpo.resuming._plan import latest_checkpoints, plan_resume
 from hpo.search._schedulers import AshaScheduler
 from hpo.search._searchers import OptunaSearcher, RandomSearcher
@@ -187,7 +187,7 @@ def test_optuna_searcher_knows_the_earlier_trials_and_proposes_the_continued_one
         seed=0,
         num_samples=8,
         max_concurrent=None,
-        resume=plan,
+        warm=plan.warm_start(),
     )
     assert base[CONTINUE_KEY]["trial_id"] is None
     suggested = [search.suggest(f"ray-{i}") for i in range(4)]
@@ -214,7 +214,14 @@ def test_random_searcher_goes_on_with_the_draws_of_an_uninterrupted_run(stopped_
     space = _space()
     searcher = RandomSearcher(name="random")
     generator, _ = searcher.build(
-        space, {}, metric="m", mode="max", seed=3, num_samples=8, max_concurrent=None, resume=plan
+        space,
+        {},
+        metric="m",
+        mode="max",
+        seed=3,
+        num_samples=8,
+        max_concurrent=None,
+        warm=plan.warm_start(),
     )
     presets = generator._points_to_evaluate
     assert [p[CONTINUE_KEY]["trial_id"] for p in presets[:3]] == ["t3", "t4", "t5"]
