@@ -19,6 +19,12 @@ from pydantic import BeforeValidator, Field
 
 from hpo._options import Options, by_name
 from hpo.resuming import Continuation, mark
+from hpo.search._optuna_bridge import (
+    optuna_distributions,
+    optuna_params,
+    optuna_study,
+    optuna_trial,
+)
 from hpo.search._space import OptunaDefineByRun, Space, get_path, nest, set_path
 
 if TYPE_CHECKING:
@@ -224,13 +230,6 @@ def _resumed_study(space: Space, mode: str, warm: WarmStart) -> Any:
     store, which is never older than the last result.
     """
     import optuna
-
-    from hpo.search._optuna_bridge import (
-        optuna_distributions,
-        optuna_params,
-        optuna_study,
-        optuna_trial,
-    )
 
     storage = optuna.storages.InMemoryStorage()
     # OptunaSearch opens the study by its default name, "optuna", and finds these trials.
