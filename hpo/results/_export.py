@@ -5,12 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from hpo.errors import UsageError
 from hpo.results._experiment import Experiment
-from hpo.search import Distribution
-from hpo.store import TrialStatus
 
 
 def to_file(experiment: Experiment, path: Path, *, history: bool = False) -> int:
@@ -29,14 +25,7 @@ def to_file(experiment: Experiment, path: Path, *, history: bool = False) -> int
     return len(table)
 
 
-_STATES = {
-    TrialStatus.COMPLETED.value: "COMPLETE",
-    TrialStatus.PRUNED.value: "PRUNED",
-    TrialStatus.ERROR.value: "FAIL",
-}
-
-
-def to_optuna(experiment: Experiment, url: str) -> Any:
+def to_optuna(experiment: Experiment, url: Any) -> Any:
     """Write the experiment as an Optuna study at the storage `url` (a new study of the same name).
 
     Each finished trial keeps its active params with their distributions, its final value of
@@ -45,48 +34,32 @@ def to_optuna(experiment: Experiment, url: str) -> Any:
     are left out.
     """
     import optuna
-    from optuna.trial import TrialState, create_trial
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    parse = TypeAdapter(Distribution).validate_python
-    dists = {key: parse(raw).to_optuna() for key, raw in experiment.spec.get("space", {}).items()}
-    dists = {
-        key: dist for key, dist in dists.items() if dist is not None
-    }  # constants are not searched
+    from hpo.search import optuna_distributions, optuna_study, optuna_trial
+
+    dists = optuna_distributions(experiment.spec.get("space", {}))
     history = experiment.history()
     curves = {
         trial_id: dict(zip(rows["iteration"], rows[experiment.metric], strict=True))
         for trial_id, rows in history.groupby("trial_id")
         if experiment.metric in rows
     }
-    trials = []
-    for row in experiment.store.trial_rows(experiment.row["id"]):
-        state = _STATES.get(row["status"])
-        if state is None:
-            continue
-        if state == "COMPLETE" and row["value"] is None:
-            state = "FAIL"  # ran to its end without a usable value of the metric
-        params = {key: value for key, value in row["params"].items() if key in dists}
-        curve = {int(i): float(v) for i, v in curves.get(row["trial_id"], {}).items() if v == v}
-        trials.append(
-            create_trial(
-                state=TrialState[state],
-                value=row["value"] if state == "COMPLETE" else None,
-                params=params,
-                distributions={key: dists[key] for key in params},
-                intermediate_values=curve,
-                user_attrs={"hpo_trial_id": row["trial_id"], "hpo_number": row["number"]},
-            )
+    trials = [
+        optuna_trial(
+            row["status"],
+            row["value"],
+            row["params"],
+            dists,
+            curves.get(row["trial_id"], {}),
+            user_attrs={"hpo_trial_id": row["trial_id"], "hpo_number": row["number"]},
         )
+        for row in experiment.store.trial_rows(experiment.row["id"])
+    ]
     try:
-        study = optuna.create_study(
-            storage=url,
-            study_name=experiment.name,
-            direction="minimize" if experiment.mode == "min" else "maximize",
-        )
+        study = optuna_study(experiment.mode, storage=url, study_name=experiment.name)
     except optuna.exceptions.DuplicatedStudyError:
         raise UsageError(
             f"{url} already holds a study named {experiment.name!r}; export to another storage"
         ) from None
-    study.add_trials(trials)
+    study.add_trials([trial for trial in trials if trial is not None])
     return study

@@ -193,26 +193,20 @@ def _importances(experiment: Experiment, data: _Data) -> dict[str, float]:
     """Optuna's parameter importances for the trial's best value (completed and pruned trials:
     the value the store ranks by), or an empty dict where they cannot be assessed."""
     import optuna
-    from optuna.storages import InMemoryStorage
-    from optuna.trial import TrialState, create_trial
 
-    from hpo.results._export import to_optuna
+    from hpo.search import optuna_distributions, optuna_study, optuna_trial
 
-    study = to_optuna(experiment, InMemoryStorage())
+    dists = optuna_distributions(experiment.spec.get("space", {}))
     best = dict(zip(data.finished["trial_id"], data.finished[data.value], strict=True))
     scored = [
-        create_trial(
-            state=TrialState.COMPLETE,
-            value=float(best[t.user_attrs["hpo_trial_id"]]),
-            params=t.params,
-            distributions=t.distributions,
-        )
-        for t in study.trials
-        if t.user_attrs["hpo_trial_id"] in best and t.params
+        optuna_trial(TrialStatus.COMPLETED, float(best[row["trial_id"]]), row["params"], dists)
+        for row in experiment.store.trial_rows(experiment.row["id"], ["trial_id", "params"])
+        if row["trial_id"] in best
     ]
+    scored = [trial for trial in scored if trial.params]  # nothing searched: nothing to rank
     if len(scored) < 2:
         return {}
-    target = optuna.create_study(direction="maximize" if data.maximize else "minimize")
+    target = optuna_study(experiment.mode)
     target.add_trials(scored)
     try:
         with warnings.catch_warnings():

@@ -6,12 +6,12 @@ driver). A resume therefore starts a new Ray run over what the store says is lef
 
 - completed and pruned trials (and errored ones, unless `--errored`) are not run again;
 - every other trial (running, waiting or interrupted when the run stopped) continues from its
-  latest checkpoint, as the same trial of the store (see `hpo.resuming._continuation`), or starts over
+  latest checkpoint, as the same trial of the store (see `hpo.resuming._marker`), or starts over
   where it has none; results that its checkpoint holds and the store lacks (a killed driver
   loses its last second of results) are reported again from the checkpoint, not trained again;
 - new trials make up the budget: `num_samples` trials in the end;
 - the searcher and the scheduler are told the earlier trials, so that both decide as they
-  would have in an uninterrupted run.
+  would have in an uninterrupted run (`hpo.resuming._warm`, `hpo.resuming._rungs`).
 """
 
 from __future__ import annotations
@@ -21,18 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from hpo.resuming._continuation import Continuation, saved_results
-from hpo.store import Store, TrialStatus
-from hpo.types import keep_best
-
-# Statuses of trials that a resume leaves alone.
-FINISHED = {TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value, TrialStatus.ERROR.value}
+from hpo.resuming._history import saved_results
+from hpo.resuming._marker import Continuation
+from hpo.resuming._rungs import RungHistory
+from hpo.resuming._warm import WarmStart, warm_start
+from hpo.store import Store
+from hpo.types import Mode, TrialStatus, keep_best
 
 
 @dataclass(frozen=True)
 class FinishedTrial:
     trial_id: str
-    status: str
+    status: TrialStatus
     params: dict[str, Any]
     value: float | None  # the spec's metric, last reported
     values: dict[int, float]  # the spec's metric by iteration
@@ -65,11 +65,15 @@ class ResumePlan:
         """The trials this run starts: continued ones, then new ones."""
         return len(self.continued) + self.new
 
-    def history(self) -> dict[str, dict[int, float]]:
+    def history(self) -> RungHistory:
         """The spec's metric by iteration of every earlier trial, for the scheduler."""
         history = {trial.trial_id: trial.values for trial in self.finished}
         history.update({t.continuation.trial_id: t.values for t in self.continued})
         return history
+
+    def warm_start(self) -> WarmStart:
+        """What the searcher starts from: this plan's part that it needs."""
+        return warm_start(self)
 
 
 def plan_resume(
@@ -86,7 +90,7 @@ def plan_resume(
         trial_folders: where the experiment's trials keep their checkpoints.
         errored: run errored trials again (from their latest checkpoint).
     """
-    metric, mode = experiment["metric"], experiment["mode"]
+    metric, mode = experiment["metric"], Mode(experiment["mode"])
     rows = store.trial_rows(
         experiment["id"],
         ["trial_id", "number", "status", "params", "config", "value", "started_at"],
@@ -100,11 +104,9 @@ def plan_resume(
     for row in rows:
         trial_id, by_iteration = row["trial_id"], results.get(row["trial_id"], {})
         values = {it: m[metric] for it, m in by_iteration.items() if metric in m}
-        again = row["status"] not in FINISHED or (errored and row["status"] == "ERROR")
-        if not again:
-            finished.append(
-                FinishedTrial(trial_id, row["status"], row["params"], row["value"], values)
-            )
+        status = TrialStatus(row["status"])
+        if status.finished and not (errored and status is TrialStatus.ERROR):
+            finished.append(FinishedTrial(trial_id, status, row["params"], row["value"], values))
             continue
         stored_step = max(by_iteration, default=0)
         # The latest checkpoint whose results the store has, or it holds itself: one without

@@ -109,7 +109,7 @@ def run_tuner(
             seed=spec.seed,
             num_samples=spec.num_trials(),
             max_concurrent=spec.budget.max_concurrent,
-            resume=resume,
+            warm=None if resume is None else resume.warm_start(),
         )
         trainable = tune.with_resources(trainable, trial_resources(spec.resources))
         tuner = tune.Tuner(

@@ -3,9 +3,16 @@
 - `_space`: distributions with inclusive bounds and `when:` conditions, translated for Ray and
   Optuna in one place;
 - `_searchers`: grid, random and Optuna, each both its spec section and its Ray builder;
-- `_schedulers`: FIFO and ASHA (Ray's).
+- `_schedulers`: FIFO and ASHA (Ray's);
+- `_optuna_bridge`: stored trials as Optuna trials (export, importances, a resumed study).
 """
 
+from hpo.search._optuna_bridge import (
+    optuna_distributions,
+    optuna_params,
+    optuna_study,
+    optuna_trial,
+)
 from hpo.search._schedulers import SCHEDULERS, AshaScheduler, FifoScheduler, SchedulerSpec
 from hpo.search._searchers import (
     SAMPLERS,
@@ -47,6 +54,10 @@ __all__ = [
     "Space",
     "get_path",
     "nest",
+    "optuna_distributions",
     "optuna_name",
+    "optuna_params",
+    "optuna_study",
+    "optuna_trial",
     "set_path",
 ]

@@ -6,15 +6,15 @@ registered in `SCHEDULERS`, which the spec's union (`SchedulerSpec`) is formed f
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from hpo._options import Options, register_options, tagged_union
 from hpo._registry import Registry
 
-# A stored trial's id -> its spec metric by iteration: what a resumed run's scheduler knows.
-History = dict[str, dict[int, float]]
+if TYPE_CHECKING:
+    from hpo.resuming import RungHistory
 
 
 # name -> the option model of a trial scheduler (the spec's `scheduler` section).
@@ -23,7 +23,7 @@ SCHEDULERS: Registry[type[_Scheduler]] = Registry("scheduler")
 
 class _Scheduler(Options):
     def build(
-        self, *, epochs: int | None, pruned: set[str], history: History | None = None
+        self, *, epochs: int | None, pruned: set[str], history: RungHistory | None = None
     ) -> Any:
         """Ray's scheduler for trials of at most `epochs` epochs (one report per epoch).
 
@@ -66,14 +66,11 @@ class AshaScheduler(_Scheduler):
     def build(self, *, epochs, pruned, history=None):
         from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-        from hpo.resuming import store_trial_id
+        from hpo.resuming import move_rungs, restore_rungs
 
         class RecordingASHA(ASHAScheduler):
             """Ray's ASHA, noting which trials it stops before their last rung, and starting
-            from the rungs of the earlier runs in a resumed one.
-
-            Ray does not restore ASHA's rungs (ray-project/ray#30838), so they are rebuilt from
-            the store: a trial's value at each milestone it reached, as Ray records it.
+            from the rungs of the earlier runs in a resumed one (see `hpo.resuming._rungs`).
             """
 
             def __init__(self, *args: Any, **kwargs: Any):
@@ -86,27 +83,14 @@ class AshaScheduler(_Scheduler):
                 return accepted
 
             def _restore_rungs(self) -> None:
-                if not self._history or self._metric_op is None:
-                    return
-                for bracket in self._brackets:
-                    for milestone, recorded in bracket._rungs:
-                        for trial_id, values in self._history.items():
-                            # Ray records the first result at or past the milestone.
-                            reached = [it for it in sorted(values) if it >= milestone]
-                            if reached:
-                                recorded[trial_id] = self._metric_op * values[reached[0]]
-                self._history = {}
+                # Once, as soon as the mode is known (Ray sets it before the first trial).
+                if self._history and restore_rungs(self, self._history):
+                    self._history = {}
 
             def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
                 self._restore_rungs()
                 super().on_trial_add(tune_controller, trial)
-                # A continued trial is a new Ray trial: its rungs move to its new id.
-                stored = store_trial_id(trial)
-                if stored != trial.trial_id:
-                    for bracket in self._brackets:
-                        for _, recorded in bracket._rungs:
-                            if stored in recorded:
-                                recorded[trial.trial_id] = recorded.pop(stored)
+                move_rungs(self, trial)
 
             def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
                 decision = super().on_trial_result(tune_controller, trial, result)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Callable
-from dataclasses import fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -23,15 +22,17 @@ from pydantic import Field, field_validator
 
 from hpo._options import Options, register_options, tagged_union
 from hpo._registry import Registry
-from hpo.resuming import CONTINUE_KEY, Continuation
-from hpo.search._space import Space, get_path, nest, optuna_name, set_path
+from hpo.resuming import Continuation, mark
+from hpo.search._optuna_bridge import (
+    optuna_distributions,
+    optuna_params,
+    optuna_study,
+    optuna_trial,
+)
+from hpo.search._space import OptunaDefineByRun, Space, get_path, nest, set_path
 
 if TYPE_CHECKING:
-    from hpo.resuming import ResumePlan
-
-# A new trial's `CONTINUE_KEY` in a resumed experiment: a value at every leaf that a continued
-# trial's marker sets (Ray merges a preset configuration only into keys the base config has).
-NOT_CONTINUED = dict.fromkeys(field.name for field in fields(Continuation))
+    from hpo.resuming import WarmStart
 
 
 # name -> the option model of a searcher (the spec's `searcher` section is one of them).
@@ -52,7 +53,7 @@ class _Searcher(Options):
         seed: int,
         num_samples: int,
         max_concurrent: int | None,
-        resume: ResumePlan | None = None,
+        warm: WarmStart | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         """Returns Ray's search algorithm and the param space (the base config) to give the Tuner.
 
@@ -60,10 +61,10 @@ class _Searcher(Options):
         many as the resources allow); Ray's own `max_concurrent_trials` skips its variant
         generator, so each searcher does it in the way its algorithm takes it.
 
-        With `resume`, the search goes on from where an earlier run stopped: it knows the
-        earlier trials, proposes the continued trials first (each marked with its
-        `CONTINUE_KEY`) and then the new ones, `resume.new` of them, as an uninterrupted run
-        would have gone on.
+        With `warm`, the search goes on from where an earlier run stopped: it knows the
+        earlier trials, proposes the continued trials first (each config marked with its
+        continuation, `hpo.resuming.mark`) and then the new ones, `warm.new` of them, as an
+        uninterrupted run would have gone on.
         """
         raise NotImplementedError
 
@@ -76,32 +77,28 @@ def _presets(
     points: list[dict[str, Any]],
     seed: int,
     max_concurrent: int | None,
-    resume: ResumePlan | None,
-    taken: int = 0,
+    warm: WarmStart | None,
 ) -> Any:
     """Ray's variant generator over exact configurations; `points` are all the search's, of
-    which a resumed run runs its continued trials and then the points from `resume.taken` on."""
+    which a resumed run runs its continued trials and then the points from `warm.taken` on."""
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     presets = [nest(p) for p in points]
-    if resume is not None:
-        continued = [
-            {**nest(trial.params), CONTINUE_KEY: trial.continuation.to_config()}
-            for trial in resume.continued
-        ]
-        presets = continued + presets[resume.taken : resume.taken + resume.new]
+    if warm is not None:
+        continued = [mark(nest(trial.params), trial.continuation) for trial in warm.enqueued]
+        presets = continued + presets[warm.taken : warm.taken + warm.new]
     return BasicVariantGenerator(
         points_to_evaluate=presets, random_state=seed, max_concurrent=max_concurrent or 0
     )
 
 
-def _base(base: dict[str, Any], space: Space, resume: ResumePlan | None) -> dict[str, Any]:
-    return _with_continue_key(_with_every_key(base, space), resume)
+def _base(base: dict[str, Any], space: Space, warm: WarmStart | None) -> dict[str, Any]:
+    return _marked(_with_every_key(base, space), warm)
 
 
-def _with_continue_key(base: dict[str, Any], resume: ResumePlan | None) -> dict[str, Any]:
-    """The base config of a resumed run has `CONTINUE_KEY`, for continued trials to set."""
-    return base if resume is None else {**base, CONTINUE_KEY: dict(NOT_CONTINUED)}
+def _marked(base: dict[str, Any], warm: WarmStart | None) -> dict[str, Any]:
+    """The base config of a resumed run has the empty marker, for continued trials to set."""
+    return base if warm is None else mark(base, None)
 
 
 def _with_every_key(base: dict[str, Any], space: Space) -> dict[str, Any]:
@@ -123,10 +120,8 @@ class GridSearcher(_Searcher):
     name: Literal["grid"]
     needs_grid: ClassVar[bool] = True
 
-    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, resume=None):
-        return _presets(list(space.grid()), seed, max_concurrent, resume), _base(
-            base, space, resume
-        )
+    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None):
+        return _presets(list(space.grid()), seed, max_concurrent, warm), _base(base, space, warm)
 
     def preview(self, space, *, seed, n):
         return list(itertools.islice(space.grid(), n))
@@ -138,10 +133,10 @@ class RandomSearcher(_Searcher):
 
     name: Literal["random"]
 
-    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, resume=None):
+    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None):
         # The same draws as an uninterrupted run: a resumed run takes them from where it stopped.
         points = self.preview(space, seed=seed, n=num_samples)
-        return _presets(points, seed, max_concurrent, resume), _base(base, space, resume)
+        return _presets(points, seed, max_concurrent, warm), _base(base, space, warm)
 
     def preview(self, space, *, seed, n):
         rng = np.random.default_rng(seed)
@@ -213,16 +208,17 @@ class OptunaSearcher(_Searcher):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         return SAMPLERS[self.sampler](self, seed)
 
-    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, resume=None):
+    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None):
         from ray.tune.search.optuna import OptunaSearch
 
-        define = space.optuna_define_by_run()
+        define: Any = space.optuna_define_by_run()
         storage = None
-        if resume is not None:
-            storage = _resumed_study(define, metric, mode, resume)
+        if warm is not None:
+            define = _Continuing(define)
+            storage = _resumed_study(space, mode, warm)
             # A sampler seeded as the first run's would draw its first trials' values again
             # (the continued trials are enqueued and draw nothing).
-            seed += resume.taken
+            seed += warm.taken
         search = OptunaSearch(
             define, metric=metric, mode=mode, sampler=self._study_sampler(seed), storage=storage
         )
@@ -231,7 +227,7 @@ class OptunaSearcher(_Searcher):
 
             search = ConcurrencyLimiter(search, max_concurrent=max_concurrent)
         # Constants of the base config are merged with each suggestion by Ray.
-        return search, _with_continue_key(base, resume)
+        return search, _marked(base, warm)
 
     def preview(self, space, *, seed, n):
         import optuna
@@ -248,48 +244,61 @@ class OptunaSearcher(_Searcher):
         return [{key: p[key] for key in space if key in p} for p in previews]
 
 
-def _resumed_study(define: Any, metric: str, mode: str, resume: ResumePlan) -> Any:
+# The user attribute of an enqueued Optuna trial that holds its continuation.
+_CONTINUATION = "hpo_continuation"
+
+
+class _Continuing:
+    """A space's define-by-run that gives an enqueued continued trial its config's marker,
+    which Ray merges into the config with the other constants.
+
+    A class rather than a closure: Ray pickles the searcher, and this with it, at each save.
+    """
+
+    def __init__(self, define: OptunaDefineByRun):
+        self.define = define
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        constants = self.define(trial)
+        continued = trial.user_attrs.get(_CONTINUATION)
+        return mark(constants, Continuation(**continued)) if continued else constants
+
+    def params(self, trial: Any) -> dict[str, Any]:
+        return self.define.params(trial)
+
+
+def _resumed_study(space: Space, mode: str, warm: WarmStart) -> Any:
     """An Optuna study that knows every earlier trial of a resumed run, as Ray's OptunaSearch
-    told it the first time (final value; intermediate values by iteration; errors as FAIL),
-    with the continued trials enqueued, their marker in their user attributes.
+    told it the first time (final value, a pruned trial's too; intermediate values by
+    iteration; errors as FAIL), with the continued trials enqueued.
 
     Ray does not save the searcher after every trial, so a resumed run rebuilds it from the
     store, which is never older than the last result.
     """
     import optuna
-    from optuna.trial import TrialState, create_trial
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line
     storage = optuna.storages.InMemoryStorage()
-    direction = "maximize" if mode == "max" else "minimize"
     # OptunaSearch opens the study by its default name, "optuna", and finds these trials.
-    study = optuna.create_study(storage=storage, study_name="optuna", direction=direction)
-
-    def searched(params: dict[str, Any]) -> dict[str, Any]:  # Optuna's names; no constants
-        return {
-            optuna_name(key): value
-            for key, value in params.items()
-            if define.dists.get(key) is not None
-        }
-
-    trials = []
-    for trial in resume.finished:
-        params = searched(trial.params)
-        distributions = {name: define.dists[name.replace("/", ".")] for name in params}
-        failed = trial.status == "ERROR" or trial.value is None or trial.value != trial.value
-        trials.append(
-            create_trial(
-                state=TrialState.FAIL if failed else TrialState.COMPLETE,
-                value=None if failed else trial.value,
-                params=params,
-                distributions=distributions,
-                intermediate_values=trial.values,
+    study = optuna_study(mode, storage=storage, study_name="optuna")
+    dists = optuna_distributions(space.dists)
+    study.add_trials(
+        [
+            optuna_trial(
+                trial.status,
+                trial.value,
+                trial.params,
+                dists,
+                trial.values,
+                pruned_as_complete=True,
+                optuna_names=True,
             )
-        )
-    study.add_trials(trials)
-    for trial in resume.continued:
+            for trial in warm.told
+        ]
+    )
+    for trial in warm.enqueued:
         study.enqueue_trial(
-            searched(trial.params), user_attrs={CONTINUE_KEY: trial.continuation.to_config()}
+            optuna_params(trial.params, dists, optuna_names=True),
+            user_attrs={_CONTINUATION: trial.continuation.to_config()},
         )
     return storage
 

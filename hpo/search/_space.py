@@ -16,7 +16,6 @@ import numpy as np
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from hpo._options import Options
-from hpo.resuming import CONTINUE_KEY
 
 Scalar = str | int | float | bool | None
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -387,10 +386,6 @@ class OptunaDefineByRun:
                 params[key] = constants[optuna_name(key)] = self.space.dists[key].value
             else:
                 params[key] = _suggest(trial, optuna_name(key), dist)
-        # A trial that `hpo resume` continues was enqueued with its marker (see searchers).
-        continued = trial.user_attrs.get(CONTINUE_KEY)
-        if continued:
-            constants[CONTINUE_KEY] = continued
         return constants
 
     def params(self, trial: Any) -> dict[str, Any]:

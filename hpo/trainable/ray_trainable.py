@@ -2,7 +2,7 @@
 
 A trial reports a checkpoint every `checkpoint.every` epochs and at its last epoch, and a
 restored trial continues from its latest one: Ray's, when Ray retries it after a failure, or
-the one `hpo resume` found for it (see `hpo.resuming._continuation`). Its checkpoints carry its results so
+the one `hpo resume` found for it (see `hpo.resuming._marker`). Its checkpoints carry its results so
 far (`History`), for a resume after the driver died before it recorded them.
 """
 

@@ -28,7 +28,7 @@ local_reports: list[dict[str, Any]] = []
 class _TrialState:
     """The running trial of this worker: which stored trial it is, where it starts from, and
     what it reported (its iteration count goes on from its checkpoint's, also in a resumed
-    run; its checkpoints carry its results, see `hpo.resuming._continuation.History`)."""
+    run; its checkpoints carry its results, see `hpo.resuming.History`)."""
 
     def __init__(self, checkpoint: Any, history: History, metric: str | None = None):
         self.checkpoint = checkpoint

@@ -1,10 +1,4 @@
-"""Trials that go on from an earlier run of their experiment (`hpo resume`).
-
-A continued trial is a new Ray trial, but the same trial of the experiment: its config carries
-`CONTINUE_KEY` (Ray hands configs to the trainable and to every callback, so nothing else needs
-to pass it on), saying which stored trial it is and the checkpoint it starts from. Every config
-has the key once an experiment has been resumed (None for a new trial): Ray merges a searcher's
-configuration only into keys that the base config has.
+"""The history a checkpoint carries: the results its trial reported up to it.
 
 Checkpoints carry metadata naming their stored trial and iteration, so that a later resume
 finds a trial's latest checkpoint whichever run of the experiment wrote it, and the results the
@@ -12,62 +6,14 @@ trial reported up to it (`History`): the driver writes results to the store in b
 driver killed between two writes leaves checkpoints newer than the store, and a resume takes
 the missing results from them instead of training those epochs again.
 
-Imported by the trial workers: no torch, no pandas.
+Imported by the trial workers: no torch, no pandas, no Ray.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from numbers import Number
 from typing import Any
-
-CONTINUE_KEY = "_hpo_continue"
-
-
-@dataclass(frozen=True)
-class Continuation:
-    trial_id: str  # the trial's id in the store (the Ray id of the run that created it)
-    number: int
-    checkpoint: str | None  # the directory to start from; None starts it over
-    iteration: int  # the checkpoint's iteration (0 without one)
-    stored: int  # the trial's last iteration in the store (the checkpoint may be further)
-
-    def to_config(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def split(config: dict[str, Any]) -> tuple[dict[str, Any], Continuation | None]:
-    """A trial's config without hpo's key, and the continuation it names, if any."""
-    if CONTINUE_KEY not in config:
-        return config, None
-    config = dict(config)
-    marker = config.pop(CONTINUE_KEY)
-    # A new trial of a resumed experiment has the key with empty values (see searchers).
-    return config, Continuation(**marker) if marker and marker["trial_id"] else None
-
-
-def start(config: dict[str, Any]) -> tuple[dict[str, Any], Any, History]:
-    """Where a trial starts, in the trial's own process: its config without hpo's key, the
-    checkpoint to continue from (Ray's, when Ray retries the trial after a failure; else the
-    one `hpo resume` found; else None), and its history up to there (which names its id in
-    the store)."""
-    from ray import tune
-
-    config, continuation = split(config)
-    checkpoint, stored = tune.get_checkpoint(), None  # Ray's: its driver saw every result
-    if checkpoint is None and continuation is not None and continuation.checkpoint:
-        checkpoint = tune.Checkpoint.from_directory(continuation.checkpoint)
-        stored = continuation.stored
-    trial_id = continuation.trial_id if continuation else tune.get_context().get_trial_id()
-    return config, checkpoint, History(trial_id, checkpoint, stored)
-
-
-def store_trial_id(trial: Any) -> str:
-    """The id under which the store keeps a Ray trial: the continued trial's, or Ray's own."""
-    marker = trial.config.get(CONTINUE_KEY)  # read per result: no copy of the config
-    return (marker or {}).get("trial_id") or trial.trial_id
-
 
 # The results a checkpoint holds at most (its latest): a killed driver's store lags about a
 # second behind its trials, and the metadata of trials that report every step stays small.
