@@ -6,7 +6,7 @@ of 40 features (10 informative) in 5 classes with 1% of the labels flipped, and 
 learning rate, width, depth, dropout and weight decay are searched over wide ranges, so that
 many configurations learn slowly or not at all. For each seed (which also fixes the
 validation split, so the three methods of a seed are judged on the same rows), in one run
-on one local Ray with 2 CPUs, all through hpo (`hpo.runner._runner.execute`, what `hpo run` calls),
+on one local Ray with 2 CPUs, all through hpo (`hpo.runner.execute`, what `hpo run` calls),
 the same number of trials each:
 
 - random search, every trial trained to the end (FIFO);
@@ -99,7 +99,7 @@ def run_method(spec_data: dict[str, Any], workdir: Path, store: str) -> Run:
     from rich.console import Console
 
     import hpo
-    from hpo.runner._runner import execute
+    from hpo.runner import execute
     from hpo.spec._spec import load_spec
 
     spec = load_spec(spec_data)

@@ -1,7 +1,7 @@
 """GPU packing: trials per hour with 1, 2 and 4 trials sharing one GPU (`resources: {gpu: 1/k}`).
 
 Small models leave most of a GPU idle; fractional GPUs let Ray Tune run several trials on it at
-once. The same trials run through `hpo.runner._runner.run` (what `hpo run` calls) three times, with 1,
+once. The same trials run through `hpo.runner.run` (what `hpo run` calls) three times, with 1,
 2 and 4 trials per GPU, on two tasks: the digits CNN of `search_spaces/digits_cnn.yaml`, and a
 larger synthetic task (an MLP of 3 x 1024 units on 50,000 x 256 features). Mixed precision is
 hpo's default there (`training.precision: auto`: bf16 where the GPU supports it, else fp16).
@@ -63,7 +63,7 @@ def trials_per_hour(spec: dict[str, Any], name: str, per_gpu: int, trials: int, 
     """Run `trials` trials with `per_gpu` of them sharing the GPU; return trials per hour."""
     from rich.console import Console
 
-    from hpo.runner._runner import run
+    from hpo.runner import run
 
     # CPUs are not what is measured: each trial gets enough, whatever the packing.
     cpu = max(1, min(2, (os.cpu_count() or 4) // max(PER_GPU)))

@@ -57,7 +57,7 @@ def run_hpo_spec(num_trials: int, workdir: Path) -> float:
     """Wall time of a spec run with hpo's own trainable: 1 epoch of a tiny MLP per trial."""
     from rich.console import Console
 
-    from hpo.runner._runner import execute
+    from hpo.runner import execute
     from hpo.spec._spec import load_spec
 
     spec = load_spec(

@@ -120,7 +120,7 @@ def run_hpo(workdir: Path, constants: dict[str, Any], *, tracking: bool) -> Run:
     from rich.console import Console
 
     import hpo
-    from hpo.runner._runner import execute
+    from hpo.runner import execute
     from hpo.spec._spec import load_spec
     from hpo.trainable.user_function import function_name
 

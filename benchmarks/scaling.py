@@ -51,7 +51,7 @@ def main() -> None:
 
     # The first `hpo.tune` of a process imports hpo's runner (about a second); do it before
     # timing, so that it does not count against 1 worker only.
-    import hpo.runner._runner  # noqa: F401
+    import hpo.runner  # noqa: F401
 
     print(f"Machine: {MACHINE}; at the start: {load_average()}")
     walls: dict[int, float] = {}

@@ -4,7 +4,7 @@ Issue 6's `real` benchmark. All three train the same torch MLP on digits with th
 (`hpo.trainable.loop.fit`), search the same space with Optuna's TPE and prune with successive
 halving, on 2 workers, so the wall times compare orchestration, not training code:
 
-- hpo: `hpo.runner._runner.execute` (what `hpo run` calls, minus the CLI's start-up), on the same
+- hpo: `hpo.runner.execute` (what `hpo run` calls, minus the CLI's start-up), on the same
   local Ray as bare Ray Tune;
 - bare Ray Tune as its docs show it: Tuner, OptunaSearch, ASHA, default settings;
 - Optuna alone: 2 processes sharing one study in a journal file.
@@ -46,7 +46,7 @@ def run_hpo(spec: Spec, workdir: Path) -> tuple[float, float]:
     from rich.console import Console
 
     import hpo
-    from hpo.runner._runner import execute
+    from hpo.runner import execute
 
     started = time.perf_counter()
     experiment = execute(

@@ -3,7 +3,7 @@
 In a terminal, one live view (rich) that redraws a few times a second: counts by status, the
 best value so far with its params, elapsed time and an estimate of what remains, and the top
 trials. Anywhere else (CI, a pipe), or with `-v`, one plain line per finished trial. Ray's
-own console output never gets here (see `runner._ray_logs_to`).
+own console output never gets here (see `hpo.runner._quiet`).
 """
 
 from __future__ import annotations
