@@ -73,9 +73,9 @@ def reported_metrics(result: dict[str, Any]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class EarlierTrial:
-    """What the store has of a trial that this run continues."""
+    """What the store has of a trial that this run continues (which one, and its number, its
+    config's continuation marker says)."""
 
-    number: int
     last_step: int  # its last iteration in the store
     best: dict[str, float]  # each metric's best so far
     started: bool  # it ran before (it keeps its start time)
@@ -97,9 +97,7 @@ class EarlierRuns:
         return cls(
             taken=plan.taken,
             continued={
-                t.continuation.trial_id: EarlierTrial(
-                    t.continuation.number, t.last_step, dict(t.best), t.started
-                )
+                t.continuation.trial_id: EarlierTrial(t.last_step, dict(t.best), t.started)
                 for t in plan.continued
             },
             succeeded=any(TrialStatus(t.status) is not TrialStatus.ERROR for t in plan.finished),
