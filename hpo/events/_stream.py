@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from numbers import Number
 from pathlib import Path
@@ -144,21 +144,24 @@ class TrialStream(Callback):
 
     def _emit(self, event: Event) -> None:
         for index, consumer in enumerate(self.consumers):
-            if not consumer.best_effort:
-                consumer.receive(event)
-                continue
-            if index in self._failed:
-                continue
-            try:
-                consumer.receive(event)
-            except Exception:  # it logs why (to the experiment's ray.log) and stops
-                self._failed.add(index)
-                logger.exception("%s stopped tracking", type(consumer).__name__)
+            self._call(index, consumer.receive, event)
 
     def close(self) -> None:
         """Close every consumer (the run is over, or failed)."""
-        for consumer in self.consumers:
-            consumer.close()
+        for index, consumer in enumerate(self.consumers):
+            self._call(index, consumer.close)
+
+    def _call(self, index: int, method: Callable[..., None], *args: Any) -> None:
+        if not self.consumers[index].best_effort:
+            method(*args)
+            return
+        if index in self._failed:
+            return
+        try:
+            method(*args)
+        except Exception:  # it logs why (to the experiment's ray.log) and stops
+            self._failed.add(index)
+            logger.exception("%s stopped tracking", type(self.consumers[index]).__name__)
 
     def _add_new(self, trials: list) -> None:
         """Add the trials Ray has created since the last call (they wait as PENDING)."""
