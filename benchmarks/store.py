@@ -58,12 +58,13 @@ METRICS = (
 
 @dataclass
 class FakeTrial:
-    """What `StoreRecorder` reads of a Ray `Trial`."""
+    """What hpo's callback reads of a Ray `Trial`."""
 
     trial_id: str
     config: dict[str, Any]
     last_result: dict[str, Any] = field(default_factory=dict)
     checkpoint: Any = None
+    path: str | None = None  # no folder: the trial keeps no checkpoint here
 
 
 def _spec() -> Any:

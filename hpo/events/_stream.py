@@ -223,7 +223,18 @@ class TrialStream(Callback):
         before = self._trials[trial.trial_id]
         best = dict(before.best)
         keep_best(best, metrics, self.metric, self.mode)
-        stored = self._update(trial, iteration=step, last=metrics, best=best)
+        # Made directly, not by `dataclasses.replace` (a fifth of the stream's time per result).
+        stored = self._trials[trial.trial_id] = StoredTrial(
+            before.trial_id,
+            before.number,
+            before.params,
+            before.config,
+            before.status,
+            step,
+            metrics,
+            best,
+            before.continued,
+        )
         self._emit(
             TrialReported(
                 stored, step, metrics, again=step <= before.iteration, node=node_of(result)
