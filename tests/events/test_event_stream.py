@@ -337,3 +337,34 @@ def test_the_events_are_frozen():
     with pytest.raises(AttributeError):
         heard.events[0].trial.number = 7  # type: ignore[misc]
     assert StepEnded() == StepEnded() and SearchEnded() == SearchEnded()
+
+
+def test_asha_tells_the_stream_which_trials_it_stops_before_their_end():
+    from hpo.search._schedulers import AshaScheduler
+
+    heard = Heard()
+    stream = stream_of(heard)
+    scheduler = AshaScheduler(name="asha", grace_period=1, reduction_factor=2).build(
+        epochs=2, on_prune=stream.pruned
+    )
+    scheduler.set_search_properties("acc", "max")
+    trials = [ray_trial(name, 0.1) for name in ("good", "bad", "last")]
+    decisions = {}
+    for trial, acc in zip(trials, [0.9, 0.1, 0.8], strict=True):
+        scheduler.on_trial_add(None, trial)
+        stream.on_trial_start(0, trials, trial)
+        result = {"training_iteration": 1, "acc": acc}
+        decisions[trial.trial_id] = scheduler.on_trial_result(None, trial, result)
+    # The last rung's stop is the trial's end, not a prune.
+    decisions["last"] = scheduler.on_trial_result(
+        None, trials[2], {"training_iteration": 2, "acc": 0.05}
+    )
+    assert decisions == {"good": "CONTINUE", "bad": "STOP", "last": "STOP"}
+    for trial in trials:
+        stream.on_trial_complete(0, trials, trial)
+    ended = {e.trial.trial_id: e.status for e in heard.of(TrialEnded)}
+    assert ended == {
+        "good": TrialStatus.COMPLETED,
+        "bad": TrialStatus.PRUNED,
+        "last": TrialStatus.COMPLETED,
+    }
