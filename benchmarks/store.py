@@ -58,12 +58,13 @@ METRICS = (
 
 @dataclass
 class FakeTrial:
-    """What `StoreRecorder` reads of a Ray `Trial`."""
+    """What hpo's callback reads of a Ray `Trial`."""
 
     trial_id: str
     config: dict[str, Any]
     last_result: dict[str, Any] = field(default_factory=dict)
     checkpoint: Any = None
+    path: str | None = None  # no folder: the trial keeps no checkpoint here
 
 
 def _spec() -> Any:
@@ -114,16 +115,20 @@ def _new_experiment(url: str, spec: Any, num_trials: int) -> tuple[Any, int]:
 
 
 def _recorder(store: Any, experiment_id: int, spec: Any) -> Any:
-    """hpo's store callback as the runner builds it (no trial pruned by a scheduler here)."""
+    """hpo's store writing as the runner builds it: the trial event stream feeding the store
+    recorder (no trial pruned by a scheduler here)."""
     import inspect
 
-    from hpo.events._recorder import StoreRecorder
+    import hpo.events
 
+    if hasattr(hpo.events, "TrialStream"):
+        recorder = hpo.events.StoreRecorder(store, experiment_id, spec.metric)
+        return hpo.events.TrialStream([recorder], spec.search_space(), spec.metric, spec.mode)
+    # Older hpo: the recorder was itself Ray's callback (and, newer, took the pruned set).
     args = [store, experiment_id, spec.search_space(), spec.metric, spec.mode.value]
-    # The runner also hands over the set its scheduler fills with pruned trials (newer hpo).
-    if "pruned" in inspect.signature(StoreRecorder).parameters:
+    if "pruned" in inspect.signature(hpo.events.StoreRecorder).parameters:
         args.append(set())
-    return StoreRecorder(*args)
+    return hpo.events.StoreRecorder(*args)
 
 
 # --- 1. the store callback ------------------------------------------------------------------

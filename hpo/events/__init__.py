@@ -1,17 +1,46 @@
-"""What the driver does with trials as they run: the store recorder, the live view, the
+"""What the driver does with trials as they run: one stream of trial events, adapted once from
+Ray Tune's hooks (`TrialStream`), and its consumers: the store recorder, the live view, the
 trackers (TensorBoard, MLflow), fail-fast, and the checkpoint keeper."""
 
 from hpo.events._checkpoint_keeper import BestCheckpoints
+from hpo.events._events import (
+    Consumer,
+    Event,
+    SearchEnded,
+    SearchStarted,
+    StepEnded,
+    StoredTrial,
+    TrialAdded,
+    TrialEnded,
+    TrialError,
+    TrialReported,
+    TrialStarted,
+)
 from hpo.events._fail_fast import FailFast
+from hpo.events._mlflow import MlflowTracker
 from hpo.events._progress import progress_view
 from hpo.events._recorder import StoreRecorder
-from hpo.events._tracking import MlflowTracker, TensorBoardTracker
+from hpo.events._stream import EarlierRuns, TrialStream
+from hpo.events._tensorboard import TensorBoardTracker
 
 __all__ = [
     "BestCheckpoints",
+    "Consumer",
+    "EarlierRuns",
+    "Event",
     "FailFast",
     "MlflowTracker",
+    "SearchEnded",
+    "SearchStarted",
+    "StepEnded",
     "StoreRecorder",
+    "StoredTrial",
     "TensorBoardTracker",
+    "TrialAdded",
+    "TrialEnded",
+    "TrialError",
+    "TrialReported",
+    "TrialStarted",
+    "TrialStream",
     "progress_view",
 ]

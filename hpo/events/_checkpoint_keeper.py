@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
-from ray.tune import Callback
-
-from hpo.resuming import split, store_trial_id
+from hpo.events._events import Consumer, Event, TrialEnded
 from hpo.store import Store, TrialStatus
+from hpo.types import Mode
 
 
-class BestCheckpoints(Callback):
+class BestCheckpoints(Consumer):
     """Keeps the checkpoints of the experiment's best `keep_trials` trials and deletes the rest
     as trials end, so that pruned and worse trials do not fill the disk."""
 
-    def __init__(self, store: Store, experiment_id: int, metric: str, mode: str, keep_trials: int):
+    def __init__(
+        self, store: Store, experiment_id: int, metric: str, mode: Mode | str, keep_trials: int
+    ):
         self.store = store
         self.experiment_id = experiment_id
         self.metric = metric
-        self.mode = mode
+        self.mode = Mode(mode)
         self.keep_trials = keep_trials
         # Best first: value, trial id, the folders that hold its checkpoints. In a resumed
         # run, the earlier runs' finished trials that kept theirs count too.
@@ -33,24 +33,22 @@ class BestCheckpoints(Callback):
             and row["checkpoint_path"]
             and row["best_value"] is not None
         ]
-        self._kept.sort(key=lambda kept: kept[0], reverse=self.mode == "max")
+        self._kept.sort(key=lambda kept: kept[0], reverse=self.mode is Mode.MAX)
 
-    def _ended(self, trial: Any, value: float | None) -> None:
-        if not trial.path:
+    def receive(self, event: Event) -> None:
+        if not isinstance(event, TrialEnded):
             return
-        # Tune's trial folder, a DDP trial's Ray Train run (see `hpo.trainable.distributed`),
-        # and for a trial `hpo resume` continued, the folder of the checkpoint it started from.
-        folders = [Path(trial.path), Path(trial.path).parent / f"ddp_{trial.trial_id}"]
-        continuation = split(trial.config)[1]
-        if continuation is not None and continuation.checkpoint:
-            folders.append(Path(continuation.checkpoint).parent)
+        folders = list(event.folders)
         if not any(any(f.glob("checkpoint_*")) for f in folders):
             return  # no checkpoint, or not on this machine's disk
-        if value is None or value != value:  # failed, or never reported the metric
-            self._drop(store_trial_id(trial), folders)
+        trial = event.trial
+        # A failed trial's checkpoints go, as those of one that never reported the metric.
+        value = None if trial.status is TrialStatus.ERROR else trial.best.get(self.metric)
+        if value is None:
+            self._drop(trial.trial_id, folders)
             return
-        self._kept.append((value, store_trial_id(trial), folders))
-        self._kept.sort(key=lambda kept: kept[0], reverse=self.mode == "max")
+        self._kept.append((value, trial.trial_id, folders))
+        self._kept.sort(key=lambda kept: kept[0], reverse=self.mode is Mode.MAX)
         for _, trial_id, dropped in self._kept[self.keep_trials :]:
             self._drop(trial_id, dropped)
         del self._kept[self.keep_trials :]
@@ -62,10 +60,3 @@ class BestCheckpoints(Callback):
             [{"experiment_id": self.experiment_id, "trial_id": trial_id, "checkpoint_path": None}],
             [],
         )
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._ended(trial, trial.metric_analysis.get(self.metric, {}).get(self.mode))
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._ended(trial, None)
-

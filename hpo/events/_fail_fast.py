@@ -15,17 +15,17 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
-from hpo.events._recorder import trial_error
+from hpo.events._events import Consumer, Event, SearchStarted, TrialEnded, TrialError
 
 # Errors that depend on the configuration, so repeating them says nothing about the code.
 _CONFIGURATION_ERRORS = {FloatingPointError.__name__}
 
 
-class FailFast(Callback, Stopper):
-    """Ray Tune callback (which sees trial errors) and stopper (which ends the search).
+class FailFast(Consumer, Stopper):
+    """A consumer of the trial events (which sees trial errors) and Ray's stopper (which ends
+    the search).
 
     Args:
         threshold: trials failing with one error, before any success, that stop the search;
@@ -38,21 +38,25 @@ class FailFast(Callback, Stopper):
         self.succeeded = False
         self.tripped: tuple[str, str] | None = None  # the repeated error, once stopped
 
-    # --- the callback ----------------------------------------------------------------------
+    # --- the consumer ----------------------------------------------------------------------
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if self.tripped is None:
-            self.succeeded = True  # some configuration works: failures are its neighbours'
+    def receive(self, event: Event) -> None:
+        match event:
+            case SearchStarted(succeeded_before=True):
+                self.succeeded = True  # the code worked before: errors now are configurations'
+            case TrialEnded(error=TrialError() as error):
+                self._failed(error)
+            case TrialEnded() if self.tripped is None:
+                self.succeeded = True  # some configuration works: failures are its neighbours'
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def _failed(self, error: TrialError) -> None:
         if not self.threshold or self.succeeded or self.tripped is not None:
             return
-        error_type, message, _ = trial_error(trial)
-        if error_type in _CONFIGURATION_ERRORS:
+        if error.type in _CONFIGURATION_ERRORS:
             return
-        self.errors[error_type, message] += 1
-        if self.errors[error_type, message] >= self.threshold:
-            self.tripped = (error_type, message)
+        self.errors[error.type, error.message] += 1
+        if self.errors[error.type, error.message] >= self.threshold:
+            self.tripped = (error.type, error.message)
 
     # --- the stopper -----------------------------------------------------------------------
 

@@ -11,47 +11,54 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ray.tune import Callback
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from hpo.events._recorder import finished_by_itself, trial_number
-from hpo.search import Space
-from hpo.types import Mode
+from hpo.events._events import (
+    Consumer,
+    Event,
+    SearchEnded,
+    SearchStarted,
+    StepEnded,
+    StoredTrial,
+    TrialEnded,
+    TrialReported,
+    TrialStarted,
+)
+from hpo.types import Mode, TrialStatus
 
 TOP_TRIALS = 5
 REDRAW_S = 0.25
 
+_COUNTED = {
+    TrialStatus.COMPLETED: "completed",
+    TrialStatus.PRUNED: "pruned",
+    TrialStatus.ERROR: "failed",
+}
 
-class _Progress(Callback):
-    """Counts, the best so far and each trial's best value, kept from Ray's callbacks."""
+
+class _Progress(Consumer):
+    """Counts, and the trials that reported the metric, kept from the trial events."""
 
     def __init__(
         self,
         console: Console,
         *,
-        space: Space,
         metric: str,
-        mode: str,
+        mode: Mode | str,
         total: int,
-        pruned: set[str],
         budget_s: float | None = None,
     ):
         self.console = console
-        self.space = space
         self.metric = metric
-        self.mode = mode
+        self.mode = Mode(mode)
         self.total = total
-        self.pruned = pruned
         self.budget_s = budget_s
         self.started = time.monotonic()
         self.counts = {"running": 0, "completed": 0, "pruned": 0, "failed": 0}
-        self.trial_best: dict[
-            str, tuple[float, int, int, dict[str, Any]]
-        ] = {}  # id -> value, number, epochs, params
-        self.best: tuple[float, int] | None = None
+        self.ranked: dict[int, StoredTrial] = {}  # by number: those with a best value
 
     # Ray Tune pickles callbacks with the experiment's state; a console is not picklable.
     def __getstate__(self) -> dict[str, Any]:
@@ -63,6 +70,16 @@ class _Progress(Callback):
     @property
     def done(self) -> int:
         return self.counts["completed"] + self.counts["pruned"] + self.counts["failed"]
+
+    @property
+    def best(self) -> tuple[float, int] | None:
+        """The best value of any trial so far, and that trial's number."""
+        best: tuple[float, int] | None = None
+        for trial in self.ranked.values():
+            value = trial.best[self.metric]
+            if best is None or self.mode.better(value, best[0]):
+                best = (value, trial.number)
+        return best
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -76,45 +93,31 @@ class _Progress(Callback):
             estimates.append(max(0.0, self.budget_s - self.elapsed()))
         return min(estimates) if estimates else None
 
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.counts["running"] += 1
+    def receive(self, event: Event) -> None:
+        match event:
+            case TrialStarted():
+                self.counts["running"] += 1
+            case TrialReported(trial=trial) if self.metric in trial.best:
+                self.ranked[trial.number] = trial
+            case TrialEnded(trial=trial):
+                self.counts["running"] = max(0, self.counts["running"] - 1)
+                self.counts[_COUNTED[trial.status]] += 1
+                self.trial_ended(trial)
+            case SearchStarted():
+                self.begin()
+            case StepEnded():
+                self.tick()
+            case SearchEnded():
+                self.close()
 
-    def on_trial_result(
-        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
-    ) -> None:
-        value = result.get(self.metric)
-        if value is None or value != value:
-            return
-        number = trial_number(trial, trials)
-        known = self.trial_best.get(trial.trial_id)
-        epochs = int(result.get("training_iteration", 0))
-        if known is None or Mode(self.mode).better(value, known[0]):
-            self.trial_best[trial.trial_id] = (
-                value,
-                number,
-                epochs,
-                self.space.params_of(trial.config),
-            )
-        else:
-            self.trial_best[trial.trial_id] = (known[0], number, epochs, known[3])
-        if self.best is None or Mode(self.mode).better(value, self.best[0]):
-            self.best = (value, number)
-
-    def _ended(self, trial: Any, trials: list, status: str) -> None:
-        self.counts["running"] = max(0, self.counts["running"] - 1)
-        self.counts[status] += 1
-        self.trial_ended(trial, trials, status)
-
-    def trial_ended(self, trial: Any, trials: list, status: str) -> None:
+    def trial_ended(self, trial: StoredTrial) -> None:
         """Called once per trial that ends; views add what they show."""
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._ended(
-            trial, trials, "completed" if finished_by_itself(trial, self.pruned) else "pruned"
-        )
+    def begin(self) -> None:
+        """The search starts: views start drawing."""
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._ended(trial, trials, "failed")
+    def tick(self) -> None:
+        """Ray's loop went round: views redraw, if it is time."""
 
     def close(self) -> None:
         """Stop drawing (the run ended, or failed)."""
@@ -126,14 +129,15 @@ _STYLES = {"completed": "green", "pruned": "yellow", "failed": "red"}
 class TrialLines(_Progress):
     """One line whenever a trial ends, with the best value so far: for logs and pipes."""
 
-    def trial_ended(self, trial: Any, trials: list, status: str) -> None:
-        result = trial.last_result or {}
-        value = result.get(self.metric)
+    def trial_ended(self, trial: StoredTrial) -> None:
+        status = _COUNTED[trial.status]
+        value = trial.last.get(self.metric)
         shown = f"{self.metric} {value:.4f}" if value is not None else "no result"
-        best = f"best {self.best[0]:.4f} (trial {self.best[1]})" if self.best else ""
+        best = self.best
+        best_shown = f"best {best[0]:.4f} (trial {best[1]})" if best else ""
         self.console.print(
-            f"trial {trial_number(trial, trials):>3} [{_STYLES[status]}]{status:<9}[/] "
-            f"{int(result.get('training_iteration', 0)):>3} epochs  {shown}  {best}"
+            f"trial {trial.number:>3} [{_STYLES[status]}]{status:<9}[/] "
+            f"{trial.iteration:>3} epochs  {shown}  {best_shown}"
             f"  [dim]{self.done}/{self.total} done, {self.elapsed():.0f}s[/]",
             highlight=False,
             soft_wrap=True,
@@ -151,17 +155,14 @@ class LiveView(_Progress):
     def __getstate__(self) -> dict[str, Any]:
         return {**super().__getstate__(), "_live": None}
 
-    def setup(self, **info: Any) -> None:
+    def begin(self) -> None:
         self._live = Live(self.render(), console=self.console, auto_refresh=False, transient=False)
         self._live.start()
 
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+    def tick(self) -> None:
         if self._live is not None and time.monotonic() - self._drawn >= REDRAW_S:
             self._live.update(self.render(), refresh=True)
             self._drawn = time.monotonic()
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.close()
 
     def close(self) -> None:
         if self._live is not None:
@@ -177,21 +178,21 @@ class LiveView(_Progress):
             f", about {remaining:.0f}s left" if remaining is not None else ""
         )
         lines = [Text(f"{self.done}/{self.total} trials  pending {pending}  {counts}   {clock}")]
-        if self.best is not None:
-            value, number = self.best
-            params = next((p for v, n, _, p in self.trial_best.values() if n == number), {})
-            shown = ", ".join(f"{k}={_short(v)}" for k, v in params.items())
+        best = self.best
+        if best is not None:
+            value, number = best
+            shown = ", ".join(f"{k}={_short(v)}" for k, v in self.ranked[number].params.items())
             lines.append(Text(f"best {self.metric} {value:.4f} (trial {number}): {shown}"))
         table = Table(box=None, pad_edge=False)
         for column in ("#", f"best {self.metric}", "epochs", "params"):
             table.add_column(column, justify="left" if column == "params" else "right")
-        ranked = sorted(self.trial_best.values(), key=lambda t: t[0], reverse=self.mode == "max")
-        for value, number, epochs, params in ranked[:TOP_TRIALS]:
+        ranked = sorted(self.ranked.values(), key=lambda t: self.mode.sign * -t.best[self.metric])
+        for trial in ranked[:TOP_TRIALS]:
             table.add_row(
-                str(number),
-                f"{value:.4f}",
-                str(epochs),
-                ", ".join(f"{k}={_short(v)}" for k, v in params.items()),
+                str(trial.number),
+                f"{trial.best[self.metric]:.4f}",
+                str(trial.iteration),
+                ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items()),
             )
         return Group(*lines, table)
 

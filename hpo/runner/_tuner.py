@@ -3,62 +3,59 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpo.errors import RunFailed
 from hpo.runner._cluster import Placement
 from hpo.runner._quiet import quiet_ray
 from hpo.spec import Spec
-from hpo.store import Store
 
 if TYPE_CHECKING:
     from hpo.resuming import ResumePlan
     from hpo.runner._runner import _Run
 
 
-def _checkpoint_keepers(spec: Spec, store: Store, experiment_id: int) -> list[Any]:
-    """Keep only the best trials' checkpoints, where hpo's trainable writes any."""
-    if spec.trainable or not spec.checkpoint.every:
-        return []
-    from hpo.events import BestCheckpoints
-
-    return [
-        BestCheckpoints(
-            store, experiment_id, spec.metric, spec.mode.value, spec.checkpoint.keep_trials
-        )
-    ]
-
-
-def _trackers(spec: Spec, name: str, experiment_dir: Path, pruned: set[str]) -> list[Any]:
-    """The tracking callbacks the spec asks for."""
-    from hpo.events import MlflowTracker, TensorBoardTracker
+def _consumers(run: _Run, live: bool, num_trials: int, fail_fast: Any) -> list[Any]:
+    """What the trial events go to, in order: the store first, then what the spec asks for."""
+    from hpo.events import (
+        BestCheckpoints,
+        MlflowTracker,
+        StoreRecorder,
+        TensorBoardTracker,
+        progress_view,
+    )
     from hpo.trainable.config import reported_metrics
 
-    trackers: list[Any] = []
+    spec = run.spec
+    consumers: list[Any] = [
+        StoreRecorder(run.store, run.experiment_id, spec.metric),
+        fail_fast,
+        progress_view(
+            run.console,
+            live=live,
+            metric=spec.metric,
+            mode=spec.mode,
+            total=num_trials,
+            budget_s=spec.budget.time_budget_s,
+        ),
+    ]
     if spec.tracking.tensorboard:
         metrics = [spec.metric] if spec.trainable else reported_metrics(spec.data)
-        trackers.append(
-            TensorBoardTracker(
-                experiment_dir / "tensorboard",
-                spec.search_space(),
-                spec.metric,
-                spec.mode.value,
-                metrics,
-            )
-        )
+        tensorboard = run.storage_path / run.name / "tensorboard"
+        consumers.append(TensorBoardTracker(tensorboard, spec.search_space(), metrics))
     if spec.tracking.mlflow is not None:
         mlflow = spec.tracking.mlflow
-        trackers.append(
-            MlflowTracker(
-                mlflow.tracking_uri,
-                mlflow.experiment_name or name,
-                name,
-                spec.search_space(),
-                pruned,
+        consumers.append(
+            MlflowTracker(mlflow.tracking_uri, mlflow.experiment_name or run.name, run.name)
+        )
+    # Keep only the best trials' checkpoints, where hpo's trainable writes any.
+    if not spec.trainable and spec.checkpoint.every:
+        consumers.append(
+            BestCheckpoints(
+                run.store, run.experiment_id, spec.metric, spec.mode, spec.checkpoint.keep_trials
             )
         )
-    return trackers
+    return consumers
 
 
 def run_tuner(
@@ -69,35 +66,20 @@ def run_tuner(
     from ray import tune
     from ray.tune.stopper import CombinedStopper
 
-    from hpo.events import FailFast, StoreRecorder, progress_view
+    from hpo.events import EarlierRuns, FailFast, TrialStream
     from hpo.runner._signals import StopRequested
 
     spec, name, store, storage_path = run.spec, run.name, run.store, run.storage_path
     space = spec.search_space()
     trainable = _trainable(spec, run.function, run.dataset, run.placement)
     num_trials = spec.num_trials() if resume is None else resume.num_trials
-    pruned: set[str] = set()  # trials the scheduler stops early, as it decides
-    fail_fast = FailFast(spec.budget.fail_fast)
-    if resume is not None and any(t.status != "ERROR" for t in resume.finished):
-        fail_fast.succeeded = True  # the code worked before: errors now are configurations'
-    view = progress_view(
-        run.console,
-        live=live,
-        space=space,
-        metric=spec.metric,
-        mode=spec.mode.value,
-        total=num_trials,
-        pruned=pruned,
-        budget_s=spec.budget.time_budget_s,
-    )
-    recorder = StoreRecorder(
-        store,
-        run.experiment_id,
+    fail_fast = FailFast(spec.budget.fail_fast)  # also a stopper: it stops the search
+    stream = TrialStream(
+        _consumers(run, live, num_trials, fail_fast),
         space,
         spec.metric,
-        spec.mode.value,
-        pruned,
-        **({} if resume is None else _recorder_state(resume)),
+        spec.mode,
+        EarlierRuns.of(resume),
     )
     started_ray = run.placement.owned  # `connect` started Ray, or connected to the cluster
     try:
@@ -121,7 +103,7 @@ def run_tuner(
                 search_alg=search_alg,
                 scheduler=spec.scheduler.build(
                     epochs=None if spec.trainable else spec.training.epochs,
-                    pruned=pruned,
+                    on_prune=stream.pruned,
                     history=None if resume is None else resume.history(),
                 ),
                 num_samples=num_trials,
@@ -144,14 +126,7 @@ def run_tuner(
                     checkpoint_score_attribute=spec.metric,
                     checkpoint_score_order=spec.mode.value,
                 ),
-                callbacks=[
-                    recorder,
-                    fail_fast,
-                    view,
-                    *_trackers(spec, name, storage_path / name, pruned),
-                    *_checkpoint_keepers(spec, store, run.experiment_id),
-                    *callbacks,
-                ],
+                callbacks=[stream, *callbacks],
             ),
         )
         log_dir = storage_path / name
@@ -164,20 +139,9 @@ def run_tuner(
         if fail_fast.tripped:
             raise RunFailed(fail_fast.reason())
     finally:
-        view.close()
+        stream.close()
         if started_ray:
             ray.shutdown()
-
-
-def _recorder_state(resume: ResumePlan) -> dict[str, Any]:
-    """What the store recorder of a resumed run starts from."""
-    continued = resume.continued
-    return {
-        "first_number": resume.taken,
-        "last_steps": {t.continuation.trial_id: t.last_step for t in continued},
-        "best": {t.continuation.trial_id: t.best for t in continued},
-        "started": {t.continuation.trial_id for t in continued if t.started},
-    }
 
 
 def trial_resources(resources: Any) -> dict[str, float]:

@@ -6,6 +6,7 @@ registered in `SCHEDULERS`, which the spec's union (`SchedulerSpec`) is formed f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
@@ -23,13 +24,17 @@ SCHEDULERS: Registry[type[_Scheduler]] = Registry("scheduler")
 
 class _Scheduler(Options):
     def build(
-        self, *, epochs: int | None, pruned: set[str], history: RungHistory | None = None
+        self,
+        *,
+        epochs: int | None,
+        on_prune: Callable[[str], None] | None = None,
+        history: RungHistory | None = None,
     ) -> Any:
         """Ray's scheduler for trials of at most `epochs` epochs (one report per epoch).
 
         Args:
             epochs: the trials' length, where the spec knows it (not for a user's function).
-            pruned: filled with the ids of the trials the scheduler stops before their end.
+            on_prune: told the Ray id of each trial the scheduler stops before its end.
             history: in a resumed run, the results of the earlier runs' trials, so that the
                 scheduler decides as it would have without the interruption.
         """
@@ -42,7 +47,7 @@ class FifoScheduler(_Scheduler):
 
     name: Literal["fifo"]
 
-    def build(self, *, epochs, pruned, history=None):
+    def build(self, *, epochs, on_prune=None, history=None):
         from ray.tune.schedulers import FIFOScheduler
 
         return FIFOScheduler()
@@ -63,7 +68,7 @@ class AshaScheduler(_Scheduler):
         None, ge=1, description="epochs of the last rung (default: training.epochs)"
     )
 
-    def build(self, *, epochs, pruned, history=None):
+    def build(self, *, epochs, on_prune=None, history=None):
         from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
         from hpo.resuming import move_rungs, restore_rungs
@@ -94,8 +99,9 @@ class AshaScheduler(_Scheduler):
 
             def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
                 decision = super().on_trial_result(tune_controller, trial, result)
-                if decision == TrialScheduler.STOP and result.get(self._time_attr, 0) < self._max_t:
-                    pruned.add(trial.trial_id)
+                stopped_early = result.get(self._time_attr, 0) < self._max_t
+                if decision == TrialScheduler.STOP and stopped_early and on_prune is not None:
+                    on_prune(trial.trial_id)
                 return decision
 
         # Metric and mode come from TuneConfig. Iterations are epochs: the trainable reports
