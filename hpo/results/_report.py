@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 
 from hpo.errors import UsageError
 from hpo.store import TrialStatus
+from hpo.types import Mode
 
 if TYPE_CHECKING:
     from hpo.results._experiment import Experiment
@@ -65,7 +66,7 @@ class _Data:
     def __init__(self, experiment: Experiment):
         self.experiment = experiment
         self.metric = experiment.metric
-        self.maximize = experiment.mode == "max"
+        self.maximize = experiment.mode is Mode.MAX
         self.trials = experiment.trials()
         self.history = experiment.history()
         self.value = f"best.{self.metric}"

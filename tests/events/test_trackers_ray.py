@@ -18,7 +18,7 @@ def test_a_continued_trials_tensorboard_best_goes_on_from_the_stored_one(workdir
 
     import hpo
 
-    hpo.tune(counts_to_four, space=X, metric="score", mode="min", num_samples=2)
+    hpo.tune(counts_to_four, space=X, metric="score", mode="min", budget__num_samples=2)
     before = hpo.load("counts_to_four").trials().set_index("trial_id")
     as_a_killed_driver_leaves_it(workdir, "counts_to_four", dict.fromkeys(before.index, 2))
 
