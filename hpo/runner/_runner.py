@@ -16,6 +16,7 @@ from rich.console import Console
 from hpo.errors import RunFailed, RunInterrupted, SpecError, SpecIssue, UsageError
 from hpo.results import Experiment
 from hpo.runner._cluster import Placement, connect
+from hpo.runner._resources import check_resources
 from hpo.runner._tuner import run_tuner
 from hpo.spec import Spec, load_spec
 from hpo.store import ExperimentStatus, Store, TrialStatus, resolve_url
@@ -217,9 +218,11 @@ def _prepare(
         console=console,
     )
     try:
+        # A trial no node can hold would wait forever: refuse it as a spec error, unwritten.
+        check_resources(spec, console)
         store, experiment_id, name = record(placement)
     except BaseException:
-        placement.release()  # a bad store URL must not leave Ray running
+        placement.release()  # a bad request or store URL must not leave Ray running
         raise
     files_dir = _files_dir(placement, results_dir)
     return _Run(
