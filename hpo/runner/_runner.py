@@ -255,6 +255,7 @@ def _search(
     run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePlan | None
 ) -> Experiment:
     """Run the trials of `run` on Ray Tune and record how the experiment ended."""
+    from hpo.runner._quiet import native_stderr_to
     from hpo.runner._signals import stop_on_signals
 
     store, spec = run.store, run.spec
@@ -267,7 +268,12 @@ def _search(
         else:
             # The first Ctrl-C or SIGTERM stops the trials gracefully; a second one, also
             # while Ray shuts down after the first, stops at once.
-            with stop_on_signals(lambda: _stop_at_once(run)) as stop_requested:
+            # Ray's C++ core writes to this process's stderr until Ray has shut down (at the
+            # end of `run_tuner`): into the run's Ray log, not onto the terminal.
+            with (
+                native_stderr_to(run.storage_path / run.name / "ray.log"),
+                stop_on_signals(lambda: _stop_at_once(run)) as stop_requested,
+            ):
                 run_tuner(run, callbacks, live, resume)
             stopped = stop_requested.is_set()
         if stopped:
