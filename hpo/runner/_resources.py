@@ -45,13 +45,13 @@ class Request:
     @classmethod
     def of(cls, resources: Any) -> Request:
         """The request of the spec's `resources` section, as `trial_resources` reserves it."""
-        if resources.workers > 1:
-            from hpo.trainable.distributed import DRIVER_CPU
+        from hpo.runner._tuner import trial_resources
 
-            return cls(
-                {"CPU": DRIVER_CPU}, _bundle(resources.cpu, resources.gpu), resources.workers
-            )
-        return cls(_bundle(resources.cpu, resources.gpu), {}, 0)
+        own = trial_resources(resources)
+        if resources.workers > 1:  # the group's workers hold the trial's real resources
+            worker = _bundle(resources.cpu, resources.gpu)
+            return cls(_bundle(own["cpu"], own["gpu"]), worker, resources.workers)
+        return cls(_bundle(own["cpu"], own["gpu"]), {}, 0)
 
 
 def _bundle(cpu: float, gpu: float) -> dict[str, float]:
