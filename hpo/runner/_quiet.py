@@ -5,8 +5,10 @@ Everything here is set for the run only and restored when it ends (`quiet_ray`).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -98,3 +100,42 @@ def ray_logs_to(path: Path) -> Iterator[None]:
             logger.handlers, logger.propagate = handlers, propagate
             logger.setLevel(level)
         handler.close()
+
+
+@contextmanager
+def native_stderr_to(path: Path) -> Iterator[None]:
+    """Send what Ray's C++ core writes to this process's stderr to `path`, while Python's
+    own `sys.stderr` (hpo's messages, tracebacks) still reaches the terminal.
+
+    The driver's core worker writes its errors straight to file descriptor 2, from its own
+    threads, past Python's logging: "Failed to connect to GCS within 60 seconds ... The
+    program will terminate." when the GCS goes away while hpo is still connected (a Ctrl-C
+    or a lack of memory that reached it, a stop that takes long). So while hpo holds Ray,
+    descriptor 2 is the log file, and `sys.stderr` a stream on the terminal's descriptor.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        sys.stderr.flush()
+        on_fd_2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # a captured stream: it has no descriptor
+        on_fd_2 = False
+    terminal = os.dup(2)
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 2)
+    os.close(log)
+    previous = sys.stderr
+    if on_fd_2:
+        sys.stderr = io.TextIOWrapper(
+            io.FileIO(terminal, "w", closefd=False),
+            encoding=previous.encoding,
+            errors=previous.errors,
+            line_buffering=True,
+        )
+    try:
+        yield
+    finally:
+        if on_fd_2:
+            sys.stderr.flush()
+            sys.stderr = previous
+        os.dup2(terminal, 2)
+        os.close(terminal)

@@ -16,6 +16,7 @@ from rich.console import Console
 from hpo.errors import RunFailed, RunInterrupted, SpecError, SpecIssue, UsageError
 from hpo.results import Experiment
 from hpo.runner._cluster import Placement, connect
+from hpo.runner._resources import check_resources
 from hpo.runner._tuner import run_tuner
 from hpo.spec import Spec, load_spec
 from hpo.store import ExperimentStatus, Store, TrialStatus, resolve_url
@@ -217,9 +218,11 @@ def _prepare(
         console=console,
     )
     try:
+        # A trial no node can hold would wait forever: refuse it as a spec error, unwritten.
+        check_resources(spec, console)
         store, experiment_id, name = record(placement)
     except BaseException:
-        placement.release()  # a bad store URL must not leave Ray running
+        placement.release()  # a bad request or store URL must not leave Ray running
         raise
     files_dir = _files_dir(placement, results_dir)
     return _Run(
@@ -252,6 +255,7 @@ def _search(
     run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePlan | None
 ) -> Experiment:
     """Run the trials of `run` on Ray Tune and record how the experiment ended."""
+    from hpo.runner._quiet import native_stderr_to
     from hpo.runner._signals import stop_on_signals
 
     store, spec = run.store, run.spec
@@ -264,7 +268,12 @@ def _search(
         else:
             # The first Ctrl-C or SIGTERM stops the trials gracefully; a second one, also
             # while Ray shuts down after the first, stops at once.
-            with stop_on_signals(lambda: _stop_at_once(run)) as stop_requested:
+            # Ray's C++ core writes to this process's stderr until Ray has shut down (at the
+            # end of `run_tuner`): into the run's Ray log, not onto the terminal.
+            with (
+                native_stderr_to(run.storage_path / run.name / "ray.log"),
+                stop_on_signals(lambda: _stop_at_once(run)) as stop_requested,
+            ):
                 run_tuner(run, callbacks, live, resume)
             stopped = stop_requested.is_set()
         if stopped:

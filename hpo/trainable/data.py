@@ -250,19 +250,16 @@ def split(
     Images are standardised with one mean and deviation per channel, so that a shifted
     image still has the same background; tables with one per feature.
     """
-    from sklearn.model_selection import train_test_split
+    from hpo.trainable._split import train_test_split
 
-    stratify = dataset.y if dataset.task is Task.CLASSIFICATION else None
+    stratify = dataset.task is Task.CLASSIFICATION
     x, y = dataset.x, dataset.y
     x_test = y_test = None
     if test_fraction > 0:
-        x, x_test, y, y_test = train_test_split(
-            x, y, test_size=test_fraction, random_state=seed, stratify=stratify
-        )
-        stratify = y if dataset.task is Task.CLASSIFICATION else None
+        x, x_test, y, y_test = train_test_split(x, y, test_fraction, seed, stratify=stratify)
     # The validation share is of the whole dataset, so adding a test split keeps it the same.
     x_train, x_val, y_train, y_val = train_test_split(
-        x, y, test_size=val_fraction / (1 - test_fraction), random_state=seed, stratify=stratify
+        x, y, val_fraction / (1 - test_fraction), seed, stratify=stratify
     )
     y_mean, y_std = 0.0, 1.0
     if standardize:  # fitted on train only: no leak from validation or test

@@ -1,0 +1,270 @@
+"""Whether the cluster can ever hold one trial, asked once before any trial; and, while trials
+wait, what they wait for.
+
+Ray never refuses a request no node can hold: it keeps the trial PENDING and says so, after a
+minute, in a warning that hpo's quiet console hides. So hpo compares one trial's request with
+the nodes' totals itself, right after connecting, and refuses it as it refuses a bad spec:
+before the experiment is created. A cluster that can add nodes may still grow to hold it:
+there hpo only warns.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+
+from hpo.errors import SpecError, SpecIssue
+from hpo.spec import Spec
+
+# Ray's resource names, and how a person reads them; other names are custom resources.
+_SHOWN = {"CPU": ("CPU", "CPUs"), "GPU": ("GPU", "GPUs")}
+_KEYS = {"CPU": "resources.cpu", "GPU": "resources.gpu"}
+# Ray holds fractional resources in units of 1/10000; compare at that grain.
+_GRAIN = 1e-4
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one trial asks of the cluster.
+
+    Attributes:
+        trial: the trial's own process (for a DDP trial, the sliver that waits for its group).
+        worker: what each process of a DDP group holds (empty for a one-process trial).
+        workers: how many such processes (0 for a one-process trial).
+    """
+
+    trial: Mapping[str, float]
+    worker: Mapping[str, float]
+    workers: int
+
+    @classmethod
+    def of(cls, resources: Any) -> Request:
+        """The request of the spec's `resources` section, as `trial_resources` reserves it."""
+        from hpo.runner._tuner import trial_resources
+
+        own = trial_resources(resources)
+        if resources.workers > 1:  # the group's workers hold the trial's real resources
+            worker = _bundle(resources.cpu, resources.gpu)
+            return cls(_bundle(own["cpu"], own["gpu"]), worker, resources.workers)
+        return cls(_bundle(own["cpu"], own["gpu"]), {}, 0)
+
+
+def _bundle(cpu: float, gpu: float) -> dict[str, float]:
+    return {"CPU": cpu, **({"GPU": gpu} if gpu > 0 else {})}
+
+
+def check_resources(spec: Spec, console: Console) -> None:
+    """Refuse a trial that no node of the connected Ray can ever hold; on a cluster that can
+    add nodes, warn instead and go on.
+
+    Raises:
+        SpecError: the request cannot be met, naming the `resources` key to change.
+    """
+    import ray
+
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    issue = unmet(Request.of(spec.resources), nodes)
+    if issue is None:
+        return
+    if can_autoscale():
+        console.print(
+            f"[yellow]warning:[/] {issue.key}: {issue.message}; the cluster can add nodes, so "
+            "hpo goes on: its trials wait until a node that holds them has joined.",
+            highlight=False,
+        )
+        return
+    raise SpecError(spec.name, [issue])
+
+
+def unmet(request: Request, nodes: list[Mapping[str, float]]) -> SpecIssue | None:
+    """What keeps `request` from ever running on `nodes` (each a node's total resources), or
+    None when it fits.
+
+    A one-process trial needs one node that holds all of its request. A DDP trial needs each
+    worker to fit some node, and the whole group (with the trial's own process) to fit the
+    cluster at once: Ray Train packs the workers onto as few nodes as it can, but spreads
+    them where one node cannot hold them all.
+    """
+    if not request.workers:
+        return _no_node_holds(request.trial, nodes, "per trial")
+    issue = _no_node_holds(request.worker, nodes, "per worker")
+    if issue is not None:
+        return issue
+    held = _most_workers(request, nodes)
+    if held >= request.workers:
+        return None
+    each = _describe(request.worker)
+    return SpecIssue(
+        "resources.workers",
+        f"{request.workers} workers of {each} each, but this Ray can hold {held} at once "
+        f"beside the trial's own process (its nodes have {_nodes(nodes)}); lower "
+        "resources.workers or what each worker takes, or pass --address of a larger cluster",
+    )
+
+
+def _no_node_holds(
+    bundle: Mapping[str, float], nodes: list[Mapping[str, float]], per: str
+) -> SpecIssue | None:
+    if any(_fits(bundle, node) for node in nodes):
+        return None
+    for name, amount in bundle.items():
+        largest = max((node.get(name, 0.0) for node in nodes), default=0.0)
+        if amount > largest + _GRAIN:
+            return SpecIssue(
+                _KEYS.get(name, "resources"), _short_of(name, amount, largest, nodes, per)
+            )
+    # Each resource is somewhere, but not together on one node.
+    return SpecIssue(
+        "resources",
+        f"{_describe(bundle)} {per}, but no node of this Ray has all of it (its nodes have "
+        f"{_nodes(nodes)}); ask for less, or pass --address of a cluster with such a node",
+    )
+
+
+def _short_of(
+    name: str, amount: float, largest: float, nodes: list[Mapping[str, float]], per: str
+) -> str:
+    asked = f"{_number(amount)} {per}"
+    total = sum(node.get(name, 0.0) for node in nodes)
+    if total <= 0:
+        where = f"this Ray has 0 {_SHOWN.get(name, (name, name))[1]}"
+    elif len(nodes) == 1:
+        where = f"this Ray has {_amount(name, total)}"
+    else:
+        where = f"the largest node of this Ray has {_amount(name, largest)}"
+    key = _KEYS.get(name)
+    if name == "GPU" and total <= 0:
+        fix = f"set {key}: 0 or pass --address of a cluster with GPUs"
+    elif key is not None:
+        fix = f"set {key} to at most {_number(largest)} or pass --address of a larger cluster"
+    else:
+        fix = f"pass --address of a cluster whose nodes have {name}"
+    return f"{asked}, but {where}; {fix}"
+
+
+def _most_workers(request: Request, nodes: list[Mapping[str, float]]) -> int:
+    """How many workers the nodes hold at once beside the trial's own process, placed where
+    it leaves room for the most (the workers are alike, so each node holds what it can)."""
+    best = 0
+    for i, node in enumerate(nodes):
+        rest = {name: node.get(name, 0.0) - amount for name, amount in request.trial.items()}
+        if any(value < -_GRAIN for value in rest.values()):
+            continue
+        beside = [{**node, **rest}, *nodes[:i], *nodes[i + 1 :]]
+        best = max(best, sum(_how_many(request.worker, n) for n in beside))
+    return best
+
+
+def _how_many(bundle: Mapping[str, float], node: Mapping[str, float]) -> int:
+    counts = [
+        math.floor((node.get(name, 0.0) + _GRAIN) / amount)
+        for name, amount in bundle.items()
+        if amount > 0
+    ]
+    return min(counts, default=0)
+
+
+def _fits(bundle: Mapping[str, float], node: Mapping[str, float]) -> bool:
+    return all(node.get(name, 0.0) + _GRAIN >= amount for name, amount in bundle.items())
+
+
+def can_autoscale() -> bool:
+    """Whether Ray's autoscaler runs for this cluster and may add a node.
+
+    Ray 2.60 has no public call for it. Its autoscaler publishes the node groups it may
+    launch (each with a min and max count) in the GCS; Ray Data reads them the same way
+    (`ray.data._internal.cluster_autoscaler.util.is_autoscaling_enabled`). A local Ray, or
+    a cluster started by hand with `ray start`, publishes none.
+    """
+    try:
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+    except Exception:  # a Ray without it, or no answer: assume a fixed cluster
+        return False
+    if config is None:
+        return False
+    return any(
+        group.max_count == -1 or group.max_count > group.min_count
+        for group in config.node_group_configs
+        if group.resources and group.max_count != 0
+    )
+
+
+# While trials wait ---------------------------------------------------------------------------
+
+WAIT_NOTICE_S = 60.0  # a wait shorter than this is a trial start, not worth a line
+
+
+class ResourceWait:
+    """Notices a search stuck for resources: once trials have been pending for longer than
+    `after_s` with none of the search's trials running, `check` says what they wait for.
+
+    Trials pending beside running ones wait for those to end, which is the search's own pace;
+    with none running they wait for the cluster (other jobs hold it, or a node has yet to
+    join), as Ray Tune's own warning judges too. Fed Ray Tune's trials, e.g. from a
+    callback's `on_step_begin(iteration, trials)`, and the resources free now
+    (`ray.available_resources()`).
+    """
+
+    def __init__(self, after_s: float = WAIT_NOTICE_S, clock: Callable[[], float] = time.monotonic):
+        self.after_s = after_s
+        self._clock = clock
+        self._since: float | None = None  # since when trials are pending and none runs
+
+    def check(self, trials: Iterable[Any], free: Mapping[str, float]) -> str | None:
+        """What the pending trials wait for, once they have waited too long; else None."""
+        trials = list(trials)
+        pending = [t for t in trials if t.status == "PENDING"]
+        now = self._clock()
+        if not pending or any(t.status == "RUNNING" for t in trials):
+            self._since = None
+            return None
+        if self._since is None:
+            self._since = now
+        if now - self._since < self.after_s:
+            return None
+        return waiting_for(pending, free, now - self._since)
+
+
+def waiting_for(pending: list[Any], free: Mapping[str, float], waited_s: float) -> str:
+    """A line saying what `pending` (Ray Tune trials) wait for, e.g. "3 trials have waited
+    2 min for 1 CPU and 1 GPU each; free now: 2 CPUs, 0 GPUs"."""
+    asked = _describe(pending[0].placement_group_factory.required_resources)
+    names = [name for name in _SHOWN if name in free or name in asked]
+    now = ", ".join(_amount(name, free.get(name, 0.0)) for name in names or ["CPU"])
+    count = f"{len(pending)} trials have" if len(pending) > 1 else "1 trial has"
+    each = " each" if len(pending) > 1 else ""
+    return f"{count} waited {_duration(waited_s)} for {asked}{each}; free now: {now}"
+
+
+def _describe(bundle: Mapping[str, float]) -> str:
+    parts = [_amount(name, amount) for name, amount in bundle.items() if amount > 0]
+    return " and ".join(parts) or "nothing"
+
+
+def _nodes(nodes: list[Mapping[str, float]]) -> str:
+    def one(node: Mapping[str, float]) -> str:
+        return ", ".join(_amount(name, node.get(name, 0.0)) for name in _SHOWN)
+
+    if len(nodes) == 1:
+        return one(nodes[0])
+    return "; ".join(one(node) for node in nodes) or "nothing"
+
+
+def _amount(name: str, amount: float) -> str:
+    one, many = _SHOWN.get(name, (name, name))
+    return f"{_number(amount)} {one if amount == 1 else many}"
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
