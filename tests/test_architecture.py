@@ -58,6 +58,22 @@ def imports() -> list[tuple[str, str, int]]:
     return found
 
 
+def test_no_module_imports_the_public_api_or_relatively():
+    """`from hpo import run` inside a package would reach every layer through the public API's
+    lazy names, and a relative import would hide from the checks above."""
+    found = []
+    for path in sorted(HPO.rglob("*.py")):
+        module = _module_name(path)
+        if module in ("hpo", "hpo.__main__"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or node.module == "hpo"):
+                found.append(f"{module} (line {node.lineno})")
+            elif isinstance(node, ast.Import) and any(a.name == "hpo" for a in node.names):
+                found.append(f"{module} (line {node.lineno})")
+    assert not found, "imports of `hpo` itself or relative imports:\n" + "\n".join(found)
+
+
 def test_every_package_is_in_a_layer():
     packages = {_package(_module_name(p)) for p in HPO.rglob("*.py")}
     assert packages <= set(LAYERS), f"packages missing from LAYERS: {packages - set(LAYERS)}"

@@ -3,7 +3,7 @@
 A trial splits its data itself, and importing scikit-learn there costs every fresh worker
 about a second and 60 MB. This draws the same splits as scikit-learn 1.x does for an int
 seed (the same calls on a `RandomState`, in the same order), so experiments split as they
-always did; `tests/trainable/test_split.py` checks it against scikit-learn.
+always did; `tests/trainable/test_split_and_metrics.py` checks it against scikit-learn.
 """
 
 from __future__ import annotations

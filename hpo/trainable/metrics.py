@@ -1,7 +1,7 @@
 """Validation metrics from predictions, with scikit-learn's definitions, in numpy alone.
 
 A trial computes them every epoch; importing scikit-learn there for these few lines cost
-every fresh worker about a second. `tests/trainable/test_metrics.py` checks them against
+every fresh worker about a second. `tests/trainable/test_split_and_metrics.py` checks them against
 scikit-learn.
 """
 
