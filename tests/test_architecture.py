@@ -67,9 +67,11 @@ def test_no_module_imports_the_public_api_or_relatively():
         if module in ("hpo", "hpo.__main__"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.level or node.module == "hpo"):
-                found.append(f"{module} (line {node.lineno})")
-            elif isinstance(node, ast.Import) and any(a.name == "hpo" for a in node.names):
+            relative_or_api = isinstance(node, ast.ImportFrom) and (
+                node.level > 0 or node.module == "hpo"
+            )
+            bare = isinstance(node, ast.Import) and any(a.name == "hpo" for a in node.names)
+            if relative_or_api or bare:
                 found.append(f"{module} (line {node.lineno})")
     assert not found, "imports of `hpo` itself or relative imports:\n" + "\n".join(found)
 
