@@ -87,7 +87,7 @@ def run_tuner(
             space,
             spec.base_config(),
             metric=spec.metric,
-            mode=spec.mode.value,
+            mode=spec.mode,
             seed=spec.seed,
             num_samples=spec.num_trials(),
             max_concurrent=spec.budget.max_concurrent,

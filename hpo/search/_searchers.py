@@ -30,6 +30,7 @@ from hpo.search._optuna_bridge import (
     optuna_trial,
 )
 from hpo.search._space import OptunaDefineByRun, Space, get_path, nest, set_path
+from hpo.types import Mode
 
 if TYPE_CHECKING:
     from hpo.resuming import WarmStart
@@ -49,7 +50,7 @@ class _Searcher(Options):
         base: dict[str, Any],
         *,
         metric: str,
-        mode: str,
+        mode: Mode,
         seed: int,
         num_samples: int,
         max_concurrent: int | None,
@@ -220,7 +221,11 @@ class OptunaSearcher(_Searcher):
             # (the continued trials are enqueued and draw nothing).
             seed += warm.taken
         search = OptunaSearch(
-            define, metric=metric, mode=mode, sampler=self._study_sampler(seed), storage=storage
+            define,
+            metric=metric,
+            mode=mode.value,
+            sampler=self._study_sampler(seed),
+            storage=storage,
         )
         if max_concurrent:
             from ray.tune.search import ConcurrencyLimiter
@@ -267,7 +272,7 @@ class _Continuing:
         return self.define.params(trial)
 
 
-def _resumed_study(space: Space, mode: str, warm: WarmStart) -> Any:
+def _resumed_study(space: Space, mode: Mode, warm: WarmStart) -> Any:
     """An Optuna study that knows every earlier trial of a resumed run, as Ray's OptunaSearch
     told it the first time (final value, a pruned trial's too; intermediate values by
     iteration; errors as FAIL), with the continued trials enqueued.

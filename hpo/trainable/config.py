@@ -38,6 +38,7 @@ from hpo.trainable.models import MODELS
 from hpo.trainable.optim import OPTIMIZERS
 from hpo.trainable.schedules import LR_SCHEDULERS
 from hpo.trainable.user_code import check_reference, is_reference
+from hpo.types import Mode
 
 # Set on the last result of a trial that ended by itself (all its epochs, or an early stop).
 # Ray marks results `done` also when its scheduler stops a trial, so "completed" and
@@ -342,7 +343,7 @@ class TrainableConfig(TrainableSections):
     seed: int = 0
     # The spec's metric and mode: what early stopping and the plateau LR scheduler watch.
     metric: str = "val_loss"
-    mode: Literal["min", "max"] = "min"
+    mode: Mode = Mode.MIN
 
     @model_validator(mode="after")
     def _metric_is_reported(self) -> TrainableConfig:
