@@ -66,19 +66,11 @@ Builder = Callable[["LRSchedulerConfig", "torch.optim.Optimizer", Plan], LRSched
 COMMON_OPTIONS = frozenset({"name"})
 
 # name -> builder; the spec's `lr_scheduler.name` is checked against these names. A plugin's
-# builder may read any key of the LR scheduler config.
+# builder may read any key of the LR scheduler config (None).
 LR_SCHEDULERS: Registry[Builder] = Registry(
     "LR scheduler",
     group="hpo.lr_schedulers",
-    plugin_options={
-        "step_size",
-        "gamma",
-        "factor",
-        "patience",
-        "min_lr",
-        "warmup_epochs",
-        "pct_start",
-    },
+    plugin_options=None,
     accepts=Callable,  # type: ignore[arg-type]
 )
 
