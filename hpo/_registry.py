@@ -30,12 +30,13 @@ class Entry(Generic[T]):
 
     Attributes:
         value: what the name stands for (a builder, a model class, a dataset loader, ...).
-        options: the config keys this name reads besides those every name of its kind reads.
+        options: the config keys this name reads besides those every name of its kind reads
+            (None: every key of its section, as a plugin's bare builder may).
         description: one line for `hpo schema` and the field descriptions.
     """
 
     value: T
-    options: frozenset[str] = frozenset()
+    options: frozenset[str] | None = frozenset()
     description: str = ""
 
 
@@ -49,7 +50,8 @@ class Registry(Generic[T]):
     Args:
         kind: what a name names, for messages ("optimizer").
         group: the entry point group that plugins register names in (None: no plugins).
-        plugin_options: the options of a plugin's bare value, one that is not an `Entry`.
+        plugin_options: the options of a plugin's bare value, one that is not an `Entry`
+            (None: every key of its section, when the value receives the whole section).
         accepts: the type(s) a plugin's value must have, checked when it loads (a wrong one
             fails there, with its plugin's name, rather than in a trial).
     """
@@ -59,12 +61,12 @@ class Registry(Generic[T]):
         kind: str,
         *,
         group: str | None = None,
-        plugin_options: Iterable[str] = (),
+        plugin_options: Iterable[str] | None = (),
         accepts: type | tuple[type, ...] = object,
     ) -> None:
         self.kind = kind
         self.group = group
-        self._plugin_options = frozenset(plugin_options)
+        self._plugin_options = None if plugin_options is None else frozenset(plugin_options)
         self._accepts = accepts
         self._entries: dict[str, Entry[T]] = {}
         self._plugins_loaded = group is None
@@ -74,7 +76,7 @@ class Registry(Generic[T]):
         name: str,
         value: T | None = None,
         *,
-        options: Iterable[str] = (),
+        options: Iterable[str] | None = (),
         description: str = "",
         override: bool = False,
     ) -> Any:
@@ -96,7 +98,8 @@ class Registry(Generic[T]):
             raise ValueError(
                 f"{self.kind} {name!r} is registered already; pass override=True to replace it"
             )
-        self._entries[name] = Entry(value, frozenset(options), description or _first_line(value))
+        read = None if options is None else frozenset(options)
+        self._entries[name] = Entry(value, read, description or _first_line(value))
         return value
 
     def entry(self, name: str) -> Entry[T]:
@@ -123,8 +126,8 @@ class Registry(Generic[T]):
             raise RuntimeError(f"the {self.kind} plugins are loaded already")
         return [entry.value for entry in self._entries.values()]
 
-    def options(self, name: str) -> frozenset[str]:
-        """The config keys `name` reads besides the common ones of its kind."""
+    def options(self, name: str) -> frozenset[str] | None:
+        """The config keys `name` reads besides the common ones of its kind (None: every key)."""
         return self.entry(name).options
 
     def check(self, name: str) -> str:

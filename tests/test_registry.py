@@ -54,6 +54,14 @@ def test_the_decorator_registers_what_it_wraps_with_its_docstring():
     assert registry.get("big", "fallback") == "fallback"
 
 
+def test_a_name_may_read_every_key_of_its_section():
+    # What a plugin's bare builder reads, which receives the whole section: no list of the
+    # section's keys is kept beside the section's model.
+    registry: Registry[str] = Registry("model", plugin_options=None)
+    registry.register("any", "build_any", options=None)
+    assert registry.options("any") is None
+
+
 def test_names_read_as_a_sorted_collection_and_as_prose_in_their_order():
     registry = optimizers()
     assert list(registry) == ["adam", "adamw", "rmsprop", "sgd"]

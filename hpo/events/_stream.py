@@ -40,7 +40,7 @@ from hpo.events._events import (
 )
 from hpo.resuming import split
 from hpo.search import Space
-from hpo.trainable.config import FINAL_KEY
+from hpo.trainable.config import FINAL_KEY, lean
 from hpo.trainable.node import node_of
 from hpo.types import Mode, TrialStatus, keep_best
 
@@ -111,6 +111,8 @@ class TrialStream(Callback):
         space: the searched space (a trial's params are its active keys).
         metric, mode: the spec's metric (the others' direction comes from their names).
         earlier: what the earlier runs of a resumed experiment left.
+        lean: the configs are hpo's trainable's: store each with only the options its chosen
+            kinds read (a user's own trainable's config is stored as it is).
     """
 
     def __init__(
@@ -120,7 +122,10 @@ class TrialStream(Callback):
         metric: str,
         mode: Mode | str,
         earlier: EarlierRuns | None = None,
+        *,
+        lean: bool = False,
     ):
+        self.lean = lean
         self.consumers = list(consumers)
         self.space = space
         self.metric = metric
@@ -167,12 +172,16 @@ class TrialStream(Callback):
         """Add the trials Ray has created since the last call (they wait as PENDING)."""
         for ray_trial in trials[self._known :]:
             config, continuation = split(ray_trial.config)
+            # A searched kind (`model.name`) leaves the base config's options of the spec's own
+            # kind in a trial that drew another; its seed is computed from the whole config.
+            params = self.space.params_of(config)
+            config = lean(config, self.space) if self.lean else config
             if continuation is None:
                 number, self._next_number = self._next_number, self._next_number + 1
                 trial = StoredTrial(
                     ray_trial.trial_id,
                     number,
-                    self.space.params_of(config),
+                    params,
                     config,
                     TrialStatus.PENDING,
                 )
@@ -181,7 +190,7 @@ class TrialStream(Callback):
                 trial = StoredTrial(
                     continuation.trial_id,
                     continuation.number,
-                    self.space.params_of(config),
+                    params,
                     config,
                     TrialStatus.PENDING,
                     iteration=earlier.last_step if earlier else 0,

@@ -10,7 +10,7 @@ import pandas as pd
 
 from hpo.errors import MissingStore, UsageError
 from hpo.store import Store, TrialStatus, resolve_url
-from hpo.trainable.config import TrainableSections
+from hpo.trainable.config import TrainableSections, lean
 from hpo.types import Mode, metric_mode
 
 # The columns of a trial's row that `trials()` shows as they are (the JSON ones are spread).
@@ -107,6 +107,9 @@ class Experiment:
                 f"experiment {self.name!r} has no trial that finished without an error"
             )
         config = self.config(top.iloc[0]["trial_id"])
+        if not self.spec.get("trainable"):
+            # As the stream stores it now: trials stored before hold every kind's options.
+            config = lean(config)
         sections = {
             key: value for key, value in config.items() if key in TrainableSections.model_fields
         }

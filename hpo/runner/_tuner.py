@@ -80,6 +80,7 @@ def run_tuner(
         spec.metric,
         spec.mode,
         EarlierRuns.of(resume),
+        lean=not spec.trainable,  # a user's own trainable's config is its own
     )
     started_ray = run.placement.owned  # `connect` started Ray, or connected to the cluster
     try:
@@ -87,7 +88,7 @@ def run_tuner(
             space,
             spec.base_config(),
             metric=spec.metric,
-            mode=spec.mode.value,
+            mode=spec.mode,
             seed=spec.seed,
             num_samples=spec.num_trials(),
             max_concurrent=spec.budget.max_concurrent,

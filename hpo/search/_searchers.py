@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hpo._options import Options, register_options, tagged_union
 from hpo._registry import Registry
@@ -30,6 +30,7 @@ from hpo.search._optuna_bridge import (
     optuna_trial,
 )
 from hpo.search._space import OptunaDefineByRun, Space, get_path, nest, set_path
+from hpo.types import Mode
 
 if TYPE_CHECKING:
     from hpo.resuming import WarmStart
@@ -49,7 +50,7 @@ class _Searcher(Options):
         base: dict[str, Any],
         *,
         metric: str,
-        mode: str,
+        mode: Mode,
         seed: int,
         num_samples: int,
         max_concurrent: int | None,
@@ -187,19 +188,46 @@ def _sampler_names(schema: dict[str, Any]) -> None:
     schema["description"] = f"Optuna's sampler: {SAMPLERS.describe()}"
 
 
+def _read_by(schema: dict[str, Any]) -> None:
+    """Say in each sampler option's description which samplers read it, from the registry
+    (when the schema is made, so that plugins are named too)."""
+    for key, prop in schema.get("properties", {}).items():
+        if key in ("name", "sampler"):
+            continue
+        readers = [s for s in SAMPLERS if (read := SAMPLERS.options(s)) is None or key in read]
+        prop["description"] = f"{prop.get('description', key)}; for {', '.join(readers)}"
+
+
 @register_options(SEARCHERS)
 class OptunaSearcher(_Searcher):
     """Bayesian optimisation with an Optuna sampler (TPE by default), through Ray's OptunaSearch."""
 
+    model_config = ConfigDict(json_schema_extra=_read_by)  # merged with Options' own
+
     name: Literal["optuna"]
     sampler: str = Field("tpe", json_schema_extra=_sampler_names)
     n_startup_trials: int = Field(10, ge=0, description="random trials before the model takes over")
-    multivariate: bool = Field(True, description="model parameters jointly (TPE)")
+    multivariate: bool = Field(True, description="model parameters jointly")
 
     @field_validator("sampler")
     @classmethod
     def _known(cls, name: str) -> str:
         return SAMPLERS.check(name)
+
+    @model_validator(mode="after")
+    def _read_by_sampler(self) -> OptunaSearcher:
+        # An option the sampler does not read would be dropped without a word.
+        read = SAMPLERS.options(self.sampler)
+        if read is None:  # a plugin's sampler may read every option
+            return self
+        stray = sorted(self.model_fields_set - read - {"name", "sampler"})
+        if stray:
+            verb = "does" if len(stray) == 1 else "do"
+            raise ValueError(
+                f"{', '.join(stray)} {verb} not apply to sampler {self.sampler!r}"
+                + (f"; it reads: {', '.join(sorted(read))}" if read else "")
+            )
+        return self
 
     def _study_sampler(self, seed: int) -> Any:
         import optuna
@@ -220,7 +248,11 @@ class OptunaSearcher(_Searcher):
             # (the continued trials are enqueued and draw nothing).
             seed += warm.taken
         search = OptunaSearch(
-            define, metric=metric, mode=mode, sampler=self._study_sampler(seed), storage=storage
+            define,
+            metric=metric,
+            mode=mode.value,
+            sampler=self._study_sampler(seed),
+            storage=storage,
         )
         if max_concurrent:
             from ray.tune.search import ConcurrencyLimiter
@@ -267,7 +299,7 @@ class _Continuing:
         return self.define.params(trial)
 
 
-def _resumed_study(space: Space, mode: str, warm: WarmStart) -> Any:
+def _resumed_study(space: Space, mode: Mode, warm: WarmStart) -> Any:
     """An Optuna study that knows every earlier trial of a resumed run, as Ray's OptunaSearch
     told it the first time (final value, a pruned trial's too; intermediate values by
     iteration; errors as FAIL), with the continued trials enqueued.

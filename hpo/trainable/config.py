@@ -14,7 +14,7 @@ This module imports neither torch nor Ray: `hpo validate` reads it, and must sta
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
 from pydantic import (
@@ -38,6 +38,7 @@ from hpo.trainable.models import MODELS
 from hpo.trainable.optim import OPTIMIZERS
 from hpo.trainable.schedules import LR_SCHEDULERS
 from hpo.trainable.user_code import check_reference, is_reference
+from hpo.types import Mode
 
 # Set on the last result of a trial that ended by itself (all its epochs, or an early stop).
 # Ray marks results `done` also when its scheduler stops a trial, so "completed" and
@@ -45,14 +46,16 @@ from hpo.trainable.user_code import check_reference, is_reference
 FINAL_KEY = "trial_finished"
 
 
-# A section's registry, the keys every kind of it reads, and what a user's own
-# `module:function` reads (None: the section takes no references).
-_KINDS: dict[str, tuple[Registry[Any], frozenset[str], frozenset[str] | None]] = {
-    "data": (DATASETS, _data.COMMON_OPTIONS, _data.USER_OPTIONS),
-    "model": (MODELS, _models.COMMON_OPTIONS, _models.ANY_MODEL_OPTIONS),
-    "optimizer": (OPTIMIZERS, _optim.COMMON_OPTIONS, None),
-    "lr_scheduler": (LR_SCHEDULERS, _schedules.COMMON_OPTIONS, None),
+# A section's registry and the keys every kind of it reads.
+_KINDS: dict[str, tuple[Registry[Any], frozenset[str]]] = {
+    "data": (DATASETS, _data.COMMON_OPTIONS),
+    "model": (MODELS, _models.COMMON_OPTIONS),
+    "optimizer": (OPTIMIZERS, _optim.COMMON_OPTIONS),
+    "lr_scheduler": (LR_SCHEDULERS, _schedules.COMMON_OPTIONS),
 }
+# The sections that take a user's own `module:function`, and what it reads (None: the whole
+# section, as a user's model receives the whole model config).
+_REFERENCES: dict[str, frozenset[str] | None] = {"data": _data.USER_OPTIONS, "model": None}
 _REFERENCE = ", or 'package.module:function' for your own"
 
 # `model_dump(context=EVERY_KEY)` dumps every key, applicable or not: what a trial's seed and
@@ -63,31 +66,58 @@ EVERY_KEY = {"every_key": True}
 
 def applicable(section: str, name: str) -> frozenset[str] | None:
     """The keys of `section` that its kind `name` reads (None: not known, so every key)."""
-    registry, common, user = _KINDS[section]
-    if user is not None and is_reference(name):
-        return common | user
-    if name not in registry:
+    registry, common = _KINDS[section]
+    if section in _REFERENCES and is_reference(name):
+        read = _REFERENCES[section]
+    elif name in registry:
+        read = registry.options(name)
+    else:
         return None
-    return common | registry.options(name)
+    return None if read is None else common | read
+
+
+def lean(config: Mapping[str, Any], searched: Iterable[str] = ()) -> dict[str, Any]:
+    """`config` (a trial's, as a dict) with each kind's section holding only the keys its
+    chosen kind reads, and the `searched` dotted keys.
+
+    A spec's base config leans its sections for the spec's own kinds; where the space
+    searches a kind (`model.name`), a trial drawing another one would otherwise hold options
+    of the kind it did not choose.
+    """
+    kept: dict[str, set[str]] = {}
+    for key in searched:
+        section, _, rest = key.partition(".")
+        kept.setdefault(section, set()).add(rest.partition(".")[0])
+    leaned = dict(config)
+    for section in _KINDS:
+        options = config.get(section)
+        if not isinstance(options, Mapping) or not isinstance(options.get("name"), str):
+            continue
+        read = applicable(section, options["name"])
+        if read is not None:
+            keep = read | kept.get(section, set())
+            leaned[section] = {key: value for key, value in options.items() if key in keep}
+    return leaned
 
 
 def _registered(section: str, name: str) -> str:
     """Accept a registered name (or, where allowed, a `module:function` reference)."""
-    registry, _, user = _KINDS[section]
-    if user is not None and is_reference(name):
+    registry, _ = _KINDS[section]
+    if section in _REFERENCES and is_reference(name):
         return check_reference(name)
     if name not in registry:
-        raise ValueError(registry.unknown(name, _REFERENCE if user is not None else ""))
+        raise ValueError(registry.unknown(name, _REFERENCE if section in _REFERENCES else ""))
     return name
 
 
 def _names(section: str) -> Callable[[dict[str, Any]], None]:
     """The `name` field's JSON Schema description, read from the registry when the schema is
     made (so that plugins, loaded only then, are listed too)."""
-    registry, _, user = _KINDS[section]
+    registry, _ = _KINDS[section]
+    others = ["'package.module:function'"] if section in _REFERENCES else []
 
     def describe(schema: dict[str, Any]) -> None:
-        schema["description"] = registry.describe(*(["'package.module:function'"] if user else []))
+        schema["description"] = registry.describe(*others)
 
     return describe
 
@@ -95,16 +125,22 @@ def _names(section: str) -> Callable[[dict[str, Any]], None]:
 def _who_reads(schema: dict[str, Any], model: type[_Kind]) -> None:
     """Say in each option's JSON Schema description which kinds read it, from the registry
     (when the schema is made, so that plugins are named too)."""
-    registry, common, user = _KINDS[model.section]
+    registry, common = _KINDS[model.section]
     for key, prop in schema.get("properties", {}).items():
         if key in common:
             continue
-        kinds = [name for name in registry if key in registry.options(name)]
-        kinds += ["your own 'package.module:function'"] if user and key in user else []
+        kinds = [name for name in registry if _reads(registry.options(name), key)]
+        if model.section in _REFERENCES and _reads(_REFERENCES[model.section], key):
+            kinds.append("your own 'package.module:function'")
         said = prop.get("description")
         prop["description"] = (
             f"{said}; for {', '.join(kinds)}" if said else f"for {', '.join(kinds)}"
         )
+
+
+def _reads(options: frozenset[str] | None, key: str) -> bool:
+    """Whether a kind reading `options` (None: every key) reads `key`."""
+    return options is None or key in options
 
 
 class _Kind(Options):
@@ -173,8 +209,9 @@ class DataConfig(_Kind):
         }
         stray = sorted(changed - used)
         if stray:
+            verb = "does" if len(stray) == 1 else "do"
             raise ValueError(
-                f"{', '.join(stray)} do(es) not apply to dataset {self.name!r}"
+                f"{', '.join(stray)} {verb} not apply to dataset {self.name!r}"
                 + (f"; it reads: {', '.join(sorted(used))}" if used else "")
             )
         known = DATASETS[self.name].task if self.name in DATASETS else None
@@ -342,7 +379,7 @@ class TrainableConfig(TrainableSections):
     seed: int = 0
     # The spec's metric and mode: what early stopping and the plateau LR scheduler watch.
     metric: str = "val_loss"
-    mode: Literal["min", "max"] = "min"
+    mode: Mode = Mode.MIN
 
     @model_validator(mode="after")
     def _metric_is_reported(self) -> TrainableConfig:

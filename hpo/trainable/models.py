@@ -24,13 +24,11 @@ COMMON_OPTIONS = frozenset({"name"})
 _MLP_OPTIONS = frozenset(
     {"hidden_size", "num_layers", "hidden_sizes", "activation", "dropout", "batch_norm"}
 )
-# What a model that hpo does not know reads: a user's reference or a plugin's bare builder
-# receives the whole model config.
-ANY_MODEL_OPTIONS = _MLP_OPTIONS | {"channels", "num_blocks", "kernel_size", "params"}
 
 # name -> builder, or its `module:function`; the spec's `model.name` is checked against these.
+# A plugin's bare builder receives the whole model config, so it reads every key (None).
 MODELS: Registry[str | Callable[..., Any]] = Registry(
-    "model", group="hpo.models", plugin_options=ANY_MODEL_OPTIONS, accepts=(str, Callable)
+    "model", group="hpo.models", plugin_options=None, accepts=(str, Callable)
 )
 MODELS.register(
     "mlp",

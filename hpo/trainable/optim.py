@@ -23,11 +23,11 @@ Builder = Callable[["OptimizerConfig", Iterable[Any]], "torch.optim.Optimizer"]
 COMMON_OPTIONS = frozenset({"name", "lr", "weight_decay"})
 
 # name -> builder; the spec's `optimizer.name` is checked against these names. A plugin's
-# builder may read any key of the optimizer config.
+# builder may read any key of the optimizer config (None).
 OPTIMIZERS: Registry[Builder] = Registry(
     "optimizer",
     group="hpo.optimizers",
-    plugin_options={"momentum", "nesterov"},
+    plugin_options=None,
     accepts=Callable,  # type: ignore[arg-type]
 )
 

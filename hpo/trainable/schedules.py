@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpo._registry import Registry
+from hpo.types import Mode
 
 if TYPE_CHECKING:
     import torch
@@ -26,7 +27,7 @@ class Plan:
 
     epochs: int
     steps_per_epoch: int  # optimizer steps, after gradient accumulation
-    mode: str  # "min" or "max": the monitored metric's direction (plateau)
+    mode: Mode  # the monitored metric's direction (plateau)
 
 
 class LRSchedule:
@@ -65,19 +66,11 @@ Builder = Callable[["LRSchedulerConfig", "torch.optim.Optimizer", Plan], LRSched
 COMMON_OPTIONS = frozenset({"name"})
 
 # name -> builder; the spec's `lr_scheduler.name` is checked against these names. A plugin's
-# builder may read any key of the LR scheduler config.
+# builder may read any key of the LR scheduler config (None).
 LR_SCHEDULERS: Registry[Builder] = Registry(
     "LR scheduler",
     group="hpo.lr_schedulers",
-    plugin_options={
-        "step_size",
-        "gamma",
-        "factor",
-        "patience",
-        "min_lr",
-        "warmup_epochs",
-        "pct_start",
-    },
+    plugin_options=None,
     accepts=Callable,  # type: ignore[arg-type]
 )
 
@@ -114,7 +107,7 @@ def _plateau(cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Pla
     from torch.optim.lr_scheduler import ReduceLROnPlateau
 
     scheduler = ReduceLROnPlateau(
-        optimizer, mode=plan.mode, factor=cfg.factor, patience=cfg.patience, min_lr=cfg.min_lr
+        optimizer, mode=plan.mode.value, factor=cfg.factor, patience=cfg.patience, min_lr=cfg.min_lr
     )
     return LRSchedule(scheduler, on_metric=True)
 

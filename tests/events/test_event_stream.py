@@ -368,3 +368,52 @@ def test_asha_tells_the_stream_which_trials_it_stops_before_their_end():
         "bad": TrialStatus.PRUNED,
         "last": TrialStatus.COMPLETED,
     }
+
+
+# A spec of one kind that searches the kind: a trial drawing another kind must not be stored
+# with the options of the spec's own.
+KINDS_SEARCHED = {
+    "name": "kinds",
+    "metric": "val_accuracy",
+    "model": {"name": "cnn", "channels": 16},
+    "lr_scheduler": {"name": "step", "step_size": 3},
+    "space": {
+        "model.name": {"type": "categorical", "choices": ["mlp", "cnn"]},
+        "lr_scheduler.name": {"type": "categorical", "choices": ["none", "step"]},
+    },
+}
+
+
+def test_a_trial_is_stored_with_the_options_of_the_kinds_it_drew_only(tmp_path: Path):
+    from hpo.spec import load_spec
+
+    spec = load_spec(KINDS_SEARCHED)
+    store = Store(f"sqlite:///{tmp_path / 'hpo.db'}")
+    experiment_id, _ = store.create_experiment(
+        "kinds", {**spec.model_dump(mode="json"), "num_trials": 1}, storage_path=str(tmp_path)
+    )
+    base = spec.base_config()
+    drawn = {"model": {"name": "mlp"}, "lr_scheduler": {"name": "none"}}
+    config = {**base, **{k: {**base[k], **v} for k, v in drawn.items()}}  # as Ray merges them
+    trial = ray_trial("a", 0.1)
+    trial.config = config
+    stream = TrialStream(
+        [StoreRecorder(store, experiment_id, spec.metric)],
+        spec.search_space(),
+        spec.metric,
+        spec.mode,
+        lean=True,
+    )
+    stream.setup()
+    stream.on_step_begin(0, [trial])
+    stream.on_experiment_end([trial])
+
+    stored = store.trial_config(experiment_id, "a")
+    assert stored["lr_scheduler"] == {"name": "none"}
+    assert not {"channels", "num_blocks", "kernel_size"} & set(stored["model"])
+    assert stored["model"]["name"] == "mlp" and "hidden_size" in stored["model"]
+    assert store.trial_rows(experiment_id)[0]["params"] == {
+        "model.name": "mlp",
+        "lr_scheduler.name": "none",
+    }
+    store.close()

@@ -119,3 +119,31 @@ def test_an_experiment_without_trials(tmp_path: Path):
 def test_metric_mode_by_name(name, expected):
     assert metric_mode(name, "other", "max") == expected
     assert metric_mode("other", "other", "min") == "min"
+
+
+def test_the_best_spec_holds_only_the_options_of_the_kinds_its_trial_drew(store_url: str):
+    # As a store written before trials' configs were leaned holds it: the spec's own kinds'
+    # options (cnn's, step's) in a trial that drew mlp and none.
+    store = Store(store_url)
+    exp_id, _ = store.create_experiment("kinds", SPEC, storage_path="/x")
+    config = {
+        "model": {"name": "mlp", "hidden_size": 8, "channels": 16, "kernel_size": 3},
+        "lr_scheduler": {"name": "none", "step_size": 3, "gamma": 0.1},
+        "optimizer": {"name": "adam", "lr": 0.01, "momentum": 0.9},
+        "seed": 0,
+    }
+    row = {
+        "experiment_id": exp_id,
+        "trial_id": "a",
+        "number": 0,
+        "status": TrialStatus.COMPLETED.value,
+        "params": {"model.name": "mlp"},
+        "config": config,
+        "best_metrics": {"val_accuracy": 0.9},
+        "best_value": 0.9,
+    }
+    store.write([row], [])
+    best = hpo.load("kinds", store).best_spec()
+    assert best["model"] == {"name": "mlp", "hidden_size": 8}
+    assert best["lr_scheduler"] == {"name": "none"}
+    assert best["optimizer"] == {"name": "adam", "lr": 0.01}

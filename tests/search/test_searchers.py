@@ -11,13 +11,20 @@ from hpo.resuming import CONTINUE_KEY, Continuation, Enqueued, FinishedTrial, Wa
 from hpo.search import Distribution, Space
 from hpo.search._searchers import GridSearcher, OptunaSearcher, RandomSearcher
 from hpo.store import TrialStatus
+from hpo.types import Mode
 from tests.resuming import stores
 
 GRID = {
     "optimizer.name": {"type": "grid", "values": ["adam", "sgd"]},
     "model.hidden_size": {"type": "grid", "values": [8, 16, 32]},
 }
-BUILD = {"metric": "val_loss", "mode": "min", "seed": 0, "num_samples": 6, "max_concurrent": None}
+BUILD = {
+    "metric": "val_loss",
+    "mode": Mode.MIN,
+    "seed": 0,
+    "num_samples": 6,
+    "max_concurrent": None,
+}
 # A warm start as a resumed run's plan gives it: one trial to go on, three proposals made.
 CONTINUED = Continuation("t1", 1, "/runs/g/trial_t1/checkpoint_000001", 1, 1)
 WARM = WarmStart(
@@ -49,7 +56,7 @@ def test_optuna_searcher_knows_the_earlier_trials_and_proposes_the_continued_one
         stores.space(),
         {"optimizer": {"lr": 1e-3}, "model": {"hidden_size": 8}},
         metric="val_accuracy",
-        mode="max",
+        mode=Mode.MAX,
         seed=0,
         num_samples=8,
         max_concurrent=None,
@@ -83,7 +90,7 @@ def test_random_searcher_goes_on_with_the_draws_of_an_uninterrupted_run(stopped_
         space,
         {},
         metric="m",
-        mode="max",
+        mode=Mode.MAX,
         seed=3,
         num_samples=8,
         max_concurrent=None,

@@ -183,6 +183,17 @@ BAD_SPECS = [
         "2: searcher.sampler",
         "unknown Optuna sampler 'cmaes'; available: gp, qmc, random, tpe (got 'cmaes')",
     ),
+    # an option the sampler would not read
+    (
+        "searcher: {name: optuna, sampler: qmc, n_startup_trials: 5, multivariate: false}",
+        "2: searcher",
+        "multivariate, n_startup_trials do not apply to sampler 'qmc'",
+    ),
+    (
+        "searcher: {name: optuna, sampler: gp, multivariate: false}",
+        "2: searcher",
+        "multivariate does not apply to sampler 'gp'; it reads: n_startup_trials",
+    ),
     (
         "data: {name: mnist}",
         "2: data.name",
@@ -421,8 +432,10 @@ def test_the_schema_describes_names_from_the_registries():
     assert definitions["OptimizerConfig"]["properties"]["momentum"]["description"] == (
         "for rmsprop, sgd"
     )
-    sampler = definitions["OptunaSearcher"]["properties"]["sampler"]
-    assert sampler["enum"] == ["gp", "qmc", "random", "tpe"]
+    optuna = definitions["OptunaSearcher"]["properties"]
+    assert optuna["sampler"]["enum"] == ["gp", "qmc", "random", "tpe"]
+    assert optuna["n_startup_trials"]["description"].endswith("; for gp, tpe")
+    assert optuna["multivariate"]["description"] == "model parameters jointly; for tpe"
 
 
 def test_overriding_the_searcher_name_chooses_another_searcher():

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from hpo.trainable.config import ModelConfig
+
 REPO = Path(__file__).resolve().parents[2]
 
 PYPROJECT = """\
@@ -140,10 +142,10 @@ def test_a_plugins_model_and_dataset_validate_and_train_by_name(plugin_dir: Path
         "data_seed": 0,
     }
     assert out["model"]["name"] == "tiny_linear"
+    # A bare builder receives the whole model config: it holds every key.
+    assert set(out["model"]) == set(ModelConfig.model_fields)
     assert out["blobs"] == "three Gaussian blobs"
-    assert (
-        "noise do(es) not apply to dataset 'blobs'; it reads: data_seed, n_samples" in out["stray"]
-    )
+    assert "noise does not apply to dataset 'blobs'; it reads: data_seed, n_samples" in out["stray"]
     assert (
         "unknown model 'tiny_lin'; did you mean 'tiny_linear'? available: cnn, mlp, tiny_linear"
         in (out["unknown"])

@@ -14,6 +14,7 @@ from hpo.trainable.loop import Trainer, fit
 from hpo.trainable.models import build_model
 from hpo.trainable.optim import build_optimizer
 from hpo.trainable.schedules import Plan, build_lr_schedule
+from hpo.types import Mode
 
 # Tiny models train fastest on one thread, and the test machine's cores are shared.
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -58,7 +59,7 @@ def _lrs(name: str, epochs: int = 4, steps: int = 5, **options) -> list[float]:
     """The learning rate at the start of every epoch, for a constant monitored metric."""
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     schedule = build_lr_schedule(
-        LRSchedulerConfig(name=name, **options), optimizer, Plan(epochs, steps, "min")
+        LRSchedulerConfig(name=name, **options), optimizer, Plan(epochs, steps, Mode.MIN)
     )
     rates = []
     for _ in range(epochs):

@@ -147,10 +147,14 @@ def test_user_dataset_by_reference(tmp_path, monkeypatch):
         ),
         ({"name": "file", "task": "regression"}, "dataset 'file' needs path"),
         ({"name": "mod:load"}, "dataset 'mod:load' needs task"),
-        ({"name": "digits", "n_samples": 50}, "n_samples do(es) not apply to dataset 'digits'"),
+        ({"name": "digits", "n_samples": 50}, "n_samples does not apply to dataset 'digits'"),
+        (
+            {"name": "digits", "n_samples": 50, "noise": 0.1},
+            "n_samples, noise do not apply to dataset 'digits'",
+        ),
         (
             {"name": "regression", "n_classes": 3},
-            "n_classes do(es) not apply to dataset 'regression'; it reads:",
+            "n_classes does not apply to dataset 'regression'; it reads:",
         ),
         (
             {"val_fraction": 0.5, "test_fraction": 0.5},
