@@ -19,14 +19,16 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hpo.resuming._history import saved_results
 from hpo.resuming._marker import Continuation
 from hpo.resuming._rungs import RungHistory
 from hpo.resuming._warm import WarmStart, warm_start
-from hpo.store import Store
 from hpo.types import Mode, TrialStatus, keep_best
+
+if TYPE_CHECKING:
+    from hpo.store import Store
 
 
 @dataclass(frozen=True)
