@@ -62,7 +62,7 @@ _RAY_KEYS = (set(AUTO_RESULT_KEYS) - {"time_total_s"}) | {
 }
 
 
-def reported_metrics(result: dict[str, Any]) -> dict[str, float]:
+def result_metrics(result: dict[str, Any]) -> dict[str, float]:
     """The numbers of a Ray result that the trial reported (what the store keeps of it)."""
     return {
         key: float(value)
@@ -219,7 +219,7 @@ class TrialStream(Callback):
     ) -> None:
         self._add_new(trials)
         step = int(result[TRAINING_ITERATION])
-        metrics = reported_metrics(result)
+        metrics = result_metrics(result)
         before = self._trials[trial.trial_id]
         best = dict(before.best)
         keep_best(best, metrics, self.metric, self.mode)

@@ -45,13 +45,20 @@ class Request:
     @classmethod
     def of(cls, resources: Any) -> Request:
         """The request of the spec's `resources` section, as `trial_resources` reserves it."""
-        from hpo.runner._tuner import trial_resources
-
         own = trial_resources(resources)
         if resources.workers > 1:  # the group's workers hold the trial's real resources
             worker = _bundle(resources.cpu, resources.gpu)
             return cls(_bundle(own["cpu"], own["gpu"]), worker, resources.workers)
         return cls(_bundle(own["cpu"], own["gpu"]), {}, 0)
+
+
+def trial_resources(resources: Any) -> dict[str, float]:
+    """What Ray Tune reserves for one trial; a DDP trial's workers reserve their own."""
+    if resources.workers > 1:
+        from hpo.trainable.distributed import DRIVER_CPU
+
+        return {"cpu": DRIVER_CPU, "gpu": 0}
+    return {"cpu": resources.cpu, "gpu": resources.gpu}
 
 
 def _bundle(cpu: float, gpu: float) -> dict[str, float]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from hpo.search._space import Distribution, _Dist, optuna_name
+from hpo.search._space import Dist, Distribution, optuna_name
 from hpo.types import Mode, TrialStatus
 
 
@@ -22,7 +22,7 @@ def optuna_distributions(space: Mapping[str, Any]) -> dict[str, Any]:
     `space:` section of a stored spec), by dotted key; constants are not searched."""
     parse = TypeAdapter(Distribution).validate_python
     dists = {
-        key: (raw if isinstance(raw, _Dist) else parse(raw)).to_optuna()
+        key: (raw if isinstance(raw, Dist) else parse(raw)).to_optuna()
         for key, raw in space.items()
     }
     return {key: dist for key, dist in dists.items() if dist is not None}
