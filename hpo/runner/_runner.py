@@ -257,6 +257,7 @@ def _search(
     """Run the trials of `run` on Ray Tune and record how the experiment ended."""
     from hpo.runner._quiet import native_stderr_to
     from hpo.runner._signals import stop_on_signals
+    from hpo.search import quiet_optuna
 
     store, spec = run.store, run.spec
     status, first_error = ExperimentStatus.FAILED, None
@@ -273,6 +274,8 @@ def _search(
             with (
                 native_stderr_to(run.storage_path / run.name / "ray.log"),
                 stop_on_signals(lambda: _stop_at_once(run)) as stop_requested,
+                # Building Ray's OptunaSearch creates a study, and it tells it each trial.
+                quiet_optuna(),
             ):
                 run_tuner(run, callbacks, live, resume)
             stopped = stop_requested.is_set()

@@ -8,7 +8,8 @@ params are not Optuna's), and its metric by iteration as intermediate values.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -89,5 +90,20 @@ def optuna_study(mode: Mode | str, **options: Any) -> Any:
     """A new Optuna study that optimises in `mode`'s direction, without Optuna's log line."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line
-    return optuna.create_study(direction=Mode(mode).direction, **options)
+    with quiet_optuna():  # no "new study created" line
+        return optuna.create_study(direction=Mode(mode).direction, **options)
+
+
+@contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's log lines below warnings held back for the block, and its verbosity as it was
+    afterwards: the store and the progress view report trials, and Optuna's "new study created"
+    and "trial finished" lines would repeat them, but a user's own studies keep their lines."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)

@@ -28,6 +28,7 @@ from hpo.search._optuna_bridge import (
     optuna_params,
     optuna_study,
     optuna_trial,
+    quiet_optuna,
 )
 from hpo.search._space import OptunaDefineByRun, Space, get_path, nest, set_path
 
@@ -202,10 +203,6 @@ class OptunaSearcher(_Searcher):
         return SAMPLERS.check(name)
 
     def _study_sampler(self, seed: int) -> Any:
-        import optuna
-
-        # The store and the progress view report trials; Optuna's own log lines would repeat them.
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         return SAMPLERS[self.sampler](self, seed)
 
     def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None):
@@ -232,7 +229,8 @@ class OptunaSearcher(_Searcher):
     def preview(self, space, *, seed, n):
         import optuna
 
-        study = optuna.create_study(sampler=self._study_sampler(seed))
+        with quiet_optuna():
+            study = optuna.create_study(sampler=self._study_sampler(seed))
         define = space.optuna_define_by_run()
         previews = []
         for _ in range(n):
