@@ -45,7 +45,7 @@ from hpo.trainable.node import node_of
 from hpo.types import Mode, TrialStatus, keep_best
 
 if TYPE_CHECKING:
-    from hpo.resuming import ResumePlan
+    from hpo.resuming import RunStart, TrialStart
 
 logger = logging.getLogger(__name__)
 
@@ -72,36 +72,19 @@ def result_metrics(result: dict[str, Any]) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
-class EarlierTrial:
-    """What the store has of a trial that this run continues (which one, and its number, its
-    config's continuation marker says)."""
-
-    last_step: int  # its last iteration in the store
-    best: dict[str, float]  # each metric's best so far
-    started: bool  # it ran before (it keeps its start time)
-
-
-@dataclass(frozen=True)
 class EarlierRuns:
     """Where the stream starts: nothing for a new experiment; for a resumed one, what its
-    earlier runs left (`of` builds it from the resume plan, in one place)."""
+    earlier runs left (`of` takes it from the resume plan's `RunStart`)."""
 
     taken: int = 0  # numbers the earlier runs gave out: new trials are numbered from here
-    continued: dict[str, EarlierTrial] = field(default_factory=dict)  # by id in the store
+    continued: dict[str, TrialStart] = field(default_factory=dict)  # by id in the store
     succeeded: bool = False  # a trial of theirs ended without an error
 
     @classmethod
-    def of(cls, plan: ResumePlan | None) -> EarlierRuns:
-        if plan is None:
+    def of(cls, start: RunStart | None) -> EarlierRuns:
+        if start is None:
             return cls()
-        return cls(
-            taken=plan.taken,
-            continued={
-                t.continuation.trial_id: EarlierTrial(t.last_step, dict(t.best), t.started)
-                for t in plan.continued
-            },
-            succeeded=any(TrialStatus(t.status) is not TrialStatus.ERROR for t in plan.finished),
-        )
+        return cls(start.taken, dict(start.continued), start.succeeded)
 
 
 class TrialStream(Callback):

@@ -80,7 +80,7 @@ def run_tuner(
         space,
         spec.metric,
         spec.mode,
-        EarlierRuns.of(resume),
+        EarlierRuns.of(None if resume is None else resume.run_start()),
     )
     started_ray = run.placement.owned  # `connect` started Ray, or connected to the cluster
     try:

@@ -258,8 +258,8 @@ class _Continuing:
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         constants = self.define(trial)
-        continued = trial.user_attrs.get(_CONTINUATION)
-        return mark(constants, Continuation(**continued)) if continued else constants
+        continued = Continuation.from_config(trial.user_attrs.get(_CONTINUATION))
+        return mark(constants, continued) if continued else constants
 
     def params(self, trial: Any) -> dict[str, Any]:
         return self.define.params(trial)
