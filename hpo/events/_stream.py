@@ -37,7 +37,9 @@ from hpo.events._events import (
     TrialError,
     TrialReported,
     TrialStarted,
+    TrialsWaiting,
 )
+from hpo.events._waiting import ResourceWait
 from hpo.resuming import split
 from hpo.search import Space
 from hpo.trainable.config import FINAL_KEY
@@ -94,6 +96,7 @@ class TrialStream(Callback):
         space: the searched space (a trial's params are its active keys).
         metric, mode: the spec's metric (the others' direction comes from their names).
         earlier: what the earlier runs of a resumed experiment left.
+        wait: what notices trials stuck waiting for resources (`TrialsWaiting`).
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class TrialStream(Callback):
         metric: str,
         mode: Mode | str,
         earlier: EarlierRuns | None = None,
+        wait: ResourceWait | None = None,
     ):
         self.consumers = list(consumers)
         self.space = space
@@ -116,6 +120,7 @@ class TrialStream(Callback):
         self._started = {i for i, t in self.earlier.continued.items() if t.started}
         self._pruned: set[str] = set()  # Ray ids of the trials the scheduler stopped early
         self._failed: set[int] = set()  # best-effort consumers that failed, by index
+        self._wait = wait or ResourceWait()
 
     # --- what others tell the stream -------------------------------------------------------
 
@@ -186,6 +191,11 @@ class TrialStream(Callback):
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         self._add_new(trials)
+        message = self._wait.check(
+            (trial.status for trial in self._trials.values()), lambda: _asked(trials, self._trials)
+        )
+        if message is not None:
+            self._emit(TrialsWaiting(message))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self._emit(StepEnded())
@@ -266,6 +276,14 @@ class TrialStream(Callback):
         if path is None and continuation is not None and stored.iteration == continuation.iteration:
             path = continuation.checkpoint
         return path or None
+
+
+def _asked(trials: list, stored: dict[str, StoredTrial]) -> dict[str, float]:
+    """What one pending trial asks of the cluster (trials of a search ask alike)."""
+    for trial in trials:
+        if stored[trial.trial_id].status is TrialStatus.PENDING:
+            return dict(trial.placement_group_factory.required_resources)
+    return {}
 
 
 def _folders(trial: Any) -> tuple[Path, ...]:
