@@ -416,7 +416,11 @@ class Store:
             return [dict(row) for row in conn.execute(query).mappings()]
 
     def best_trials(
-        self, experiment_id: int, mode: Mode | str, k: int = 1, columns: Sequence[str] = ("trial_id",)
+        self,
+        experiment_id: int,
+        mode: Mode | str,
+        k: int = 1,
+        columns: Sequence[str] = ("trial_id",),
     ) -> list[dict[str, Any]]:
         """The `k` best trials by their best value of the spec's metric, best first (among
         equals, the first by number); errored trials and those without a value do not count.
