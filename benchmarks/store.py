@@ -117,18 +117,10 @@ def _new_experiment(url: str, spec: Any, num_trials: int) -> tuple[Any, int]:
 def _recorder(store: Any, experiment_id: int, spec: Any) -> Any:
     """hpo's store writing as the runner builds it: the trial event stream feeding the store
     recorder (no trial pruned by a scheduler here)."""
-    import inspect
-
     import hpo.events
 
-    if hasattr(hpo.events, "TrialStream"):
-        recorder = hpo.events.StoreRecorder(store, experiment_id, spec.metric)
-        return hpo.events.TrialStream([recorder], spec.search_space(), spec.metric, spec.mode)
-    # Older hpo: the recorder was itself Ray's callback (and, newer, took the pruned set).
-    args = [store, experiment_id, spec.search_space(), spec.metric, spec.mode.value]
-    if "pruned" in inspect.signature(hpo.events.StoreRecorder).parameters:
-        args.append(set())
-    return hpo.events.StoreRecorder(*args)
+    recorder = hpo.events.StoreRecorder(store, experiment_id, spec.metric)
+    return hpo.events.TrialStream([recorder], spec.search_space(), spec.metric, spec.mode)
 
 
 # --- 1. the store callback ------------------------------------------------------------------

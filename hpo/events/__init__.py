@@ -15,6 +15,7 @@ from hpo.events._events import (
     TrialError,
     TrialReported,
     TrialStarted,
+    TrialsWaiting,
 )
 from hpo.events._fail_fast import FailFast
 from hpo.events._mlflow import MlflowTracker
@@ -22,8 +23,10 @@ from hpo.events._progress import progress_view
 from hpo.events._recorder import StoreRecorder
 from hpo.events._stream import EarlierRuns, TrialStream
 from hpo.events._tensorboard import TensorBoardTracker
+from hpo.events._waiting import RESOURCE_NAMES, amount_text, bundle_text, number_text
 
 __all__ = [
+    "RESOURCE_NAMES",
     "BestCheckpoints",
     "Consumer",
     "EarlierRuns",
@@ -42,5 +45,9 @@ __all__ = [
     "TrialReported",
     "TrialStarted",
     "TrialStream",
+    "TrialsWaiting",
+    "amount_text",
+    "bundle_text",
+    "number_text",
     "progress_view",
 ]

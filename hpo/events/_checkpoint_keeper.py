@@ -29,7 +29,7 @@ class BestCheckpoints(Consumer):
             for row in store.trial_rows(
                 experiment_id, ["trial_id", "status", "best_value", "checkpoint_path"]
             )
-            if row["status"] in (TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value)
+            if TrialStatus(row["status"]).succeeded
             and row["checkpoint_path"]
             and row["best_value"] is not None
         ]

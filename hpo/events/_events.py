@@ -111,12 +111,27 @@ class StepEnded:
 
 
 @dataclass(frozen=True)
+class TrialsWaiting:
+    """Trials have waited long for resources with none running (said again every few seconds
+    while they wait; a trial that starts ends the wait)."""
+
+    message: str  # what they wait for, e.g. "3 trials have waited 61 s for 1 GPU each; ..."
+
+
+@dataclass(frozen=True)
 class SearchEnded:
     """The search is over (every trial ended, or it was stopped)."""
 
 
 Event = (
-    SearchStarted | TrialAdded | TrialStarted | TrialReported | TrialEnded | StepEnded | SearchEnded
+    SearchStarted
+    | TrialAdded
+    | TrialStarted
+    | TrialReported
+    | TrialEnded
+    | TrialsWaiting
+    | StepEnded
+    | SearchEnded
 )
 
 

@@ -2,13 +2,16 @@
 
 In a terminal, one live view (rich) that redraws a few times a second: counts by status, the
 best value so far with its params, elapsed time and an estimate of what remains, and the top
-trials. Anywhere else (CI, a pipe), or with `-v`, one plain line per finished trial. Ray's
-own console output never gets here (see `hpo.runner._quiet`).
+trials, and what trials wait for when they are stuck for resources. Anywhere else (CI, a pipe),
+or with `-v`, one plain line per finished trial, and one for a wait when it is first noticed and
+then every few minutes while it lasts. Ray's own console output never gets here (see
+`hpo.runner._quiet`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console, Group
@@ -26,11 +29,13 @@ from hpo.events._events import (
     TrialEnded,
     TrialReported,
     TrialStarted,
+    TrialsWaiting,
 )
 from hpo.types import Mode, TrialStatus
 
 TOP_TRIALS = 5
 REDRAW_S = 0.25
+WAIT_LINE_EVERY_S = 300.0  # how often plain lines repeat that trials still wait
 
 _COUNTED = {
     TrialStatus.COMPLETED: "completed",
@@ -50,13 +55,16 @@ class _Progress(Consumer):
         mode: Mode | str,
         total: int,
         budget_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.console = console
+        self.clock = clock
         self.metric = metric
         self.mode = Mode(mode)
         self.total = total
         self.budget_s = budget_s
-        self.started = time.monotonic()
+        self.started = clock()
+        self.waiting: str | None = None  # what trials wait for, while they do
         self.counts = {"running": 0, "completed": 0, "pruned": 0, "failed": 0}
         self.ranked: dict[int, StoredTrial] = {}  # by number: those with a best value
 
@@ -82,7 +90,7 @@ class _Progress(Consumer):
         return best
 
     def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        return self.clock() - self.started
 
     def remaining(self) -> float | None:
         """Seconds left: from the pace so far, capped by the time budget."""
@@ -97,9 +105,14 @@ class _Progress(Consumer):
         match event:
             case TrialStarted():
                 self.counts["running"] += 1
+                self.waiting = None
+            case TrialsWaiting(message=message):
+                self.waiting = message
+                self.trials_waiting(message)
             case TrialReported(trial=trial) if self.metric in trial.best:
                 self.ranked[trial.number] = trial
             case TrialEnded(trial=trial):
+                self.waiting = None  # said again soon if the others still wait
                 self.counts["running"] = max(0, self.counts["running"] - 1)
                 self.counts[_COUNTED[trial.status]] += 1
                 self.trial_ended(trial)
@@ -112,6 +125,9 @@ class _Progress(Consumer):
 
     def trial_ended(self, trial: StoredTrial) -> None:
         """Called once per trial that ends; views add what they show."""
+
+    def trials_waiting(self, message: str) -> None:
+        """Trials are stuck waiting for resources (said every few seconds while they are)."""
 
     def begin(self) -> None:
         """The search starts: views start drawing."""
@@ -127,7 +143,24 @@ _STYLES = {"completed": "green", "pruned": "yellow", "failed": "red"}
 
 
 class TrialLines(_Progress):
-    """One line whenever a trial ends, with the best value so far: for logs and pipes."""
+    """One line whenever a trial ends, with the best value so far: for logs and pipes; and one
+    when trials are stuck waiting, then every `WAIT_LINE_EVERY_S` while they still are."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._wait_said: float | None = None  # when the current wait was last said
+
+    def receive(self, event: Event) -> None:
+        if isinstance(event, TrialStarted):
+            self._wait_said = None  # the wait is over: the next one is said at once
+        super().receive(event)
+
+    def trials_waiting(self, message: str) -> None:
+        now = self.clock()
+        if self._wait_said is not None and now - self._wait_said < WAIT_LINE_EVERY_S:
+            return
+        self._wait_said = now
+        self.console.print(Text(f"waiting: {message}", style="yellow"), soft_wrap=True)
 
     def trial_ended(self, trial: StoredTrial) -> None:
         status = _COUNTED[trial.status]
@@ -160,9 +193,9 @@ class LiveView(_Progress):
         self._live.start()
 
     def tick(self) -> None:
-        if self._live is not None and time.monotonic() - self._drawn >= REDRAW_S:
+        if self._live is not None and self.clock() - self._drawn >= REDRAW_S:
             self._live.update(self.render(), refresh=True)
-            self._drawn = time.monotonic()
+            self._drawn = self.clock()
 
     def close(self) -> None:
         if self._live is not None:
@@ -183,6 +216,8 @@ class LiveView(_Progress):
             value, number = best
             shown = ", ".join(f"{k}={_short(v)}" for k, v in self.ranked[number].params.items())
             lines.append(Text(f"best {self.metric} {value:.4f} (trial {number}): {shown}"))
+        if self.waiting is not None:
+            lines.append(Text(f"waiting: {self.waiting}", style="yellow"))
         table = Table(box=None, pad_edge=False)
         for column in ("#", f"best {self.metric}", "epochs", "params"):
             table.add_column(column, justify="left" if column == "params" else "right")

@@ -37,7 +37,9 @@ from hpo.events._events import (
     TrialError,
     TrialReported,
     TrialStarted,
+    TrialsWaiting,
 )
+from hpo.events._waiting import ResourceWait
 from hpo.resuming import split
 from hpo.search import Space
 from hpo.trainable.config import FINAL_KEY, lean
@@ -45,7 +47,7 @@ from hpo.trainable.node import node_of
 from hpo.types import Mode, TrialStatus, keep_best
 
 if TYPE_CHECKING:
-    from hpo.resuming import ResumePlan
+    from hpo.resuming import RunStart, TrialStart
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ _RAY_KEYS = (set(AUTO_RESULT_KEYS) - {"time_total_s"}) | {
 }
 
 
-def reported_metrics(result: dict[str, Any]) -> dict[str, float]:
+def result_metrics(result: dict[str, Any]) -> dict[str, float]:
     """The numbers of a Ray result that the trial reported (what the store keeps of it)."""
     return {
         key: float(value)
@@ -72,36 +74,19 @@ def reported_metrics(result: dict[str, Any]) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
-class EarlierTrial:
-    """What the store has of a trial that this run continues (which one, and its number, its
-    config's continuation marker says)."""
-
-    last_step: int  # its last iteration in the store
-    best: dict[str, float]  # each metric's best so far
-    started: bool  # it ran before (it keeps its start time)
-
-
-@dataclass(frozen=True)
 class EarlierRuns:
     """Where the stream starts: nothing for a new experiment; for a resumed one, what its
-    earlier runs left (`of` builds it from the resume plan, in one place)."""
+    earlier runs left (`of` takes it from the resume plan's `RunStart`)."""
 
     taken: int = 0  # numbers the earlier runs gave out: new trials are numbered from here
-    continued: dict[str, EarlierTrial] = field(default_factory=dict)  # by id in the store
+    continued: dict[str, TrialStart] = field(default_factory=dict)  # by id in the store
     succeeded: bool = False  # a trial of theirs ended without an error
 
     @classmethod
-    def of(cls, plan: ResumePlan | None) -> EarlierRuns:
-        if plan is None:
+    def of(cls, start: RunStart | None) -> EarlierRuns:
+        if start is None:
             return cls()
-        return cls(
-            taken=plan.taken,
-            continued={
-                t.continuation.trial_id: EarlierTrial(t.last_step, dict(t.best), t.started)
-                for t in plan.continued
-            },
-            succeeded=any(TrialStatus(t.status) is not TrialStatus.ERROR for t in plan.finished),
-        )
+        return cls(start.taken, dict(start.continued), start.succeeded)
 
 
 class TrialStream(Callback):
@@ -113,6 +98,7 @@ class TrialStream(Callback):
         earlier: what the earlier runs of a resumed experiment left.
         lean: the configs are hpo's trainable's: store each with only the options its chosen
             kinds read (a user's own trainable's config is stored as it is).
+        wait: what notices trials stuck waiting for resources (`TrialsWaiting`).
     """
 
     def __init__(
@@ -124,6 +110,7 @@ class TrialStream(Callback):
         earlier: EarlierRuns | None = None,
         *,
         lean: bool = False,
+        wait: ResourceWait | None = None,
     ):
         self.lean = lean
         self.consumers = list(consumers)
@@ -138,6 +125,7 @@ class TrialStream(Callback):
         self._started = {i for i, t in self.earlier.continued.items() if t.started}
         self._pruned: set[str] = set()  # Ray ids of the trials the scheduler stopped early
         self._failed: set[int] = set()  # best-effort consumers that failed, by index
+        self._wait = wait or ResourceWait()
 
     # --- what others tell the stream -------------------------------------------------------
 
@@ -212,6 +200,11 @@ class TrialStream(Callback):
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         self._add_new(trials)
+        message = self._wait.check(
+            (trial.status for trial in self._trials.values()), lambda: _asked(trials, self._trials)
+        )
+        if message is not None:
+            self._emit(TrialsWaiting(message))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self._emit(StepEnded())
@@ -228,7 +221,7 @@ class TrialStream(Callback):
     ) -> None:
         self._add_new(trials)
         step = int(result[TRAINING_ITERATION])
-        metrics = reported_metrics(result)
+        metrics = result_metrics(result)
         before = self._trials[trial.trial_id]
         best = dict(before.best)
         keep_best(best, metrics, self.metric, self.mode)
@@ -292,6 +285,14 @@ class TrialStream(Callback):
         if path is None and continuation is not None and stored.iteration == continuation.iteration:
             path = continuation.checkpoint
         return path or None
+
+
+def _asked(trials: list, stored: dict[str, StoredTrial]) -> dict[str, float]:
+    """What one pending trial asks of the cluster (trials of a search ask alike)."""
+    for trial in trials:
+        if stored[trial.trial_id].status is TrialStatus.PENDING:
+            return dict(trial.placement_group_factory.required_resources)
+    return {}
 
 
 def _folders(trial: Any) -> tuple[Path, ...]:

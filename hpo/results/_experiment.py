@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from hpo.errors import MissingStore, UsageError
-from hpo.store import Store, TrialStatus, resolve_url
+from hpo.store import Store, resolve_url
 from hpo.trainable.config import TrainableSections, lean
 from hpo.types import Mode, metric_mode
 
@@ -92,12 +92,11 @@ class Experiment:
 
     def best(self, k: int = 1) -> pd.DataFrame:
         """The `k` best trials by the best value of the spec's metric (errored trials excluded)."""
+        best = self.store.best_trials(self.row["id"], self.mode, k)
+        rank = {row["trial_id"]: place for place, row in enumerate(best)}
         table = self.trials()
-        column = f"best.{self.metric}"
-        if column not in table:
-            return table.iloc[0:0]
-        ok = table[table["status"] != TrialStatus.ERROR.value].dropna(subset=[column])
-        return ok.sort_values(column, ascending=self.mode is Mode.MIN, kind="stable").head(k)
+        chosen = table[table["trial_id"].isin(rank)]
+        return chosen.iloc[chosen["trial_id"].map(rank).argsort()]
 
     def best_spec(self) -> dict[str, Any]:
         """The best trial as a spec of its own: its config, nothing searched, one trial."""

@@ -53,7 +53,7 @@ _COLORS = {
     TrialStatus.PENDING.value: "#bcbd22",
     TrialStatus.INTERRUPTED.value: "#ff7f0e",
 }
-_FINISHED = (TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value)
+_FINISHED = tuple(status.value for status in TrialStatus if status.succeeded)
 _INACTIVE = -0.15  # where parallel coordinates put a parameter a trial did not use
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
 _GEOMETRY = re.compile(r'\b(?:d|x|y|transform)="[^"]*"')

@@ -32,6 +32,12 @@ class Continuation:
         """The marker's value in a config (plain values: Ray and Optuna copy and pickle it)."""
         return asdict(self)
 
+    @classmethod
+    def from_config(cls, value: dict[str, Any] | None) -> Continuation | None:
+        """The continuation a marker's value (`to_config`'s form) names; None for the empty
+        marker of a new trial in a resumed experiment (see `mark`), or no marker."""
+        return cls(**value) if value and value["trial_id"] else None
+
 
 # A new trial's marker in a resumed experiment: a value at every leaf that a continued trial's
 # marker sets (Ray merges a preset configuration only into keys the base config has).
@@ -59,6 +65,4 @@ def store_trial_id(trial: Any) -> str:
 
 
 def _read(config: dict[str, Any]) -> Continuation | None:
-    marker = config.get(CONTINUE_KEY)
-    # A new trial of a resumed experiment has the key with empty values (see `mark`).
-    return Continuation(**marker) if marker and marker["trial_id"] else None
+    return Continuation.from_config(config.get(CONTINUE_KEY))

@@ -19,14 +19,16 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hpo.resuming._history import saved_results
 from hpo.resuming._marker import Continuation
 from hpo.resuming._rungs import RungHistory
 from hpo.resuming._warm import WarmStart, warm_start
-from hpo.store import Store
 from hpo.types import Mode, TrialStatus, keep_best
+
+if TYPE_CHECKING:
+    from hpo.store import Store
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,25 @@ class ContinuedTrial:
 
 
 @dataclass(frozen=True)
+class TrialStart:
+    """What the store has of a trial that a resumed run continues, for its record to go on
+    from (which trial it is, and its number, its config's continuation marker says)."""
+
+    last_step: int  # its last iteration in the store
+    best: dict[str, float]  # each metric's best so far
+    started: bool  # it ran before (it keeps its start time)
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """Where a resumed run's record of its trials starts (`hpo.events` goes on from it)."""
+
+    taken: int  # numbers the earlier runs gave out: new trials are numbered from here
+    continued: dict[str, TrialStart]  # by id in the store
+    succeeded: bool  # a trial of the earlier runs ended without an error
+
+
+@dataclass(frozen=True)
 class ResumePlan:
     finished: list[FinishedTrial]
     continued: list[ContinuedTrial]
@@ -70,6 +91,17 @@ class ResumePlan:
         history = {trial.trial_id: trial.values for trial in self.finished}
         history.update({t.continuation.trial_id: t.values for t in self.continued})
         return history
+
+    def run_start(self) -> RunStart:
+        """Where this run's record of its trials starts: this plan's part that it needs."""
+        return RunStart(
+            taken=self.taken,
+            continued={
+                t.continuation.trial_id: TrialStart(t.last_step, dict(t.best), t.started)
+                for t in self.continued
+            },
+            succeeded=any(TrialStatus(t.status).succeeded for t in self.finished),
+        )
 
     def warm_start(self) -> WarmStart:
         """What the searcher starts from: this plan's part that it needs."""

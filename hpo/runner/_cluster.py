@@ -15,8 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from hpo.errors import SpecError, SpecIssue, UsageError
-from hpo.spec import RayOptions
-from hpo.spec._ray import check_address
+from hpo.spec import RayOptions, check_address
 
 ADDRESS_ENV = "RAY_ADDRESS"  # Ray's own variable; `ray.init` reads it too
 AUTH_MODE_ENV = "RAY_AUTH_MODE"

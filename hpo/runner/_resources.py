@@ -1,28 +1,26 @@
-"""Whether the cluster can ever hold one trial, asked once before any trial; and, while trials
-wait, what they wait for.
+"""Whether the cluster can ever hold one trial, asked once before any trial.
 
 Ray never refuses a request no node can hold: it keeps the trial PENDING and says so, after a
 minute, in a warning that hpo's quiet console hides. So hpo compares one trial's request with
 the nodes' totals itself, right after connecting, and refuses it as it refuses a bad spec:
 before the experiment is created. A cluster that can add nodes may still grow to hold it:
-there hpo only warns.
+there hpo only warns. (While trials wait, the trial stream says what for:
+`hpo.events._waiting`.)
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
 
 from hpo.errors import SpecError, SpecIssue
+from hpo.events import RESOURCE_NAMES, amount_text, bundle_text, number_text
 from hpo.spec import Spec
 
-# Ray's resource names, and how a person reads them; other names are custom resources.
-_SHOWN = {"CPU": ("CPU", "CPUs"), "GPU": ("GPU", "GPUs")}
 _KEYS = {"CPU": "resources.cpu", "GPU": "resources.gpu"}
 # Ray holds fractional resources in units of 1/10000; compare at that grain.
 _GRAIN = 1e-4
@@ -45,13 +43,20 @@ class Request:
     @classmethod
     def of(cls, resources: Any) -> Request:
         """The request of the spec's `resources` section, as `trial_resources` reserves it."""
-        from hpo.runner._tuner import trial_resources
-
         own = trial_resources(resources)
         if resources.workers > 1:  # the group's workers hold the trial's real resources
             worker = _bundle(resources.cpu, resources.gpu)
             return cls(_bundle(own["cpu"], own["gpu"]), worker, resources.workers)
         return cls(_bundle(own["cpu"], own["gpu"]), {}, 0)
+
+
+def trial_resources(resources: Any) -> dict[str, float]:
+    """What Ray Tune reserves for one trial; a DDP trial's workers reserve their own."""
+    if resources.workers > 1:
+        from hpo.trainable.distributed import DRIVER_CPU
+
+        return {"cpu": DRIVER_CPU, "gpu": 0}
+    return {"cpu": resources.cpu, "gpu": resources.gpu}
 
 
 def _bundle(cpu: float, gpu: float) -> dict[str, float]:
@@ -98,7 +103,7 @@ def unmet(request: Request, nodes: list[Mapping[str, float]]) -> SpecIssue | Non
     held = _most_workers(request, nodes)
     if held >= request.workers:
         return None
-    each = _describe(request.worker)
+    each = bundle_text(request.worker)
     return SpecIssue(
         "resources.workers",
         f"{request.workers} workers of {each} each, but this Ray can hold {held} at once "
@@ -121,7 +126,7 @@ def _no_node_holds(
     # Each resource is somewhere, but not together on one node.
     return SpecIssue(
         "resources",
-        f"{_describe(bundle)} {per}, but no node of this Ray has all of it (its nodes have "
+        f"{bundle_text(bundle)} {per}, but no node of this Ray has all of it (its nodes have "
         f"{_nodes(nodes)}); ask for less, or pass --address of a cluster with such a node",
     )
 
@@ -129,19 +134,19 @@ def _no_node_holds(
 def _short_of(
     name: str, amount: float, largest: float, nodes: list[Mapping[str, float]], per: str
 ) -> str:
-    asked = f"{_number(amount)} {per}"
+    asked = f"{number_text(amount)} {per}"
     total = sum(node.get(name, 0.0) for node in nodes)
     if total <= 0:
-        where = f"this Ray has 0 {_SHOWN.get(name, (name, name))[1]}"
+        where = f"this Ray has 0 {RESOURCE_NAMES.get(name, (name, name))[1]}"
     elif len(nodes) == 1:
-        where = f"this Ray has {_amount(name, total)}"
+        where = f"this Ray has {amount_text(name, total)}"
     else:
-        where = f"the largest node of this Ray has {_amount(name, largest)}"
+        where = f"the largest node of this Ray has {amount_text(name, largest)}"
     key = _KEYS.get(name)
     if name == "GPU" and total <= 0:
         fix = f"set {key}: 0 or pass --address of a cluster with GPUs"
     elif key is not None:
-        fix = f"set {key} to at most {_number(largest)} or pass --address of a larger cluster"
+        fix = f"set {key} to at most {number_text(largest)} or pass --address of a larger cluster"
     else:
         fix = f"pass --address of a cluster whose nodes have {name}"
     return f"{asked}, but {where}; {fix}"
@@ -196,75 +201,10 @@ def can_autoscale() -> bool:
     )
 
 
-# While trials wait ---------------------------------------------------------------------------
-
-WAIT_NOTICE_S = 60.0  # a wait shorter than this is a trial start, not worth a line
-
-
-class ResourceWait:
-    """Notices a search stuck for resources: once trials have been pending for longer than
-    `after_s` with none of the search's trials running, `check` says what they wait for.
-
-    Trials pending beside running ones wait for those to end, which is the search's own pace;
-    with none running they wait for the cluster (other jobs hold it, or a node has yet to
-    join), as Ray Tune's own warning judges too. Fed Ray Tune's trials, e.g. from a
-    callback's `on_step_begin(iteration, trials)`, and the resources free now
-    (`ray.available_resources()`).
-    """
-
-    def __init__(self, after_s: float = WAIT_NOTICE_S, clock: Callable[[], float] = time.monotonic):
-        self.after_s = after_s
-        self._clock = clock
-        self._since: float | None = None  # since when trials are pending and none runs
-
-    def check(self, trials: Iterable[Any], free: Mapping[str, float]) -> str | None:
-        """What the pending trials wait for, once they have waited too long; else None."""
-        trials = list(trials)
-        pending = [t for t in trials if t.status == "PENDING"]
-        now = self._clock()
-        if not pending or any(t.status == "RUNNING" for t in trials):
-            self._since = None
-            return None
-        if self._since is None:
-            self._since = now
-        if now - self._since < self.after_s:
-            return None
-        return waiting_for(pending, free, now - self._since)
-
-
-def waiting_for(pending: list[Any], free: Mapping[str, float], waited_s: float) -> str:
-    """A line saying what `pending` (Ray Tune trials) wait for, e.g. "3 trials have waited
-    2 min for 1 CPU and 1 GPU each; free now: 2 CPUs, 0 GPUs"."""
-    asked = _describe(pending[0].placement_group_factory.required_resources)
-    names = [name for name in _SHOWN if name in free or name in asked]
-    now = ", ".join(_amount(name, free.get(name, 0.0)) for name in names or ["CPU"])
-    count = f"{len(pending)} trials have" if len(pending) > 1 else "1 trial has"
-    each = " each" if len(pending) > 1 else ""
-    return f"{count} waited {_duration(waited_s)} for {asked}{each}; free now: {now}"
-
-
-def _describe(bundle: Mapping[str, float]) -> str:
-    parts = [_amount(name, amount) for name, amount in bundle.items() if amount > 0]
-    return " and ".join(parts) or "nothing"
-
-
 def _nodes(nodes: list[Mapping[str, float]]) -> str:
     def one(node: Mapping[str, float]) -> str:
-        return ", ".join(_amount(name, node.get(name, 0.0)) for name in _SHOWN)
+        return ", ".join(amount_text(name, node.get(name, 0.0)) for name in RESOURCE_NAMES)
 
     if len(nodes) == 1:
         return one(nodes[0])
     return "; ".join(one(node) for node in nodes) or "nothing"
-
-
-def _amount(name: str, amount: float) -> str:
-    one, many = _SHOWN.get(name, (name, name))
-    return f"{_number(amount)} {one if amount == 1 else many}"
-
-
-def _number(value: float) -> str:
-    return f"{value:g}"
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"

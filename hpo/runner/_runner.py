@@ -19,7 +19,7 @@ from hpo.runner._cluster import Placement, connect
 from hpo.runner._resources import check_resources
 from hpo.runner._tuner import run_tuner
 from hpo.spec import Spec, load_spec
-from hpo.store import ExperimentStatus, Store, TrialStatus, resolve_url
+from hpo.store import ExperimentStatus, Store, resolve_url
 from hpo.trainable.evaluation import evaluate_on_test
 from hpo.trainable.preflight import check_user_code, load_data
 
@@ -257,6 +257,7 @@ def _search(
     """Run the trials of `run` on Ray Tune and record how the experiment ended."""
     from hpo.runner._quiet import native_stderr_to
     from hpo.runner._signals import stop_on_signals
+    from hpo.search import quiet_optuna
 
     store, spec = run.store, run.spec
     status, first_error = ExperimentStatus.FAILED, None
@@ -273,6 +274,8 @@ def _search(
             with (
                 native_stderr_to(run.storage_path / run.name / "ray.log"),
                 stop_on_signals(lambda: _stop_at_once(run)) as stop_requested,
+                # Building Ray's OptunaSearch creates a study, and it tells it each trial.
+                quiet_optuna(),
             ):
                 run_tuner(run, callbacks, live, resume)
             stopped = stop_requested.is_set()
@@ -331,18 +334,14 @@ def resume_command(name: str, store_url: str, placement: Placement) -> str:
 def _evaluate_best_on_test(run: _Run) -> None:
     """Evaluate the best trial once on the held-out test split and store its metrics."""
     spec, store = run.spec, run.store
-    rows = [
-        row
-        for row in store.trial_rows(
-            run.experiment_id,
-            ["trial_id", "number", "status", "best_value", "iterations", "checkpoint_path"],
-        )
-        if row["status"] != TrialStatus.ERROR.value and row["best_value"] is not None
-    ]
-    if not rows:
+    top = store.best_trials(
+        run.experiment_id,
+        spec.mode,
+        columns=["trial_id", "number", "iterations", "checkpoint_path"],
+    )
+    if not top:
         return
-    # The best value; among equals, the first trial (rows come in order of number).
-    best = max(rows, key=lambda row: spec.mode.sign * row["best_value"])
+    best = top[0]
     config = store.trial_config(run.experiment_id, best["trial_id"])
     metrics = evaluate_on_test(
         config, run.dataset, checkpoint=best["checkpoint_path"], epochs=best["iterations"]

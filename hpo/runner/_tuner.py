@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from hpo.errors import RunFailed
 from hpo.runner._cluster import Placement
 from hpo.runner._quiet import quiet_ray
+from hpo.runner._resources import trial_resources
 from hpo.spec import Spec
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def run_tuner(
         space,
         spec.metric,
         spec.mode,
-        EarlierRuns.of(resume),
+        EarlierRuns.of(None if resume is None else resume.run_start()),
         lean=not spec.trainable,  # a user's own trainable's config is its own
     )
     started_ray = run.placement.owned  # `connect` started Ray, or connected to the cluster
@@ -143,15 +144,6 @@ def run_tuner(
         stream.close()
         if started_ray:
             ray.shutdown()
-
-
-def trial_resources(resources: Any) -> dict[str, float]:
-    """What Ray Tune reserves for one trial; a DDP trial's workers reserve their own."""
-    if resources.workers > 1:
-        from hpo.trainable.distributed import DRIVER_CPU
-
-        return {"cpu": DRIVER_CPU, "gpu": 0}
-    return {"cpu": resources.cpu, "gpu": resources.gpu}
 
 
 def _trainable(

@@ -12,6 +12,7 @@ from hpo.search._optuna_bridge import (
     optuna_params,
     optuna_study,
     optuna_trial,
+    quiet_optuna,
 )
 from hpo.search._schedulers import SCHEDULERS, AshaScheduler, FifoScheduler, SchedulerSpec
 from hpo.search._searchers import (
@@ -59,5 +60,6 @@ __all__ = [
     "optuna_params",
     "optuna_study",
     "optuna_trial",
+    "quiet_optuna",
     "set_path",
 ]

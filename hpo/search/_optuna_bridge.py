@@ -8,12 +8,13 @@ params are not Optuna's), and its metric by iteration as intermediate values.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from hpo.search._space import Distribution, _Dist, optuna_name
+from hpo.search._space import Dist, Distribution, optuna_name
 from hpo.types import Mode, TrialStatus
 
 
@@ -22,7 +23,7 @@ def optuna_distributions(space: Mapping[str, Any]) -> dict[str, Any]:
     `space:` section of a stored spec), by dotted key; constants are not searched."""
     parse = TypeAdapter(Distribution).validate_python
     dists = {
-        key: (raw if isinstance(raw, _Dist) else parse(raw)).to_optuna()
+        key: (raw if isinstance(raw, Dist) else parse(raw)).to_optuna()
         for key, raw in space.items()
     }
     return {key: dist for key, dist in dists.items() if dist is not None}
@@ -89,5 +90,20 @@ def optuna_study(mode: Mode | str, **options: Any) -> Any:
     """A new Optuna study that optimises in `mode`'s direction, without Optuna's log line."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line
-    return optuna.create_study(direction=Mode(mode).direction, **options)
+    with quiet_optuna():  # no "new study created" line
+        return optuna.create_study(direction=Mode(mode).direction, **options)
+
+
+@contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's log lines below warnings held back for the block, and its verbosity as it was
+    afterwards: the store and the progress view report trials, and Optuna's "new study created"
+    and "trial finished" lines would repeat them, but a user's own studies keep their lines."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)

@@ -28,6 +28,7 @@ from hpo.search._optuna_bridge import (
     optuna_params,
     optuna_study,
     optuna_trial,
+    quiet_optuna,
 )
 from hpo.search._space import OptunaDefineByRun, Space, get_path, nest, set_path
 from hpo.types import Mode
@@ -230,10 +231,6 @@ class OptunaSearcher(_Searcher):
         return self
 
     def _study_sampler(self, seed: int) -> Any:
-        import optuna
-
-        # The store and the progress view report trials; Optuna's own log lines would repeat them.
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         return SAMPLERS[self.sampler](self, seed)
 
     def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None):
@@ -264,7 +261,8 @@ class OptunaSearcher(_Searcher):
     def preview(self, space, *, seed, n):
         import optuna
 
-        study = optuna.create_study(sampler=self._study_sampler(seed))
+        with quiet_optuna():
+            study = optuna.create_study(sampler=self._study_sampler(seed))
         define = space.optuna_define_by_run()
         previews = []
         for _ in range(n):
@@ -292,8 +290,8 @@ class _Continuing:
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         constants = self.define(trial)
-        continued = trial.user_attrs.get(_CONTINUATION)
-        return mark(constants, Continuation(**continued)) if continued else constants
+        continued = Continuation.from_config(trial.user_attrs.get(_CONTINUATION))
+        return mark(constants, continued) if continued else constants
 
     def params(self, trial: Any) -> dict[str, Any]:
         return self.define.params(trial)

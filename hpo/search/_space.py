@@ -25,7 +25,7 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 MAX_STEPPED_POINTS = 100_000
 
 
-class _Dist(Options):
+class Dist(Options):
     # Conditions on categorical parameters: every one must hold for this one to be active.
     when: dict[str, Scalar | list[Scalar]] | None = Field(
         None, description="sample this parameter only when each parent has one of these values"
@@ -73,7 +73,7 @@ def _check_range(low: float, high: float, log: bool, step: float | None) -> None
             )
 
 
-class FloatDist(_Dist):
+class FloatDist(Dist):
     """A float in [low, high], uniform or log-uniform, optionally on a grid of `step`."""
 
     type: Literal["float"]
@@ -114,7 +114,7 @@ class FloatDist(_Dist):
         return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
 
-class IntDist(_Dist):
+class IntDist(Dist):
     """An integer in [low, high], uniform or log-uniform, optionally every `step`."""
 
     type: Literal["int"]
@@ -156,7 +156,7 @@ def _distinct(values: list[Any], name: str) -> None:
         raise ValueError(f"`{name}` must be distinct, but {seen[0]!r} appears twice")
 
 
-class CategoricalDist(_Dist):
+class CategoricalDist(Dist):
     """One of `choices`, each equally likely."""
 
     type: Literal["categorical"]
@@ -190,7 +190,7 @@ class GridDist(CategoricalDist):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class ConstantDist(_Dist):
+class ConstantDist(Dist):
     """A value that is set, not searched (`type: constant`, or a bare value in `space`)."""
 
     type: Literal["constant"]
@@ -250,7 +250,7 @@ def nest(params: Mapping[str, Any]) -> dict[str, Any]:
 class Space:
     """A validated search space: dotted key -> distribution, parents before their children."""
 
-    def __init__(self, dists: Mapping[str, _Dist]):
+    def __init__(self, dists: Mapping[str, Dist]):
         self.problems: list[tuple[str, str]] = []  # (key, message) of conditions that cannot hold
         self.dists = self._ordered(dict(dists))
 
@@ -260,7 +260,7 @@ class Space:
     def __len__(self) -> int:
         return len(self.dists)
 
-    def _ordered(self, dists: dict[str, _Dist]) -> dict[str, _Dist]:
+    def _ordered(self, dists: dict[str, Dist]) -> dict[str, Dist]:
         """Check every `when` and order keys so that each parent comes before its children."""
         for key, dist in dists.items():
             for parent, allowed in dist.conditions().items():
@@ -288,7 +288,7 @@ class Space:
                                 f"its values {parent_dist.points()}",
                             )
                         )
-        ordered: dict[str, _Dist] = {}
+        ordered: dict[str, Dist] = {}
         pending = dict(dists)
         while pending:
             ready = [

@@ -6,8 +6,8 @@
 - `_ray`: the `ray` section (which cluster).
 """
 
-from hpo.spec._ray import RayOptions
+from hpo.spec._ray import RayOptions, check_address
 from hpo.spec._spec import DEFAULT_NUM_SAMPLES, Spec, load_spec
 from hpo.types import Mode
 
-__all__ = ["DEFAULT_NUM_SAMPLES", "Mode", "RayOptions", "Spec", "load_spec"]
+__all__ = ["DEFAULT_NUM_SAMPLES", "Mode", "RayOptions", "Spec", "check_address", "load_spec"]

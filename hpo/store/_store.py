@@ -31,7 +31,7 @@ from hpo.store._schema import (
     schema_version,
     trials,
 )
-from hpo.types import ExperimentStatus, TrialStatus
+from hpo.types import ExperimentStatus, Mode, TrialStatus
 
 DEFAULT_STORE = "hpo-results/hpo.db"
 STORE_ENV = "HPO_STORE"
@@ -413,6 +413,32 @@ class Store:
                 .where(trials.c.experiment_id == experiment_id)
                 .order_by(trials.c.number)
             )
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def best_trials(
+        self,
+        experiment_id: int,
+        mode: Mode | str,
+        k: int = 1,
+        columns: Sequence[str] = ("trial_id",),
+    ) -> list[dict[str, Any]]:
+        """The `k` best trials by their best value of the spec's metric, best first (among
+        equals, the first by number); errored trials and those without a value do not count.
+
+        The one place that says which trial is best: the runner's test evaluation, the
+        results' `Experiment.best` and `hpo best` read it here."""
+        best = trials.c.best_value.asc() if Mode(mode) is Mode.MIN else trials.c.best_value.desc()
+        query = (
+            sa.select(*[trials.c[name] for name in columns])
+            .where(
+                trials.c.experiment_id == experiment_id,
+                trials.c.status != TrialStatus.ERROR.value,
+                trials.c.best_value.is_not(None),
+            )
+            .order_by(best, trials.c.number)
+            .limit(k)
+        )
+        with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
     def outcome(self, experiment_id: int) -> Outcome:

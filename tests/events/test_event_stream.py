@@ -31,9 +31,8 @@ from hpo.events import (
     TrialStream,
     progress_view,
 )
-from hpo.events._stream import EarlierTrial
 from hpo.resuming import CONTINUE_KEY, Continuation
-from hpo.resuming._plan import ContinuedTrial, FinishedTrial, ResumePlan
+from hpo.resuming._plan import ContinuedTrial, FinishedTrial, ResumePlan, TrialStart
 from hpo.search._space import Distribution, Space
 from hpo.store import Store, TrialStatus
 from hpo.trainable.config import FINAL_KEY
@@ -80,7 +79,7 @@ def test_new_trials_are_numbered_after_the_earlier_runs_and_a_continued_one_keep
     heard = Heard()
     earlier = EarlierRuns(
         taken=5,
-        continued={"stored-3": EarlierTrial(last_step=2, best={"acc": 0.9}, started=True)},
+        continued={"stored-3": TrialStart(last_step=2, best={"acc": 0.9}, started=True)},
     )
     stream = stream_of(heard, earlier=earlier)
     continued = ray_trial("ray-a", 0.1, Continuation("stored-3", 3, "/ckpt", 2, 2))
@@ -199,10 +198,10 @@ def test_the_starting_state_is_built_from_the_resume_plan():
     )
     failed = FinishedTrial("s0", "ERROR", {"lr": 0.2}, None, {})
     plan = ResumePlan(finished=[failed], continued=[continued], taken=2, new=1)
-    earlier = EarlierRuns.of(plan)
-    assert earlier == EarlierRuns(2, {"s1": EarlierTrial(4, {"acc": 0.5}, True)}, False)
+    earlier = EarlierRuns.of(plan.run_start())
+    assert earlier == EarlierRuns(2, {"s1": TrialStart(4, {"acc": 0.5}, True)}, False)
     pruned = FinishedTrial("s2", "PRUNED", {"lr": 0.3}, 0.1, {1: 0.1})
-    assert EarlierRuns.of(ResumePlan([failed, pruned], [], 3, 0)).succeeded
+    assert EarlierRuns.of(ResumePlan([failed, pruned], [], 3, 0).run_start()).succeeded
     assert EarlierRuns.of(None) == EarlierRuns()
 
 
@@ -268,7 +267,7 @@ def test_the_view_shows_each_trials_number_and_the_best_so_far():
     out = io.StringIO()
     console = Console(file=out, width=200)
     view = progress_view(console, live=False, metric="acc", mode=Mode.MAX, total=2)
-    earlier = EarlierRuns(1, {"s0": EarlierTrial(1, {"acc": 0.95}, True)})
+    earlier = EarlierRuns(1, {"s0": TrialStart(1, {"acc": 0.95}, True)})
     stream = stream_of(view, earlier=earlier)
     trials = [ray_trial("ray-x", 0.1, Continuation("s0", 0, None, 0, 1)), ray_trial("b", 0.2)]
     for trial in trials:
@@ -288,7 +287,7 @@ def test_tensorboards_best_of_a_continued_trial_goes_on_from_the_stored_one(tmp_
     """The unit version of test_trackers_ray.py: the best/ written at the end is the stream's."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    earlier = EarlierRuns(1, {"s0": EarlierTrial(2, {"acc": 0.9}, True)})
+    earlier = EarlierRuns(1, {"s0": TrialStart(2, {"acc": 0.9}, True)})
     tracker = TensorBoardTracker(tmp_path, SPACE, ["acc"])
     stream = stream_of(tracker, earlier=earlier)
     trials = [ray_trial("ray-x", 0.1, Continuation("s0", 0, None, 0, 2))]

@@ -37,6 +37,14 @@ def test_a_new_trial_of_a_resumed_run_has_an_empty_marker_at_every_leaf():
     assert split({**marked, CONTINUE_KEY: CONTINUED.to_config()})[1] == CONTINUED
 
 
+def test_a_marker_value_reads_back_as_its_continuation_in_one_place():
+    # The config's marker and the searcher's enqueued trial (an Optuna user attribute) hold
+    # the same form; both read it with `from_config`.
+    assert Continuation.from_config(CONTINUED.to_config()) == CONTINUED
+    assert Continuation.from_config(mark({}, None)[CONTINUE_KEY]) is None
+    assert Continuation.from_config(None) is None
+
+
 def test_a_config_without_the_marker_is_left_as_it_is():
     config = {"seed": 0}
     assert split(config) == (config, None)

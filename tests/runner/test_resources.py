@@ -1,5 +1,6 @@
 """A trial no node can hold is refused before anything is written (exit 2, naming the key);
-on a cluster that can add nodes hpo warns and goes on; trials that wait say what for."""
+on a cluster that can add nodes hpo warns and goes on (trials that wait say what for:
+`tests/events/test_waiting.py`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from hpo.errors import SpecError
-from hpo.runner._resources import Request, ResourceWait, can_autoscale, check_resources, unmet
+from hpo.runner._resources import Request, can_autoscale, check_resources, unmet
 from hpo.runner._runner import run
 from hpo.spec import load_spec
 from tests.conftest import SEARCH_SPACES, tiny_spec
@@ -110,39 +111,6 @@ def test_a_request_no_node_can_hold_names_its_key(asked, nodes, key, message):
 )
 def test_a_request_some_node_holds_passes(asked, nodes):
     assert unmet(asked, nodes) is None
-
-
-def pending_trial(resources: dict[str, float]):
-    from ray.tune.execution.placement_groups import PlacementGroupFactory
-    from ray.tune.experiment import Trial
-
-    trial = Trial(
-        "probe", config={}, stub=True, placement_group_factory=PlacementGroupFactory([resources])
-    )
-    trial.create_placement_group_factory()  # as Tune does when the trial is added
-    return trial
-
-
-def test_trials_that_wait_over_a_minute_with_none_running_say_for_what():
-    now = [0.0]
-    wait = ResourceWait(clock=lambda: now[0])
-    trials = [pending_trial({"CPU": 1, "GPU": 1}) for _ in range(3)]
-    free = {"CPU": 2.0, "memory": 1e9}
-    assert wait.check(trials, free) is None
-    now[0] = 59.0
-    assert wait.check(trials, free) is None  # a trial start takes a while: no word yet
-    now[0] = 61.0
-    assert wait.check(trials, free) == (
-        "3 trials have waited 61 s for 1 CPU and 1 GPU each; free now: 2 CPUs, 0 GPUs"
-    )
-    now[0] = 600.0
-    assert "waited 10 min" in wait.check(trials[:1], free)
-    # One running: the others wait for it, the search's own pace; the count starts over.
-    trials[0].set_status("RUNNING")
-    assert wait.check(trials, free) is None
-    trials[0].set_status("TERMINATED")
-    now[0] = 650.0
-    assert wait.check(trials, free) is None
 
 
 @pytest.mark.ray

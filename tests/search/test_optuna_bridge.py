@@ -90,3 +90,32 @@ def test_params_are_the_searched_ones_by_dotted_key_or_as_ray_names_them():
 @pytest.mark.parametrize(("mode", "direction"), [("min", "MINIMIZE"), ("max", "MAXIMIZE")])
 def test_a_study_optimises_the_modes_way(mode, direction):
     assert optuna_study(mode).direction.name == direction
+
+
+@pytest.fixture
+def optuna_verbose():
+    """Optuna at INFO, as a user's process may have it, and as it was after the test."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    yield
+    optuna.logging.set_verbosity(before)
+
+
+@pytest.mark.usefixtures("optuna_verbose")
+def test_hpo_quiets_optuna_only_while_it_works():
+    import optuna
+
+    from hpo.search import Space, quiet_optuna
+    from hpo.search._searchers import OptunaSearcher
+
+    with quiet_optuna():
+        assert optuna.logging.get_verbosity() == optuna.logging.WARNING
+    assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    optuna_study("min")
+    assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    lr = {"type": "float", "low": 0.1, "high": 1.0}
+    space = Space({"optimizer.lr": TypeAdapter(Distribution).validate_python(lr)})
+    OptunaSearcher(name="optuna").preview(space, seed=0, n=2)
+    assert optuna.logging.get_verbosity() == optuna.logging.INFO

@@ -157,6 +157,32 @@ def test_the_outcome_names_the_first_error_by_number(store: Store):
     assert store.outcome(exp_id).first_error == "ValueError: x"
 
 
+@pytest.mark.parametrize(
+    ("mode", "best", "top"),
+    [
+        ("min", ["d", "a", "b"], {"number": 6, "best_value": 0.1}),
+        ("max", ["c", "a", "b"], {"number": 5, "best_value": 0.9}),
+    ],
+)
+def test_the_best_trials_by_best_value_first_number_among_equals(store: Store, mode, best, top):
+    exp_id, _ = store.create_experiment("exp", SPEC, storage_path="/x")
+    other, _ = store.create_experiment("other", SPEC, storage_path="/x")
+    store.write([trial_row(other, "o", 0, status="COMPLETED", best_value=-9.0)], [])
+    store.write(
+        [
+            trial_row(exp_id, "a", 3, status="PRUNED", best_value=0.5),
+            trial_row(exp_id, "b", 4, status="COMPLETED", best_value=0.5),
+            trial_row(exp_id, "c", 5, status="RUNNING", best_value=0.9),
+            trial_row(exp_id, "d", 6, status="INTERRUPTED", best_value=0.1),
+            trial_row(exp_id, "e", 0, status="ERROR", best_value=0.0),  # errored: never best
+            trial_row(exp_id, "f", 1, status="COMPLETED"),  # no value yet
+        ],
+        [],
+    )
+    assert [row["trial_id"] for row in store.best_trials(exp_id, mode, 3)] == best
+    assert store.best_trials(exp_id, mode, columns=["number", "best_value"]) == [top]
+
+
 def test_unknown_experiment_lists_the_known_ones(store: Store):
     store.create_experiment("exp", SPEC, storage_path="/x")
     with pytest.raises(
