@@ -5,20 +5,34 @@ Import this module before Ray: it sets the environment Ray reads at import time.
 
 from __future__ import annotations
 
+import json
 import logging
+import multiprocessing
 import os
 import platform
+import shutil
+import sqlite3
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import chdir, contextmanager, redirect_stdout
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from hpo.spec._spec import Spec
 
 # Read by Ray when it is imported; set here so that every script sets it before that.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 T = TypeVar("T")
+
+# The quickstart's spec, which the digits benchmarks run.
+SPEC = Path(__file__).resolve().parent.parent / "search_spaces" / "digits_mlp.yaml"
 
 # Said next to every number: the benchmarks run on a small machine other people use too.
 MACHINE = (
@@ -193,3 +207,169 @@ def load_average() -> str:
 def verdict(ok: bool) -> str:
     """The word a table shows beside a goal."""
     return "met" if ok else "MISSED"
+
+
+def optuna_worker(overrides: dict[str, Any], journal: str, rank: int, num_trials: int) -> None:
+    """One Optuna process: TPE with its successive-halving pruner on the shared study."""
+    import optuna
+    import torch
+
+    from hpo.search._space import optuna_name, set_path
+    from hpo.spec._spec import load_spec
+    from hpo.trainable.data import load_dataset
+    from hpo.trainable.loop import fit
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(1)  # one core per process, as Ray gives each trial
+    spec = load_spec(SPEC, overrides)
+    dataset = load_dataset(spec.data)
+    space = spec.search_space()
+    define = space.optuna_define_by_run()
+    asha = spec.scheduler
+
+    def objective(trial: optuna.Trial) -> float:
+        define(trial)
+        config = spec.base_config()
+        for key in space:
+            set_path(config, key, trial.params[optuna_name(key)])
+        value = float("nan")
+        for metrics in fit(config, dataset):
+            value = metrics[spec.metric]
+            trial.report(value, metrics["epoch"])
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    study = optuna.load_study(
+        study_name="digits",
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal)),
+        # Each process its own seed, or both would propose the same first trials.
+        sampler=optuna.samplers.TPESampler(
+            seed=spec.seed + rank, n_startup_trials=spec.searcher.n_startup_trials
+        ),
+        pruner=optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=asha.grace_period, reduction_factor=int(asha.reduction_factor)
+        ),
+    )
+    study.optimize(objective, n_trials=num_trials)
+
+
+def run_optuna(
+    spec: Spec, workdir: Path, overrides: dict[str, Any], processes: int = 2
+) -> tuple[float, float]:
+    """Optuna alone: `processes` processes sharing one study (Optuna's multi-process recipe)."""
+    import optuna
+
+    journal = str(workdir / "optuna.journal")
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal))
+    study = optuna.create_study(
+        study_name="digits",
+        storage=storage,
+        direction="maximize" if spec.mode.value == "max" else "minimize",
+    )
+    # Spawned, not forked: the parent holds Ray's threads and connections.
+    context = multiprocessing.get_context("spawn")
+    shares = [
+        spec.num_trials() // processes + (r < spec.num_trials() % processes)
+        for r in range(processes)
+    ]
+    workers = [
+        context.Process(target=optuna_worker, args=(overrides, journal, rank, share))
+        for rank, share in enumerate(shares)
+    ]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    if any(worker.exitcode for worker in workers):
+        raise RuntimeError("an Optuna process failed; see its traceback above")
+    return elapsed, study.best_value
+
+
+# The quickstart as whole processes: `hpo run` through its CLI, and Optuna alone (the parent
+# that creates the study and its 2 worker processes), each a fresh process in its own folder.
+
+
+@dataclass
+class Process:
+    """A whole-process run: its command, folder, and wall-clock times (seconds since the epoch)."""
+
+    label: str
+    command: list[str]
+    workdir: Path
+    started: float = 0.0
+    ended: float = 0.0
+
+    def start(self) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / "output.log", "wb")  # noqa: SIM115 -- closed by the child's exit
+        self.started = time.time()
+        return subprocess.Popen(
+            self.command,
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
+        )
+
+    def finish(self, process: subprocess.Popen[bytes]) -> None:
+        """Wait for the process, note its end, and fail with its output's tail if it failed."""
+        process.wait()
+        self.ended = time.time()
+        if process.returncode:
+            tail = (self.workdir / "output.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{self.label} exited {process.returncode}:\n{tail}")
+
+
+def hpo_process(workdir: Path, overrides: Mapping[str, Any]) -> Process:
+    """`hpo run search_spaces/digits_mlp.yaml` as a user types it, in a fresh folder."""
+    command = [shutil.which("hpo") or str(Path(sys.executable).parent / "hpo"), "run", str(SPEC)]
+    command += [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
+    command += ["--store", f"sqlite:///{workdir / 'hpo.db'}"]
+    return Process("hpo run", command, workdir)
+
+
+def optuna_process(workdir: Path, overrides: Mapping[str, Any]) -> Process:
+    """Optuna alone (`run_optuna`: 2 processes sharing a journal-file study) as one process."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        "import _common; _common.optuna_main()"
+    )
+    return Process(
+        "Optuna alone",
+        [sys.executable, "-c", code, str(workdir), json.dumps(dict(overrides))],
+        workdir,
+    )
+
+
+def optuna_main() -> None:
+    """The Optuna-alone process: `sys.argv` holds its folder and the spec's overrides (JSON)."""
+    from hpo.spec._spec import load_spec
+
+    workdir, overrides = Path(sys.argv[1]), json.loads(sys.argv[2])
+    run_optuna(load_spec(SPEC, overrides), workdir, overrides)
+
+
+def trial_span(run: Process) -> tuple[float, float]:
+    """When the first trial started and the last one ended (seconds since the epoch), from
+    what the run wrote: hpo's store, or the timestamps Optuna's workers put in the journal."""
+    if run.label == "hpo run":
+        with sqlite3.connect(run.workdir / "hpo.db") as db:
+            first, last = db.execute("SELECT min(started_at), max(ended_at) FROM trials").fetchone()
+        # The store keeps naive UTC.
+        return tuple(  # type: ignore[return-value]
+            datetime.fromisoformat(t).replace(tzinfo=timezone.utc).timestamp()
+            for t in (first, last)
+        )
+    import optuna
+
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(run.workdir / "optuna.journal"))
+    )
+    trials = optuna.load_study(study_name="digits", storage=storage).trials
+    # Optuna writes naive local time, which `timestamp()` reads as local.
+    return (
+        min(t.datetime_start for t in trials if t.datetime_start).timestamp(),
+        max(t.datetime_complete for t in trials if t.datetime_complete).timestamp(),
+    )

@@ -19,7 +19,6 @@ with its defaults.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import tempfile
 import time
 from pathlib import Path
@@ -27,18 +26,18 @@ from typing import TYPE_CHECKING, Any
 
 from _common import (
     MACHINE,
+    SPEC,
     load_average,
     local_ray,
     print_table,
     quiet_libraries,
+    run_optuna,
     stdout_discarded,
     verdict,
 )
 
 if TYPE_CHECKING:
     from hpo.spec._spec import Spec
-
-SPEC = Path(__file__).resolve().parent.parent / "search_spaces" / "digits_mlp.yaml"
 
 
 def run_hpo(spec: Spec, workdir: Path) -> tuple[float, float]:
@@ -111,85 +110,6 @@ def run_ray_defaults(spec: Spec, workdir: Path) -> tuple[float, float]:
     elapsed = time.perf_counter() - started
     best = results.get_best_result(metric=spec.metric, mode=spec.mode.value, scope="all")
     return elapsed, float(best.metrics_dataframe[spec.metric].max())
-
-
-def _optuna_worker(overrides: dict[str, Any], journal: str, rank: int, num_trials: int) -> None:
-    """One Optuna process: TPE with its successive-halving pruner on the shared study."""
-    import optuna
-    import torch
-
-    from hpo.search._space import optuna_name, set_path
-    from hpo.spec._spec import load_spec
-    from hpo.trainable.data import load_dataset
-    from hpo.trainable.loop import fit
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    torch.set_num_threads(1)  # one core per process, as Ray gives each trial
-    spec = load_spec(SPEC, overrides)
-    dataset = load_dataset(spec.data)
-    space = spec.search_space()
-    define = space.optuna_define_by_run()
-    asha = spec.scheduler
-
-    def objective(trial: optuna.Trial) -> float:
-        define(trial)
-        config = spec.base_config()
-        for key in space:
-            set_path(config, key, trial.params[optuna_name(key)])
-        value = float("nan")
-        for metrics in fit(config, dataset):
-            value = metrics[spec.metric]
-            trial.report(value, metrics["epoch"])
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return value
-
-    study = optuna.load_study(
-        study_name="digits",
-        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal)),
-        # Each process its own seed, or both would propose the same first trials.
-        sampler=optuna.samplers.TPESampler(
-            seed=spec.seed + rank, n_startup_trials=spec.searcher.n_startup_trials
-        ),
-        pruner=optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=asha.grace_period, reduction_factor=int(asha.reduction_factor)
-        ),
-    )
-    study.optimize(objective, n_trials=num_trials)
-
-
-def run_optuna(
-    spec: Spec, workdir: Path, overrides: dict[str, Any], processes: int = 2
-) -> tuple[float, float]:
-    """Optuna alone: `processes` processes sharing one study (Optuna's multi-process recipe)."""
-    import optuna
-
-    journal = str(workdir / "optuna.journal")
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal))
-    study = optuna.create_study(
-        study_name="digits",
-        storage=storage,
-        direction="maximize" if spec.mode.value == "max" else "minimize",
-    )
-    # Spawned, not forked: the parent holds Ray's threads and connections.
-    context = multiprocessing.get_context("spawn")
-    shares = [
-        spec.num_trials() // processes + (r < spec.num_trials() % processes)
-        for r in range(processes)
-    ]
-    workers = [
-        context.Process(target=_optuna_worker, args=(overrides, journal, rank, share))
-        for rank, share in enumerate(shares)
-    ]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    elapsed = time.perf_counter() - started
-    if any(worker.exitcode for worker in workers):
-        raise RuntimeError("an Optuna process failed; see its traceback above")
-    return elapsed, study.best_value
 
 
 def main() -> None:
