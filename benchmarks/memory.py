@@ -53,7 +53,7 @@ def descendants(root: int) -> list[int]:
 
 def kind(pid: int, root: int, cmdline: str) -> str:
     """Which kind of process this is, from its command line (Ray's workers rename themselves
-    `ray::<what they run>`, `ray::IDLE` while they wait; Optuna's are multiprocessing's
+    `ray::<what they run>`, `ray::IDLE` while they wait, counted as trial workers too; Optuna's are multiprocessing's
     `spawn_main`). "other": Ray's log monitor and autoscaler monitor, multiprocessing's
     resource tracker."""
     if pid == root:
