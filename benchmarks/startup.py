@@ -9,7 +9,8 @@ after the other, in its own temporary folder:
   (`_common.run_optuna`, which `search_digits.py` times in-process).
 
 For each: process start -> first trial running -> last trial ended -> exit; the trials' times
-come from what each run wrote (hpo's store; the timestamps in Optuna's journal).
+come from what each run wrote (hpo's store: a trial runs from Ray's start of it, before its
+worker has imported torch; Optuna's journal: from a worker's `ask`, after its imports).
 
     python benchmarks/startup.py            # the quickstart as it is: 30 trials
     python benchmarks/startup.py --quick    # 10 trials
