@@ -303,15 +303,16 @@ class Process:
     ended: float = 0.0
 
     def start(self) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / "output.log", "wb")  # noqa: SIM115 -- closed by the child's exit
-        self.started = time.time()
-        return subprocess.Popen(
-            self.command,
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
-        )
+        # The child keeps its own copy of the file; this process needs none.
+        with open(self.workdir / "output.log", "wb") as log:
+            self.started = time.time()
+            return subprocess.Popen(
+                self.command,
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
+            )
 
     def finish(self, process: subprocess.Popen[bytes]) -> None:
         """Wait for the process, note its end, and fail with its output's tail if it failed."""
@@ -324,7 +325,9 @@ class Process:
 
 def hpo_process(workdir: Path, overrides: Mapping[str, Any]) -> Process:
     """`hpo run search_spaces/digits_mlp.yaml` as a user types it, in a fresh folder."""
-    command = [shutil.which("hpo") or str(Path(sys.executable).parent / "hpo"), "run", str(SPEC)]
+    # The `hpo` of this Python's environment first: "hpo" on PyPI is an unrelated project.
+    beside = Path(sys.executable).parent / "hpo"
+    command = [str(beside) if beside.exists() else shutil.which("hpo") or "hpo", "run", str(SPEC)]
     command += [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
     command += ["--store", f"sqlite:///{workdir / 'hpo.db'}"]
     return Process("hpo run", command, workdir)
