@@ -143,8 +143,7 @@ class Registry(Generic[T]):
         """The message for an unknown name: "unknown optimizer 'adma'; did you mean 'adam'?
         available: adam, adamw, rmsprop, sgd", then `alternative` (another form it may take)."""
         names = list(self)
-        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else ";"
+        hint = closest(name, names) or ";"
         return f"unknown {self.kind} {name!r}{hint} available: {', '.join(names)}{alternative}"
 
     def describe(self, *others: str) -> str:
@@ -203,6 +202,12 @@ class Registry(Generic[T]):
                 self._entries[point.name] = entry
             else:
                 self.register(point.name, value, options=self._plugin_options)
+
+
+def closest(name: str, names: Iterable[str]) -> str:
+    """"; did you mean 'adam'?" for the name closest to `name`, or "" when none is close."""
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _names_of(types: type | tuple[type, ...]) -> str:

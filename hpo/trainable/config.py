@@ -1,6 +1,6 @@
 """The trainable's config: what one trial trains, as typed, frozen sections.
 
-A spec's `data`, `augment`, `model`, `optimizer`, `lr_scheduler`, `training`,
+A spec's `data`, `loader`, `transforms`, `augment`, `model`, `optimizer`, `lr_scheduler`, `training`,
 `early_stopping` and `checkpoint` sections are this config; the search space writes into it
 by dotted key. The trainable validates its config again on entry, so it can be run and
 tested without Ray or a spec.
@@ -14,6 +14,7 @@ This module imports neither torch nor Ray: `hpo validate` reads it, and must sta
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
@@ -164,7 +165,15 @@ class _Kind(Options):
 
 
 class DataConfig(_Kind):
-    """Which data, and how it is split. The kind-specific keys apply to their kind only."""
+    """Which data, and how it is split. The kind-specific keys apply to their kind only.
+
+    A user's own data function (`name: package.module:function`) may have keys of its own
+    besides these (`image_size`, `vocab_size`, ...): it receives the whole section, and its
+    keys are searchable like any other (`data.image_size`).
+    """
+
+    # Extra keys are the user's function's own; `_own_keys` rejects them for hpo's datasets.
+    model_config = ConfigDict(extra="allow")
 
     section: ClassVar[str] = "data"
     name: str = Field("digits", json_schema_extra=_names("data"))
@@ -180,6 +189,17 @@ class DataConfig(_Kind):
     input_shape: list[int] | None = Field(
         None, description="reshape each row to this shape, e.g. [1, 28, 28] for a cnn"
     )
+    num_classes: int | None = Field(
+        None, ge=2, description="classes of a dataset that cannot tell (default: its labels)"
+    )
+    # image_folder
+    image_size: int | None = Field(None, ge=1, description="resize images to this many pixels square")
+    annotations: str | None = Field(
+        None,
+        description="a JSON file mapping image file names to labels (default: one "
+        "subfolder per class)",
+    )
+    channels: Literal[1, 3] = Field(3, description="1: grayscale, 3: RGB")
     # synthetic data (name: classification | regression)
     n_samples: int = Field(1000, ge=10)
     n_features: int = Field(20, ge=1)
@@ -193,6 +213,19 @@ class DataConfig(_Kind):
     @classmethod
     def _known(cls, name: str) -> str:
         return _registered("data", name)
+
+    @model_validator(mode="after")
+    def _own_keys(self) -> DataConfig:
+        extra = sorted(self.model_extra or {})
+        if extra and not is_reference(self.name):
+            from hpo._registry import closest
+
+            raise ValueError(
+                f"unknown key(s) {', '.join(extra)} for dataset {self.name!r}"
+                + closest(extra[0], DataConfig.model_fields)
+                + "; only your own data function ('package.module:function') takes keys of its own"
+            )
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> DataConfig:
@@ -215,8 +248,9 @@ class DataConfig(_Kind):
                 + (f"; it reads: {', '.join(sorted(used))}" if used else "")
             )
         known = DATASETS[self.name].task if self.name in DATASETS else None
-        needed = {"task"} if known is None else set()
-        needed |= {"path"} if self.name == "file" else set()
+        # A user's function defaults to classification (its metric says otherwise).
+        needed = {"task"} if known is None and not is_reference(self.name) else set()
+        needed |= {"path"} if self.name in ("file", "image_folder") else set()
         missing = sorted(n for n in needed if getattr(self, n) is None)
         if missing:
             raise ValueError(f"dataset {self.name!r} needs {', '.join(missing)}")
@@ -355,6 +389,81 @@ class CheckpointConfig(Options):
     )
 
 
+class LoaderConfig(Options):
+    """How batches are loaded from a `torch.utils.data.Dataset` (your own, or image_folder).
+
+    hpo's in-memory datasets (scikit-learn's, synthetic, files) batch on the device instead
+    and read none of these.
+    """
+
+    # Strict: `num_workers: 2.5` or `"2"` is an error at its key, not a silent cast.
+    num_workers: int = Field(0, ge=0, strict=True, description="loader processes per trial")
+    pin_memory: bool | None = Field(None, description="default: on when training on CUDA")
+    persistent_workers: bool = Field(
+        False, description="keep the loader processes between epochs (needs num_workers > 0)"
+    )
+    prefetch_factor: int | None = Field(
+        None, ge=1, description="batches each loader process loads ahead (needs num_workers > 0)"
+    )
+    drop_last: bool = Field(False, description="drop the last, incomplete training batch")
+    collate: str | None = Field(
+        None, description="'package.module:function' that makes a batch of samples"
+    )
+    target_key: str = Field("labels", description="the target's key in dict batches")
+
+    @field_validator("collate")
+    @classmethod
+    def _reference(cls, collate: str | None) -> str | None:
+        return None if collate is None else check_reference(collate)
+
+    @model_validator(mode="after")
+    def _workers(self) -> LoaderConfig:
+        if self.num_workers == 0:
+            needing = [k for k in ("persistent_workers", "prefetch_factor") if getattr(self, k)]
+            if needing:
+                raise ValueError(
+                    f"{' and '.join(needing)} need loader processes; set num_workers above 0"
+                )
+        return self
+
+
+class TransformConfig(Options):
+    """One transform: `{name: albumentations.HorizontalFlip, p: 0.5}`; the other keys are its
+    keyword arguments."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(
+        description="a class or function by import path: 'package.module.Class' or "
+        "'package.module:Class'"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _dotted(cls, name: str) -> str:
+        if not _IMPORT_PATH.match(name):
+            raise ValueError(
+                f"{name!r} is not an import path such as 'albumentations.HorizontalFlip' or "
+                "'my_package.transforms:Jitter'"
+            )
+        return name
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+# `a.b.C` or `a.b:C` (the attribute may be dotted after a colon).
+_IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_][\w.]*)?$")
+
+
+class TransformsConfig(Options):
+    """Transforms of each sample, composed in order: `train` for training, `eval` for
+    validation and test. They run in the DataLoader's processes."""
+
+    train: list[TransformConfig] = Field(default_factory=list)
+    eval: list[TransformConfig] = Field(default_factory=list)
+
+
 class TrainableSections(Options):
     """The sections a spec shares with the trainable's config (the spec adds its own keys).
 
@@ -362,6 +471,8 @@ class TrainableSections(Options):
     """
 
     data: DataConfig = DataConfig()
+    loader: LoaderConfig = LoaderConfig()
+    transforms: TransformsConfig = TransformsConfig()
     augment: AugmentConfig = AugmentConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()

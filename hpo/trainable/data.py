@@ -196,7 +196,7 @@ def _user(cfg: DataConfig) -> Dataset:
 # The keys every dataset reads; each registered one names the others it reads.
 COMMON_OPTIONS = frozenset({"name", "val_fraction", "test_fraction", "standardize"})
 # What a user's function reads (it returns its arrays; the config says what they are).
-USER_OPTIONS = frozenset({"task", "input_shape"})
+USER_OPTIONS = frozenset({"task", "input_shape", "num_classes", "path", "image_size"})
 
 # name -> dataset; the spec's `data.name` is checked against these names.
 DATASETS: Registry[DatasetEntry] = Registry(
@@ -227,7 +227,8 @@ for _name, _entry in {
 def dataset_task(data: DataConfig) -> Task:
     """The task of the configured data, known without loading it."""
     task = DATASETS[data.name].task if data.name in DATASETS else None
-    return task or Task(data.task)
+    # A user's own function trains a classifier unless its config says otherwise.
+    return task or Task(data.task or Task.CLASSIFICATION)
 
 
 def load_dataset(data: DataConfig) -> Dataset:
