@@ -109,6 +109,7 @@ def make_dataset(x: Any, y: Any, task: Task, input_shape: Any = None) -> Dataset
     Samples with more than one dimension keep their shape as `input_shape` (a 2-D sample is
     one channel: `(1, height, width)`). Class labels of any type are encoded as 0..k-1.
     """
+    task = Task(task)  # "regression" as well as Task.REGRESSION
     x = np.asarray(x)
     y = np.asarray(y)
     shape = tuple(input_shape) if input_shape else tuple(x.shape[1:])
