@@ -12,7 +12,6 @@ Both kinds follow one plan of batches (`batch_plan`):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +32,7 @@ __all__ = [
     "batch_plan",
     "epoch_seed",
     "make_loader",
+    "plan_length",
     "split_batch",
 ]
 
@@ -67,8 +67,9 @@ def batch_plan(
     train: bool = True,
     rank: int = 0,
     world: int = 1,
+    device: torch.device | None = None,
 ) -> list[torch.Tensor]:
-    """This rank's batches of indices into `n` samples for one epoch (CPU int64 tensors).
+    """This rank's batches of indices into `n` samples for one epoch (int64 tensors).
 
     Args:
         n: samples in the split.
@@ -77,21 +78,45 @@ def batch_plan(
         shuffle: draw the order from (seed, epoch); else 0..n-1.
         drop_last: drop an incomplete last batch.
         train: drop a last batch of one sample, or of fewer samples than ranks.
+        device: where the indices are (the order is drawn on the CPU, the same on every
+            device, and copied once).
+
+    Raises:
+        ValueError: a training split of fewer samples than ranks (some would get none).
     """
+    if train and world > 1 and n < world:
+        raise ValueError(
+            f"the training split has {n} samples, fewer than the DDP group's {world} ranks"
+        )
     if shuffle:
         generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
         order = torch.randperm(n, generator=generator)
     else:
         order = torch.arange(n)
-    batches = list(order.split(batch_size))
-    if batches and (
-        (drop_last and len(batches[-1]) < batch_size)
-        or (train and len(batches) > 1 and len(batches[-1]) < max(2, world))
-    ):
+    batches = list(order.to(device).split(batch_size))
+    if batches and _drops_last(n, batch_size, drop_last=drop_last, train=train, world=world):
         batches.pop()
-    if world > 1:
-        batches = [batch[rank::world] for batch in batches]
+    if world > 1:  # an evaluation batch of fewer samples than ranks leaves some with none
+        batches = [share for batch in batches if len(share := batch[rank::world])]
     return batches
+
+
+def _drops_last(n: int, batch_size: int, *, drop_last: bool, train: bool, world: int) -> bool:
+    count, rest = divmod(n, batch_size)
+    count += rest > 0
+    last = rest or batch_size
+    return (drop_last and rest > 0) or (train and count > 1 and last < max(2, world))
+
+
+def plan_length(
+    n: int, batch_size: int, *, drop_last: bool = False, train: bool = True, world: int = 1
+) -> int:
+    """How many batches `batch_plan` gives every rank, without drawing the order (for
+    evaluation in a DDP group, the ranks that get a sample of the last batch)."""
+    count = -(-n // batch_size)
+    if count and _drops_last(n, batch_size, drop_last=drop_last, train=train, world=world):
+        count -= 1
+    return count
 
 
 def _check_group(batch_size: int, rank: int, world: int) -> None:
@@ -136,6 +161,7 @@ class TensorBatches:
             train=self.train,
             rank=self.rank,
             world=self.world,
+            device=self.pair.y.device,
         )
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -146,13 +172,12 @@ class TensorBatches:
             return
         # One copy of the order to the device per epoch, then lookups there.
         for idx in self._plan():
-            idx = idx.to(x.device, non_blocking=True)
             yield x[idx], y[idx]
 
     def __len__(self) -> int:
-        if not self.train and self.world == 1:
-            return math.ceil(len(self.pair.y) / self.batch_size)
-        return len(self._plan())
+        if not self.train and self.world > 1:
+            return len(self._plan())
+        return plan_length(len(self.pair.y), self.batch_size, train=self.train, world=self.world)
 
 
 class _PlanSampler(Sampler[list[int]]):

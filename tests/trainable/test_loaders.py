@@ -115,6 +115,15 @@ def test_ddp_shares_are_disjoint_cover_the_epoch_and_have_as_many_batches(source
     assert all(len(b) <= -(-8 // world) for share in shares for b in share)
 
 
+def test_evaluation_in_a_ddp_group_shares_every_sample_once_in_no_empty_batch(source):
+    loaders = [loader(source, train=False, world=3, rank=rank) for rank in range(3)]
+    shares = [samples(each, 1) for each in loaders]
+    assert sorted(s for share in shares for s in flat(share)) == list(range(50))
+    assert all(batch for share in shares for batch in share)
+    # The last batch of 2 has no sample for the third rank.
+    assert [len(each) for each in loaders] == [len(share) for share in shares] == [7, 7, 6]
+
+
 def test_a_batch_smaller_than_the_group_is_refused():
     with pytest.raises(
         ValueError, match=r"batch_size \(2\) must be at least the DDP group's size \(3\)"
@@ -179,12 +188,12 @@ def write_folder(root: Path, n: int, size: int = 32) -> None:
         Image.fromarray(pixels).save(folder / f"{i}.png")
 
 
-def test_an_image_folder_loads_the_same_batches_with_two_worker_processes(tmp_path):
+def test_an_image_folder_loads_with_two_worker_processes_and_repeats_their_augmentations(
+    tmp_path,
+):
     write_folder(tmp_path, 40, size=8)
-    transform = build_transform(
-        [TransformConfig(name="albumentations.Normalize", mean=[0.5] * 3, std=[0.5] * 3)]
-    )
-    folder = ImageFolder(tmp_path, transform=transform)
+    normalize = TransformConfig(name="albumentations.Normalize", mean=[0.5] * 3, std=[0.5] * 3)
+    folder = ImageFolder(tmp_path, transform=build_transform([normalize]))
     started = time.perf_counter()
     with_workers = list(loader(folder, num_workers=2, batch_size=16, seed=3))
     elapsed = time.perf_counter() - started
@@ -194,3 +203,27 @@ def test_an_image_folder_loads_the_same_batches_with_two_worker_processes(tmp_pa
         assert xw.shape == (len(yw), 3, 8, 8) and xw.dtype == torch.float32
         assert torch.equal(xw, xp) and torch.equal(yw, yp)
     assert elapsed < 30, f"2 loader workers took {elapsed:.1f}s to load 40 small images"
+
+    # Random flips in the workers: a fresh loader at the same (seed, epoch) draws the same
+    # ones (the resume contract), another epoch others.
+    flip = TransformConfig(name="albumentations.HorizontalFlip", p=0.5)
+    flipping = folder.with_transform(build_transform([flip, normalize]))
+
+    def epoch(number: int) -> torch.Tensor:
+        each = loader(flipping, num_workers=2, batch_size=16, seed=3)
+        each.set_epoch(number)
+        return torch.cat([x for x, _ in each])
+
+    first = epoch(2)
+    assert torch.equal(first, epoch(2))
+    unflipped = torch.cat([x for x, _ in samples_of(folder, 2)])
+    flipped = (first != unflipped).flatten(1).any(dim=1)
+    assert 0 < flipped.sum() < len(flipped)
+    # The two workers (one batch each) draw their own flips, not one stream twice.
+    assert not torch.equal(flipped[:16], flipped[16:32])
+
+
+def samples_of(dataset, epoch: int) -> list:
+    each = loader(dataset, batch_size=16, seed=3)
+    each.set_epoch(epoch)
+    return list(each)
