@@ -94,6 +94,12 @@ class States:
     # --- accumulating ---------------------------------------------------------------------
 
     def reset(self) -> None:
+        # Normal tensors even when called under torch.inference_mode (as an evaluation loop
+        # is): an inference tensor could not be added to outside it, in the next epoch.
+        with torch.inference_mode(False):
+            self._zero()
+
+    def _zero(self) -> None:
         zeros = lambda *shape, dtype=torch.int64: torch.zeros(  # noqa: E731
             shape, dtype=dtype, device=self.device
         )

@@ -570,9 +570,10 @@ class TrainableSections(Options):
         cls, metrics: list[str] | None, info: ValidationInfo
     ) -> list[str] | None:
         data, loss = info.data.get("data"), info.data.get("loss")
-        if metrics is None or data is None or loss is None:
+        if metrics is None or data is None:
             return metrics
-        return check_metrics(metrics, dataset_task(data), loss.name)
+        # A loss that is wrong itself is reported at its key; the names are checked still.
+        return check_metrics(metrics, dataset_task(data), None if loss is None else loss.name)
 
 
 class TrainableConfig(TrainableSections):

@@ -103,11 +103,11 @@ def metric_kind(name: str) -> MetricKind | None:
     return METRICS.entry(name).value if name in METRICS else None
 
 
-def possible_outputs(task: Task, loss: str = "auto") -> frozenset[Output]:
-    """The outputs a model trained on `task` with `loss` may have."""
+def possible_outputs(task: Task, loss: str | None = "auto") -> frozenset[Output]:
+    """The outputs a model trained on `task` with `loss` may have (None: a loss not known)."""
     if task is Task.REGRESSION:
         return frozenset({Output.REGRESSION})
-    if is_reference(loss):
+    if loss is None or is_reference(loss):
         return _CLASSIFIERS
     if resolve(loss, task) == "bce_with_logits":
         return frozenset({Output.BINARY, Output.MULTILABEL})
@@ -124,8 +124,9 @@ def metric_names(names: Sequence[str] | None, task: Task) -> list[str]:
     return list(DEFAULT_METRICS[task] if names is None else names)
 
 
-def check_metrics(names: Sequence[str], task: Task, loss: str = "auto") -> list[str]:
-    """`names` if each is a metric that applies to `task` trained with `loss`.
+def check_metrics(names: Sequence[str], task: Task, loss: str | None = "auto") -> list[str]:
+    """`names` if each is a metric that applies to `task` trained with `loss` (None: a loss
+    not known, such as one that is invalid itself: any classifier's metric passes).
 
     Raises:
         ValueError: for the first unknown or inapplicable name, or a name reported twice,
@@ -154,10 +155,10 @@ def check_metrics(names: Sequence[str], task: Task, loss: str = "auto") -> list[
 
 
 def _inapplicable(
-    name: str, kind: MetricKind, task: Task, loss: str, outputs: frozenset[Output]
+    name: str, kind: MetricKind, task: Task, loss: str | None, outputs: frozenset[Output]
 ) -> str:
     what = " or ".join(sorted(o.value for o in outputs))
-    why = f" (loss {resolve(loss, task)})" if task is Task.CLASSIFICATION else ""
+    why = f" (loss {resolve(loss, task)})" if task is Task.CLASSIFICATION and loss else ""
     usable = [m for m in METRICS if METRICS[m].outputs & outputs]
     hint = closest(name, usable) or ";"
     return (

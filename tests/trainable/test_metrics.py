@@ -153,6 +153,20 @@ def test_the_defaults_keep_todays_names_and_each_compute_starts_again():
     assert regression.compute("val") == {"val_mse": 1.0, "val_mae": 1.0, "val_r2": 0.0}
 
 
+def test_counts_made_in_inference_mode_are_added_to_outside_it():
+    got = MetricSet(["accuracy"], Task.CLASSIFICATION, "cpu")
+    outputs, targets = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0])
+    for mode in (torch.inference_mode, torch.no_grad, torch.inference_mode):
+        with mode():
+            got.update(outputs, targets)
+            assert got.compute("val") == {"val_accuracy": 0.5}
+    regression = MetricSet(None, Task.REGRESSION, "cpu")
+    for mode in (torch.inference_mode, torch.no_grad):
+        with mode():
+            regression.update(torch.zeros(3), torch.arange(3.0))
+        assert regression.compute("val")["val_mae"] == 1.0
+
+
 def test_a_users_metric_gets_the_whole_split(tmp_path, monkeypatch):
     (tmp_path / "my_metrics.py").write_text(
         "def worst_error(outputs, targets):\n"
