@@ -283,3 +283,39 @@ def test_torchmetrics_is_imported_only_for_auroc():
         "assert 'torchmetrics' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _rank(rank: int, init: str, results) -> None:
+    """One process of a gloo group: its half of the samples, then the group's metrics."""
+    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    try:
+        rng = np.random.default_rng(0)
+        logits, y = torch.tensor(rng.normal(size=(60, 3))), torch.tensor(rng.integers(0, 3, 60))
+        pred, target = torch.tensor(rng.normal(size=60)), torch.tensor(rng.normal(size=60))
+        mine = slice(0, 25) if rank == 0 else slice(25, 60)  # uneven shares
+        classes = MetricSet(["accuracy", "f1", "auroc"], Task.CLASSIFICATION, "cpu")
+        classes.update(logits[mine], y[mine])
+        regression = MetricSet(["mse", "r2"], Task.REGRESSION, "cpu")
+        regression.update(pred[mine], target[mine])
+        results[rank] = classes.compute("val", sync=True) | regression.compute("val", sync=True)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow  # two fresh processes that import torch
+def test_sync_gives_every_rank_the_groups_metrics(tmp_path):
+    import torch.multiprocessing as mp
+
+    results = mp.Manager().dict()
+    mp.spawn(_rank, args=(f"file://{tmp_path / 'init'}", results), nprocs=2)
+    rng = np.random.default_rng(0)
+    logits, y = rng.normal(size=(60, 3)), rng.integers(0, 3, 60)
+    pred, target = rng.normal(size=60), rng.normal(size=60)
+    expected = {
+        "val_accuracy": skm.accuracy_score(y, logits.argmax(1)),
+        "val_f1": skm.f1_score(y, logits.argmax(1), average="macro"),
+        "val_auroc": skm.roc_auc_score(y, torch.tensor(logits).softmax(1), multi_class="ovr"),
+        "val_mse": skm.mean_squared_error(target, pred),
+        "val_r2": skm.r2_score(target, pred),
+    }
+    assert results[0] == results[1] == pytest.approx(expected, rel=1e-6)
