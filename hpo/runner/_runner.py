@@ -207,6 +207,8 @@ def _prepare(
         raise SpecError(spec.name, [issue])
     if function is None:
         function = check_user_code(spec)
+    else:  # what the spec's `trainable` names is the caller's object, not imported (it may be local)
+        spec = spec.with_trainable(function)
     dataset = load_data(spec) if function is None else None
     # Ray (local, or the cluster asked for), and storage every node reaches, before any write.
     placement = connect(

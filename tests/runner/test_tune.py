@@ -176,7 +176,11 @@ def test_tune_with_a_bad_override_is_a_spec_error(specs: list):
     assert specs == []
 
 
-def test_a_user_trainable_spec_is_checked(tmp_path: Path):
+def test_a_user_trainable_spec_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # Validation imports the function to tell it from a Pipeline subclass.
+    (tmp_path / "mytrain.py").write_text("def train(config):\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mytrain", raising=False)
     body = {
         "name": "x",
         "metric": "anything",
