@@ -42,7 +42,7 @@ from hpo.trainable.config import (
     KeysError,
     TrainableConfig,
     TrainableSections,
-    reported_metrics,
+    unreported,
 )
 from hpo.types import Mode
 
@@ -591,15 +591,9 @@ def _check_builtin_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
     """hpo's own trainable, or the user's Pipeline subclass: the metric is one it reports,
     space keys are keys of its config."""
     issues: list[tuple[KeyPath, str]] = []
-    reported = reported_metrics(spec.data)
-    if spec.metric not in reported:
-        issues.append(
-            (
-                ("metric",),
-                f"the trainable does not report {spec.metric!r} for dataset {spec.data.name!r}; "
-                f"choose one of: {', '.join(reported)}",
-            )
-        )
+    unreported_metric = unreported(spec.metric, spec)
+    if unreported_metric:
+        issues.append((("metric",), unreported_metric))
     if spec.config:
         issues.append(
             (
