@@ -1,7 +1,8 @@
 """The code a spec names by import path, checked at validation: imported, never called.
 
-A typo in `data.name`, `model.name`, `loader.collate` or a transform's `name` is one message
-with its file, line and key before anything starts, rather than a failure in every trial.
+A typo in `data.name`, `model.name`, `loss.name`, a metric, `loader.collate` or a
+transform's `name` is one message with its file, line and key before anything starts,
+rather than a failure in every trial.
 Nothing is imported for a spec that names no code of its own, so that `hpo validate` stays
 fast and free of torch then.
 
@@ -72,6 +73,11 @@ def code_problems(spec: Spec) -> list[tuple[KeyPath, str]]:
         issues += _check_callable(("data", "name"), spec.data.name, "the data section as a dict")
     if is_reference(spec.model.name):
         issues += _check_callable(("model", "name"), spec.model.name, None)
+    if is_reference(spec.loss.name):
+        issues += _check_callable(("loss", "name"), spec.loss.name, None)
+    for i, metric in enumerate(spec.metrics or []):
+        if is_reference(metric):
+            issues += _check_callable(("metrics", i), metric, None)
     if spec.loader.collate is not None:
         issues += _check_callable(("loader", "collate"), spec.loader.collate, "a list of samples")
     for split in ("train", "eval"):

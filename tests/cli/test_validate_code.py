@@ -60,6 +60,23 @@ BAD = [
         "attribute 'Nett'; did you mean 'Net'?",
     ),
     (
+        "loss:\n  name: cross_entropi\n",
+        "spec.yaml:3: loss.name: unknown loss 'cross_entropi'; did you mean 'cross_entropy'?",
+    ),
+    (
+        "metrics: [accuracy, acuracy]\n",
+        "spec.yaml:2: metrics: unknown metric 'acuracy'; did you mean 'accuracy'?",
+    ),
+    (
+        "metrics: [accuracy]\nmetric: val_f1\n",
+        "spec.yaml:3: metric: the trainable does not report 'val_f1' for dataset 'digits' and "
+        "metrics ['accuracy']; choose one of: ",
+    ),
+    (
+        "loss: {name: 'user_losses:focal'}\n",
+        "spec.yaml:2: loss.name: cannot load 'user_losses:focal': cannot import 'user_losses'",
+    ),
+    (
         "trainable: 'user_pipeline:MyPipline'\n",
         "spec.yaml:2: trainable: cannot load 'user_pipeline:MyPipline': module 'user_pipeline' "
         "has no attribute 'MyPipline'; did you mean 'MyPipeline'?",

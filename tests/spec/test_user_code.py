@@ -114,6 +114,17 @@ USER_CODE_ERRORS = [
         "2: loader.collate",
         "hpo calls 'user_collate:no_batch' with one argument, a list of samples",
     ),
+    # losses and metrics by import path
+    (
+        "loss: {name: 'user_models:focal'}",
+        "2: loss.name",
+        "cannot load 'user_models:focal': module 'user_models' has no attribute 'focal'",
+    ),
+    (
+        "metrics:\n  - accuracy\n  - 'user_modles:score'",
+        "4: metrics.1",
+        "cannot load 'user_modles:score': cannot import 'user_modles'",
+    ),
     # models by import path: imported, not built
     ("model: {name: 'user_modles:Net'}", "2: model.name", "cannot load 'user_modles:Net'"),
     (
@@ -310,7 +321,7 @@ def test_is_pipeline_class_reads_the_mro_by_name():
     impostor = type("Pipeline", (), {})  # the right name in another module
     assert is_pipeline_class(base) and is_pipeline_class(child) and is_pipeline_class(grandchild)
     assert not is_pipeline_class(impostor)
-    assert not is_pipeline_class(child())  # an instance is not the class
+    assert not is_pipeline_class(object.__new__(child))  # an instance is not the class
     assert not is_pipeline_class(len) and not is_pipeline_class(None)
 
 
