@@ -13,6 +13,11 @@ class HpoWarning(UserWarning):
     """Warnings raised by hpo itself (the test suite turns them into errors)."""
 
 
+class SpecWarning(HpoWarning):
+    """A spec that is valid but likely not what was meant; its message names the file, line
+    and key, as a `SpecIssue` does (the CLI shows it as it shows errors)."""
+
+
 class HpoDeprecationWarning(HpoWarning, FutureWarning):
     """Something hpo will stop accepting in a coming release.
 

@@ -207,6 +207,8 @@ def _prepare(
         raise SpecError(spec.name, [issue])
     if function is None:
         function = check_user_code(spec)
+    else:  # what the spec's `trainable` names is the caller's object, not imported (it may be local)
+        spec = spec.with_trainable(function)
     # A Pipeline subclass runs hpo's own loop; only a function is the user's own.
     pipeline = function if isinstance(function, type) else None
     if pipeline is not None:

@@ -78,7 +78,7 @@ def tune(
     if isinstance(source, dict):
         source.setdefault("name", train_fn.__name__)
     keys = {"trainable": function_name(train_fn), **_dotted(overrides)}
-    spec = load_spec(source, keys)
+    spec = load_spec(source, keys, trainable=train_fn)  # told, not imported: it may be local
     return execute(
         spec,
         store_url=resolve_url(None, spec.store),

@@ -8,17 +8,19 @@ reported at once, by file, line and dotted key, before anything starts.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import types
 import typing
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
 from hpo._options import Options
-from hpo.errors import SpecError, SpecIssue
+from hpo.errors import SpecError, SpecIssue, SpecWarning
 from hpo.search import (
     SCHEDULERS,
     SEARCHERS,
@@ -32,10 +34,12 @@ from hpo.search import (
     set_path,
 )
 from hpo.spec._ray import RayOptions
+from hpo.spec._user_code import TrainableKind, code_problems, trainable_kind
 from hpo.spec._yaml_source import Path as KeyPath
 from hpo.spec._yaml_source import load_yaml
 from hpo.trainable.config import (
     EVERY_KEY,
+    KeysError,
     TrainableConfig,
     TrainableSections,
     unreported,
@@ -115,7 +119,9 @@ class Spec(TrainableSections):
     trainable: str | None = Field(
         None,
         description="'package.module:function' of your own training function (it calls "
-        "hpo.report each epoch); default: hpo's PyTorch trainable, configured by the sections above",
+        "hpo.report each epoch), or 'package.module:Class' of your subclass of hpo.Pipeline "
+        "(configured by the sections above, as hpo's own is); default: hpo's PyTorch "
+        "trainable, configured by the sections above",
     )
     config: dict[str, Any] = Field(
         default_factory=dict, description="the base config your own `trainable` receives"
@@ -123,6 +129,44 @@ class Spec(TrainableSections):
     store: str | None = Field(None, description="SQLAlchemy URL or path of the results store")
     tracking: Tracking = Tracking()
     ray: RayOptions = RayOptions()
+
+    # What `trainable` names, told once (by `load_spec`, which reports an import error at the
+    # key's line; otherwise on first use).
+    _kind: TrainableKind | None = PrivateAttr(None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.trainable is None:  # known without importing anything
+            self._kind = TrainableKind.BUILTIN
+
+    @property
+    def trainable_kind(self) -> TrainableKind:
+        """What the spec's trainable is: hpo's own, the user's Pipeline subclass, or the
+        user's function. Imports the user's module the first time, unless `load_spec` or
+        `with_trainable` told it.
+
+        Raises:
+            SpecError: `trainable` cannot be imported.
+        """
+        if self._kind is None:
+            kind, problem = trainable_kind(self.trainable)
+            if kind is None:
+                raise SpecError(self.name, [SpecIssue("trainable", problem)])
+            self._kind = kind
+        return self._kind
+
+    @property
+    def is_pipeline(self) -> bool:
+        """Whether `trainable` names the user's subclass of hpo.Pipeline (its sections then
+        apply, as for hpo's own trainable, which is the base Pipeline)."""
+        return self.trainable_kind is TrainableKind.PIPELINE
+
+    def with_trainable(self, trainable: Any) -> Spec:
+        """This spec, told the object its `trainable` names (the function or class a caller
+        of `hpo.tune` or `hpo.resume(function=...)` holds), so that it is not imported."""
+        kind, _ = trainable_kind(self.trainable, trainable)
+        told = self.model_copy()
+        told._kind = kind
+        return told
 
     @field_validator("name")
     @classmethod
@@ -141,7 +185,7 @@ class Spec(TrainableSections):
         sets (see `hpo.trainable.config`), and every searched key: a trial that the space
         does not give a value at a searched key (under `when:`) trains with its default.
         """
-        if self.trainable:
+        if not self.trainable_kind.uses_sections:
             return _plain(self.config)
         include = set(TrainableSections.model_fields)
         sections = self.model_dump(mode="json", include=include)
@@ -166,12 +210,20 @@ class Spec(TrainableSections):
 def load_spec(
     source: str | Path | Mapping[str, Any],
     overrides: Sequence[str] | Mapping[str, Any] = (),
+    *,
+    trainable: Any = None,
 ) -> Spec:
     """Read, override and validate a spec.
+
+    The code the spec names by import path (`trainable`, `data.name`, `model.name`,
+    `loader.collate`, transforms) is imported, never called; a spec naming none imports
+    nothing. What is valid but likely not meant is a `SpecWarning` with its file and line.
 
     Args:
         source: a path to a YAML file, or the spec as a dict.
         overrides: `key=value` strings (values are YAML), or a mapping of dotted keys to values.
+        trainable: the function or `hpo.Pipeline` subclass that the spec's `trainable`
+            names, when the caller holds it (`hpo.tune`): it is then not imported.
 
     Raises:
         SpecError: listing every problem, each with its file, line and dotted key.
@@ -199,35 +251,41 @@ def load_spec(
     for key, value, text in _parse_overrides(overrides, name):
         origins[_set_override(data, key, value)] = text
 
+    def place(found: list[tuple[KeyPath, str]]) -> list[SpecIssue]:
+        return [
+            _place(SpecIssue(".".join(map(str, path)), message), lines, origins, path)
+            for path, message in found
+        ]
+
+    # Which sections apply depends on what `trainable` is, told once, here (a value that is
+    # not a string is pydantic's to report).
+    reference = data.get("trainable")
+    kind, problem = trainable_kind(reference if isinstance(reference, str) else None, trainable)
+    own = [(("trainable",), problem)] if problem else []
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        issues = [_issue(err, lines, origins) for err in exc.errors()]
+        issues = [issue for err in exc.errors() for issue in _issues(err, lines, origins)]
         # The checks across sections still run on the rest of the file, so that one attempt
         # shows every problem: the keys in error are dropped and take their defaults.
-        bad = [_document_path(err["loc"], lines) for err in exc.errors()]
+        bad = [path for err in exc.errors() for path in _document_paths(err, lines)]
         rest = _without(data, bad)
         try:
             partial = Spec.model_validate(rest)
         except ValidationError:
             partial = None
         if partial is not None:
-            reported = {issue.key for issue in issues}
-            issues += [
-                _place(SpecIssue(".".join(map(str, path)), message), lines, origins, path)
-                for path, message in _cross_check(partial)
-                if ".".join(map(str, path)) not in reported
-            ]
+            partial._kind = kind
+            own += _cross_check(partial)
+        reported = {issue.key for issue in issues}
+        issues += [issue for issue in place(own) if issue.key not in reported]
         raise SpecError(name, issues) from None
-    issues = _cross_check(spec)
+    spec._kind = kind
+    issues = place(own + _cross_check(spec))
     if issues:
-        raise SpecError(
-            name,
-            [
-                _place(SpecIssue(".".join(map(str, path)), message), lines, origins, path)
-                for path, message in issues
-            ],
-        )
+        raise SpecError(name, issues)
+    for issue in place(_doubts(spec)):
+        warnings.warn(SpecWarning(issue.render(name)), stacklevel=2)
     return spec
 
 
@@ -316,6 +374,32 @@ def _switch_member(section: dict[str, Any], path: KeyPath, tag: str, value: Any)
 
 
 # --- turning problems into messages ----------------------------------------------------------
+
+
+def _issues(err: Any, lines: dict[KeyPath, int], origins: dict[KeyPath, str]) -> list[SpecIssue]:
+    """The issues of one pydantic error: one, or one per key a `KeysError` names."""
+    keys = _keys_error(err)
+    if keys is not None:
+        path = _document_path(err["loc"], lines)
+        return [
+            _place(
+                SpecIssue(".".join(map(str, (*path, key))), message), lines, origins, (*path, key)
+            )
+            for key, message in keys.messages.items()
+        ]
+    return [_issue(err, lines, origins)]
+
+
+def _document_paths(err: Any, lines: dict[KeyPath, int]) -> list[KeyPath]:
+    """The keys of the document an error is at (those a `KeysError` names, else its own)."""
+    path = _document_path(err["loc"], lines)
+    keys = _keys_error(err)
+    return [(*path, key) for key in keys.messages] if keys is not None else [path]
+
+
+def _keys_error(err: Any) -> KeysError | None:
+    error = (err.get("ctx") or {}).get("error")
+    return error if isinstance(error, KeysError) else None
 
 
 def _issue(err: Any, lines: dict[KeyPath, int], origins: dict[KeyPath, str]) -> SpecIssue:
@@ -438,8 +522,19 @@ def _tag_of(model: type[BaseModel]) -> str | None:
 
 
 def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
-    """Problems that span sections, each at the path of the key to change."""
-    issues = _check_user_trainable(spec) if spec.trainable else _check_builtin_trainable(spec)
+    """Problems that span sections, each at the path of the key to change.
+
+    `spec._kind` is None when `trainable` could not be imported (reported at its key): the
+    checks that depend on what it is are left until it imports.
+    """
+    kind = spec._kind
+    issues: list[tuple[KeyPath, str]] = []
+    if kind is TrainableKind.FUNCTION:
+        issues += _check_user_trainable(spec)
+    elif kind is not None:
+        issues += _check_builtin_trainable(spec)
+    if kind is None or kind.uses_sections:
+        issues += code_problems(spec)
     space = spec.search_space()
     issues += [(("space", key, "when"), message) for key, message in space.problems]
     for key, dist in space.dists.items():
@@ -470,7 +565,7 @@ def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
                     f"remove budget.num_samples or set it to {size}",
                 )
             )
-    if isinstance(spec.scheduler, AshaScheduler) and not spec.trainable:
+    if isinstance(spec.scheduler, AshaScheduler) and kind is not None and kind.uses_sections:
         asha, epochs = spec.scheduler, spec.training.epochs
         max_t = asha.max_t or epochs
         if asha.max_t is not None and asha.max_t > epochs:
@@ -493,7 +588,8 @@ def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
 
 
 def _check_builtin_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
-    """hpo's own trainable: the metric is one it reports, space keys are keys of its config."""
+    """hpo's own trainable, or the user's Pipeline subclass: the metric is one it reports,
+    space keys are keys of its config."""
     issues: list[tuple[KeyPath, str]] = []
     unreported_metric = unreported(spec.metric, spec)
     if unreported_metric:
@@ -515,7 +611,8 @@ def _check_user_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
         (
             (section,),
             f"`{section}` configures hpo's own trainable, not {spec.trainable}; put your "
-            "function's constants under `config`",
+            "function's constants under `config` (or make it a subclass of hpo.Pipeline, "
+            "which the sections configure)",
         )
         for section in TrainableSections.model_fields
         if section in spec.model_fields_set
@@ -525,12 +622,9 @@ def _check_user_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
             (
                 ("resources", "workers"),
                 "several workers per trial (distributed data parallel) need hpo's own "
-                "trainable; your function runs as one process: remove resources.workers",
+                "trainable or a subclass of hpo.Pipeline; your function runs as one process: "
+                "remove resources.workers",
             )
-        )
-    if ":" not in spec.trainable:
-        issues.append(
-            (("trainable",), f"expected 'package.module:function', got {spec.trainable!r}")
         )
     if isinstance(spec.scheduler, AshaScheduler) and spec.scheduler.max_t is None:
         issues.append(
@@ -541,6 +635,25 @@ def _check_user_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
             )
         )
     return issues
+
+
+def _doubts(spec: Spec) -> list[tuple[KeyPath, str]]:
+    """What is valid but likely not meant, each at the key to change (shown as warnings)."""
+    doubts: list[tuple[KeyPath, str]] = []
+    loader, resources = spec.loader, spec.resources
+    if spec.trainable_kind.uses_sections and loader.num_workers > resources.cpu:
+        per = "per worker of the trial's DDP group" if resources.workers > 1 else "per trial"
+        doubts.append(
+            (
+                ("loader", "num_workers"),
+                f"{loader.num_workers} loader processes, but resources.cpu is {resources.cpu:g} "
+                f"{per}: they would share those CPUs with the training process, and trials "
+                f"placed beside it; set resources.cpu to {loader.num_workers + 1} (the loader's "
+                f"processes and the training process) or num_workers to at most "
+                f"{math.floor(resources.cpu)}",
+            )
+        )
+    return doubts
 
 
 def _check_space_keys(spec: Spec) -> list[tuple[KeyPath, str]]:

@@ -174,6 +174,18 @@ class _Kind(Options):
         return {key: value for key, value in dumped.items() if key in keep}
 
 
+class KeysError(ValueError):
+    """Keys of a section that it does not take, each with its own message.
+
+    Raised by a section's validator, which pydantic can only place at the section: the spec
+    reports each key at its own line instead (`messages`); elsewhere the one message says it all.
+    """
+
+    def __init__(self, messages: Mapping[str, str], message: str):
+        self.messages = dict(messages)
+        super().__init__(message)
+
+
 class DataConfig(_Kind):
     """Which data, and how it is split. The kind-specific keys apply to their kind only.
 
@@ -232,10 +244,17 @@ class DataConfig(_Kind):
         if extra and not is_reference(self.name):
             from hpo._registry import closest
 
-            raise ValueError(
+            own = "only your own data function ('package.module:function') takes keys of its own"
+            raise KeysError(
+                {
+                    key: f"unknown key for dataset {self.name!r}"
+                    + closest(key, DataConfig.model_fields)
+                    + f"; {own}"
+                    for key in extra
+                },
                 f"unknown key(s) {', '.join(extra)} for dataset {self.name!r}"
                 + closest(extra[0], DataConfig.model_fields)
-                + "; only your own data function ('package.module:function') takes keys of its own"
+                + f"; {own}",
             )
         return self
 
@@ -255,9 +274,10 @@ class DataConfig(_Kind):
         stray = sorted(changed - used)
         if stray:
             verb = "does" if len(stray) == 1 else "do"
-            raise ValueError(
-                f"{', '.join(stray)} {verb} not apply to dataset {self.name!r}"
-                + (f"; it reads: {', '.join(sorted(used))}" if used else "")
+            reads = f"; it reads: {', '.join(sorted(used))}" if used else ""
+            raise KeysError(
+                {key: f"does not apply to dataset {self.name!r}{reads}" for key in stray},
+                f"{', '.join(stray)} {verb} not apply to dataset {self.name!r}{reads}",
             )
         known = DATASETS[self.name].task if self.name in DATASETS else None
         # A user's function defaults to classification (its metric says otherwise).

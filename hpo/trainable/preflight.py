@@ -30,8 +30,13 @@ class UserCodeSpec(Protocol):
 def check_user_code(spec: UserCodeSpec) -> Callable[..., Any] | None:
     """Import what the spec names by `package.module:function` (its trainable, its model).
 
+    `load_spec` has checked these already, with the file's lines; this check is for a spec
+    that did not come through it (one stored by an earlier run, resumed).
+
     Returns:
-        The user's training function, or None for hpo's own trainable.
+        What the spec's `trainable` names (the user's training function, or a subclass of
+        hpo.Pipeline: tell them apart with `user_code.is_pipeline_class`), or None for hpo's
+        own trainable.
 
     Raises:
         SpecError: a reference cannot be imported, or is not callable.

@@ -176,7 +176,11 @@ def test_tune_with_a_bad_override_is_a_spec_error(specs: list):
     assert specs == []
 
 
-def test_a_user_trainable_spec_is_checked(tmp_path: Path):
+def test_a_user_trainable_spec_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # Validation imports the function to tell it from a Pipeline subclass.
+    (tmp_path / "mytrain.py").write_text("def train(config):\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mytrain", raising=False)
     body = {
         "name": "x",
         "metric": "anything",
@@ -246,3 +250,20 @@ def test_a_failed_trial_is_retried_from_its_checkpoint():
     # epoch 3 ran twice (before the failure, and again after the restore from epoch 2): one row
     assert list(history["iteration"]) == [1, 2, 3, 4, 5]
     assert list(history["epoch"]) == [1, 2, 3, 4, 5]
+
+
+def test_tune_tells_the_spec_what_it_was_given_without_importing_it(specs: list):
+    """A local function or Pipeline subclass has no importable reference: the spec is told."""
+    from hpo.spec import TrainableKind
+    from tests.spec.user_modules import PIPELINE_BASE
+
+    def local(config: dict) -> None:
+        hpo.report({"loss": 1.0})
+
+    namespace: dict = {}
+    exec(PIPELINE_BASE + "class Local(Pipeline):\n    pass\n", namespace)
+    hpo.tune(local, metric="loss")
+    hpo.tune(namespace["Local"], {"name": "local-pipeline", "training": {"epochs": 2}})
+    (function, _), (pipeline, _) = specs
+    assert function.trainable_kind is TrainableKind.FUNCTION
+    assert pipeline.is_pipeline and pipeline.base_config()["training"]["epochs"] == 2

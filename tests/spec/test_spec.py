@@ -147,10 +147,38 @@ BAD_SPECS = [
         "Input should be greater than or equal to 0 (got -1)",
     ),
     ("resources: {workers: 0}", "2: resources.workers", "greater than or equal to 1 (got 0)"),
+    # (a user's function with several workers: see tests/spec/test_user_code.py)
+    # the loader: num_workers is a non-negative integer, not a float or a string
     (
-        "trainable: my_train:main\nresources: {workers: 2}",
-        "3: resources.workers",
-        "several workers per trial (distributed data parallel) need hpo's own trainable",
+        "loader:\n  num_workers: -1",
+        "3: loader.num_workers",
+        "Input should be greater than or equal to 0 (got -1)",
+    ),
+    (
+        "loader: {num_workers: 2.5}",
+        "2: loader.num_workers",
+        "Input should be a valid integer (got 2.5)",
+    ),
+    (
+        "loader: {num_workers: '2'}",
+        "2: loader.num_workers",
+        "Input should be a valid integer (got '2')",
+    ),
+    (
+        "loader: {prefetch_factor: 2}",
+        "2: loader",
+        "prefetch_factor need loader processes; set num_workers above 0",
+    ),
+    # data keys that do not apply to the dataset, each at its own key
+    (
+        "data:\n  name: digits\n  imge_size: 32",
+        "4: data.imge_size",
+        "unknown key for dataset 'digits'; did you mean 'image_size'?",
+    ),
+    (
+        "data: {name: iris, noise: 0.1}",
+        "2: data.noise",
+        "does not apply to dataset 'iris'",
     ),
     # the Ray cluster
     (

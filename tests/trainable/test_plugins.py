@@ -145,7 +145,10 @@ def test_a_plugins_model_and_dataset_validate_and_train_by_name(plugin_dir: Path
     # A bare builder receives the whole model config: it holds every key.
     assert set(out["model"]) == set(ModelConfig.model_fields)
     assert out["blobs"] == "three Gaussian blobs"
-    assert "noise does not apply to dataset 'blobs'; it reads: data_seed, n_samples" in out["stray"]
+    assert (
+        "data.noise: does not apply to dataset 'blobs'; it reads: data_seed, n_samples"
+        in out["stray"]
+    )
     assert (
         "unknown model 'tiny_lin'; did you mean 'tiny_linear'? available: cnn, mlp, tiny_linear"
         in (out["unknown"])
