@@ -6,6 +6,8 @@ import os
 
 # Bind Ray to the loopback address only (must be set before Ray is imported).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Offline here: albumentations must not ask the package index for updates on import.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from pathlib import Path
 

@@ -13,7 +13,6 @@ item names it (its wheel does not load with every build of torch).
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
 import random
@@ -23,70 +22,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from hpo._registry import closest
-from hpo.trainable.user_code import load_callable
+from hpo.trainable.user_code import load_import_path
 
 if TYPE_CHECKING:
     from hpo.trainable.config import TransformConfig
 
-__all__ = ["Compose", "build_transform", "check_transform", "resolve", "to_tensor"]
-
-
-def resolve(name: str) -> Any:
-    """The class or function `name` stands for: 'package.module.Class' (the longest
-    importable module prefix, then attributes) or 'package.module:Class'.
-
-    Raises:
-        ImportError: no module of the path imports, or the module lacks the attribute (the
-            message names the closest attribute it has).
-    """
-    if ":" in name:
-        return load_callable(name)
-    parts = name.split(".")
-    for split in range(len(parts) - 1, 0, -1):
-        module_name = ".".join(parts[:split])
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            # Only "this prefix is no module" means: try a shorter one. A module that is
-            # there but fails to import (a missing dependency of it) fails with its reason.
-            missing = exc.name or ""
-            if module_name == missing or module_name.startswith(missing + "."):
-                continue
-            raise ImportError(f"cannot import {module_name!r} for {name!r}: {exc}") from exc
-        return _attribute(module, module_name, parts[split:])
-    raise ImportError(
-        f"cannot import {name!r}: there is no module named {parts[0]!r}; a transform is named "
-        "'package.module.Class' (e.g. 'albumentations.HorizontalFlip') or "
-        "'package.module:Class', with its directory on PYTHONPATH"
-    )
-
-
-def _attribute(module: Any, module_name: str, attributes: list[str]) -> Any:
-    target, owner = module, module_name
-    for part in attributes:
-        if not hasattr(target, part):
-            public = [n for n in dir(target) if not n.startswith("_")]
-            raise ImportError(f"module {owner!r} has no {part!r}{closest(part, public)}")
-        target, owner = getattr(target, part), f"{owner}.{part}"
-    return target
-
-
-def check_transform(name: str) -> str | None:
-    """Why `name` is not a transform, or None when it imports and is callable.
-
-    Imports the module (never instantiates anything), for `hpo validate`: "module
-    'albumentations' has no 'HorizontalFlp'; did you mean 'HorizontalFlip'?".
-    """
-    try:
-        target = resolve(name)
-    except ImportError as exc:
-        return str(exc)
-    except Exception as exc:  # a module that raises on import (torchvision's nms operator)
-        return f"cannot import {name!r}: {type(exc).__name__}: {exc}"
-    if not callable(target):
-        return f"{name!r} is a {type(target).__name__}, not a class or function"
-    return None
+__all__ = ["Compose", "build_transform", "to_tensor"]
 
 
 def build_transform(items: Sequence[TransformConfig]) -> Callable[[Any], Any] | None:
@@ -100,7 +41,7 @@ def build_transform(items: Sequence[TransformConfig]) -> Callable[[Any], Any] | 
         return None
     steps = []
     for item in items:
-        target = resolve(item.name)
+        target = load_import_path(item.name)
         kwargs = item.kwargs()
         if inspect.isclass(target):
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
 import pkgutil
 import re
 from collections.abc import Callable
@@ -54,19 +55,21 @@ def load_callable(reference: str) -> Callable[..., Any]:
     return target
 
 
-def check_import_path(name: str) -> str | None:
-    """Why `name` (`package.module.Class` or `package.module:Class`) does not import as a
-    callable, or None when it does. Imports the module; calls nothing.
+def load_import_path(name: str) -> Callable[..., Any]:
+    """The class or function `name` stands for: `package.module.Class` (the longest prefix
+    that is a module, then attributes) or `package.module:Class`. Imports; calls nothing.
 
-    The message names the closest attribute of the module for a misspelt one
-    ("module 'albumentations' has no attribute 'HorizontalFlp'; did you mean
-    'HorizontalFlip'?").
+    Raises:
+        ImportError: no prefix imports, or the module lacks the attribute (the message names
+            its closest attribute: "module 'albumentations' has no attribute 'HorizontalFlp';
+            did you mean 'HorizontalFlip'?").
+        TypeError: it is not callable.
     """
     if ":" in name:
-        return _problem(lambda: load_callable(name))
+        return load_callable(name)
     parts = name.split(".")
     if len(parts) < 2:
-        return f"{name!r} names no module; write it as 'package.module.Class'"
+        raise ImportError(f"{name!r} names no module; write it as 'package.module.Class'")
     # The longest prefix that is a module: `a.b.C` is C of a.b, `a.b.C.D` may be D of C.
     cut = len(parts) - 1
     while True:
@@ -77,10 +80,14 @@ def check_import_path(name: str) -> str | None:
         except ImportError as exc:
             missing = getattr(exc.__cause__, "name", None)
             if cut == 1 or missing != module_name:
-                return str(exc)
+                raise
             cut -= 1  # not a module: perhaps an attribute of the shorter prefix
-    attribute = ".".join(parts[cut:])
-    return _problem(lambda: _callable(_attribute(module, module_name, attribute), name))
+    return _callable(_attribute(module, module_name, ".".join(parts[cut:])), name)
+
+
+def check_import_path(name: str) -> str | None:
+    """Why `name` does not import as a callable (see `load_import_path`), or None."""
+    return _problem(lambda: load_import_path(name))
 
 
 def takes_one_argument(target: Callable[..., Any], reference: str, argument: str) -> str | None:
@@ -123,6 +130,10 @@ def is_pipeline_class(obj: object) -> bool:
 
 def _import(module_name: str, reference: str) -> ModuleType:
     """Import a user's module; every way it fails is an ImportError saying how."""
+    if module_name.partition(".")[0] == "albumentations":
+        # Its import asks the package index for a newer release (up to seconds, offline too)
+        # unless told not to: in every trial worker and every `hpo validate`.
+        os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
