@@ -44,6 +44,7 @@ from hpo.trainable.config import (
     TrainableSections,
     unreported,
 )
+from hpo.trainable.data import loaded_in_driver
 from hpo.types import Mode
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -641,7 +642,9 @@ def _doubts(spec: Spec) -> list[tuple[KeyPath, str]]:
     """What is valid but likely not meant, each at the key to change (shown as warnings)."""
     doubts: list[tuple[KeyPath, str]] = []
     loader, resources = spec.loader, spec.resources
-    if spec.trainable_kind.uses_sections and loader.num_workers > resources.cpu:
+    # hpo's own loop on hpo's in-memory datasets batches on the device: no loader to warn of.
+    in_memory = spec.trainable_kind is TrainableKind.BUILTIN and loaded_in_driver(spec.data)
+    if spec.trainable_kind.uses_sections and not in_memory and loader.num_workers > resources.cpu:
         per = "per worker of the trial's DDP group" if resources.workers > 1 else "per trial"
         doubts.append(
             (

@@ -134,13 +134,16 @@ def test_run_reports_bad_code_before_anything_starts(workdir: Path):
 
 
 def test_validate_and_a_dry_run_show_a_warning_and_go_on(workdir: Path):
-    spec = write(workdir, "resources: {cpu: 1}\nloader:\n  num_workers: 3\n")
+    spec = write(
+        workdir,
+        "data: {name: image_folder, path: images}\nresources: {cpu: 1}\nloader:\n  num_workers: 3\n",
+    )
     for args in (["validate", str(spec)], ["run", str(spec), "--dry-run"]):
         result = invoke(*args)
         assert result.exit_code == 0, result.output
         shown = " ".join(result.stderr.split())
         assert (
-            f"warning: {spec}:4: loader.num_workers: 3 loader processes, but resources.cpu is "
+            f"warning: {spec}:5: loader.num_workers: 3 loader processes, but resources.cpu is "
             "1 per trial"
         ) in shown
         assert "Traceback" not in result.output

@@ -360,22 +360,25 @@ def test_albumentations_transform_names_are_checked(tmp_path: Path, monkeypatch)
 
 # --- loader.num_workers against the trial's CPUs ----------------------------------------------
 
+# Data that a DataLoader reads (hpo's in-memory datasets are batched on the device instead).
+IMAGES = "data: {name: image_folder, path: images}\n"
+
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
         (
-            "resources: {cpu: 2}\nloader:\n  num_workers: 4\n",
-            "spec.yaml:4: loader.num_workers: 4 loader processes, but resources.cpu is 2 per "
+            f"{IMAGES}resources: {{cpu: 2}}\nloader:\n  num_workers: 4\n",
+            "spec.yaml:5: loader.num_workers: 4 loader processes, but resources.cpu is 2 per "
             "trial: they would share those CPUs with the training process",
         ),
         (
-            "resources: {cpu: 1, workers: 2}\nloader: {num_workers: 2}\n",
-            "spec.yaml:3: loader.num_workers: 2 loader processes, but resources.cpu is 1 per "
+            f"{IMAGES}resources: {{cpu: 1, workers: 2}}\nloader: {{num_workers: 2}}\n",
+            "spec.yaml:4: loader.num_workers: 2 loader processes, but resources.cpu is 1 per "
             "worker of the trial's DDP group",
         ),
         (
-            "resources: {cpu: 0.5}\nloader: {num_workers: 1}\n",
+            f"{IMAGES}resources: {{cpu: 0.5}}\nloader: {{num_workers: 1}}\n",
             "set resources.cpu to 2 (the loader's processes and the training process) or "
             "num_workers to at most 0",
         ),
@@ -390,7 +393,11 @@ def test_more_loader_processes_than_cpus_is_a_warning(tmp_path: Path, body: str,
 
 def test_as_many_loader_processes_as_cpus_is_no_warning(tmp_path: Path):
     # The suite turns hpo's warnings into errors: loading is the assertion.
-    load_spec(write(tmp_path, "resources: {cpu: 2}\nloader: {num_workers: 2}\n"))
+    load_spec(write(tmp_path, f"{IMAGES}resources: {{cpu: 2}}\nloader: {{num_workers: 2}}\n"))
+
+
+def test_in_memory_data_reads_no_loader_so_is_not_warned(tmp_path: Path):
+    load_spec(write(tmp_path, "resources: {cpu: 1}\nloader: {num_workers: 4}\n"))
 
 
 @pytest.mark.usefixtures("user_code")
