@@ -71,7 +71,7 @@ def test_a_trial_worker_imports_no_driver_library(workdir: Path):
     record = json.loads(out.read_text())
     assert record["pid"] != os.getpid()  # written by the trial's worker, not by this driver
     modules = set(record["modules"])
-    assert {"torch", "hpo.trainable.loop", "ray.tune"} <= modules  # it did train there
+    assert {"torch", "hpo.trainable.pipeline", "ray.tune"} <= modules  # it did train there
     assert _driver_only(modules, DRIVER_ONLY) == []
 
 
