@@ -63,9 +63,13 @@ def write_digits(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="digits_png", help="folder to write (default: %(default)s)")
+    parser.add_argument(
+        "--out", default="digits_png", help="folder to write (default: %(default)s)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="number of images (default: all)")
-    parser.add_argument("--size", type=int, default=32, help="pixels per side (default: %(default)s)")
+    parser.add_argument(
+        "--size", type=int, default=32, help="pixels per side (default: %(default)s)"
+    )
     parser.add_argument(
         "--channels", type=int, choices=(1, 3), default=1, help="1: grayscale, 3: RGB"
     )
