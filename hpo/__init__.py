@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from hpo.results import Experiment, compare, experiments, load
     from hpo.runner import resume, run, tune
     from hpo.spec import Spec, load_spec
+    from hpo.trainable.pipeline import Pipeline
     from hpo.trainable.user_function import get_checkpoint, report
 
     __version__: str  # read from the installed metadata on first use (see `__getattr__`)
@@ -28,6 +29,7 @@ _EXPORTS = {
     "run": "hpo.runner",
     "resume": "hpo.runner",
     "tune": "hpo.runner",
+    "Pipeline": "hpo.trainable.pipeline",
     "report": "hpo.trainable.user_function",
     "get_checkpoint": "hpo.trainable.user_function",
     "Spec": "hpo.spec",
@@ -36,6 +38,7 @@ _EXPORTS = {
 __all__ = [
     "Experiment",
     "HpoError",
+    "Pipeline",
     "RunFailed",
     "RunInterrupted",
     "Spec",

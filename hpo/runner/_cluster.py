@@ -256,5 +256,3 @@ def _nodes_not_seeing(storage: str, nodes: list[dict]) -> list[str]:
 
 def _exists(path: str) -> bool:
     return os.path.exists(path)
-
-

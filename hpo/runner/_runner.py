@@ -20,7 +20,7 @@ from hpo.runner._resources import check_resources
 from hpo.runner._tuner import run_tuner
 from hpo.spec import Spec, load_spec
 from hpo.store import ExperimentStatus, Store, resolve_url
-from hpo.trainable.evaluation import evaluate_on_test
+from hpo.trainable.evaluation import evaluate_in_own_process, evaluate_on_test
 from hpo.trainable.preflight import check_user_code, load_data
 
 if TYPE_CHECKING:
@@ -207,7 +207,12 @@ def _prepare(
         raise SpecError(spec.name, [issue])
     if function is None:
         function = check_user_code(spec)
-    dataset = load_data(spec) if function is None else None
+    # A Pipeline subclass runs hpo's own loop; only a function is the user's own.
+    pipeline = function if isinstance(function, type) else None
+    if pipeline is not None:
+        function = None
+    # hpo's in-memory datasets are loaded once, here; data on disk only ever in the trials.
+    dataset = load_data(spec) if function is None and _loaded_here(spec, pipeline) else None
     # Ray (local, or the cluster asked for), and storage every node reaches, before any write.
     placement = connect(
         name,
@@ -226,8 +231,21 @@ def _prepare(
         raise
     files_dir = _files_dir(placement, results_dir)
     return _Run(
-        spec, name, experiment_id, store, files_dir, console, function, dataset, placement
+        spec, name, experiment_id, store, files_dir, console, function, pipeline, dataset, placement
     )
+
+
+def _loaded_here(spec: Spec, pipeline: type[Any] | None) -> bool:
+    """Whether the driver loads the data: hpo's in-memory datasets, for a pipeline that opens
+    its data from the spec's `data` section (not one whose `setup_data` is its own)."""
+    from hpo.trainable.data import loaded_in_driver
+
+    if pipeline is not None:
+        from hpo.trainable.pipeline import Pipeline
+
+        if pipeline.setup_data is not Pipeline.setup_data:
+            return False
+    return loaded_in_driver(spec.data)
 
 
 def _files_dir(placement: Placement, results_dir: str | Path) -> Path:
@@ -246,8 +264,9 @@ class _Run:
     store: Store
     storage_path: Path  # hpo's own files go under storage_path / name
     console: Console
-    function: Callable[..., Any] | None
-    dataset: Any
+    function: Callable[..., Any] | None  # the user's own training function
+    pipeline: type[Any] | None  # the user's Pipeline subclass (None: hpo's own, or a function)
+    dataset: Any  # hpo's in-memory data, loaded here (None: opened in the trials)
     placement: Placement
 
 
@@ -259,7 +278,7 @@ def _search(
     from hpo.runner._signals import stop_on_signals
     from hpo.search import quiet_optuna
 
-    store, spec = run.store, run.spec
+    store = run.store
     status, first_error = ExperimentStatus.FAILED, None
     try:
         if resume is not None and not resume.num_trials:
@@ -286,7 +305,7 @@ def _search(
             outcome = store.outcome(run.experiment_id)
             first_error = outcome.first_error
             status = ExperimentStatus.COMPLETED if outcome.finished else ExperimentStatus.FAILED
-            if outcome.finished and run.dataset is not None and spec.data.test_fraction > 0:
+            if outcome.finished and _has_test_split(run):
                 _evaluate_best_on_test(run)
     except KeyboardInterrupt:
         status = ExperimentStatus.INTERRUPTED
@@ -331,6 +350,16 @@ def resume_command(name: str, store_url: str, placement: Placement) -> str:
     return command
 
 
+def _has_test_split(run: _Run) -> bool:
+    """Whether the trials hold out a test split: the spec's `data.test_fraction`, or maybe
+    (the pipeline tells) where a Pipeline subclass sets up its data itself."""
+    if run.function is not None:
+        return False
+    if run.spec.data.test_fraction > 0:
+        return True
+    return run.pipeline is not None and not _loaded_here(run.spec, run.pipeline)
+
+
 def _evaluate_best_on_test(run: _Run) -> None:
     """Evaluate the best trial once on the held-out test split and store its metrics."""
     spec, store = run.spec, run.store
@@ -343,9 +372,13 @@ def _evaluate_best_on_test(run: _Run) -> None:
         return
     best = top[0]
     config = store.trial_config(run.experiment_id, best["trial_id"])
-    metrics = evaluate_on_test(
-        config, run.dataset, checkpoint=best["checkpoint_path"], epochs=best["iterations"]
-    )
+    where = {"checkpoint": best["checkpoint_path"], "epochs": best["iterations"]}
+    if run.dataset is not None:  # in memory here already
+        metrics = evaluate_on_test(config, run.dataset, pipeline=run.pipeline, **where)
+    else:
+        metrics = evaluate_in_own_process(config, pipeline=run.pipeline, **where)
+    if metrics is None:  # a pipeline of its own, without a test split
+        return
     store.set_test_metrics(run.experiment_id, best["trial_id"], metrics)
     shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
     run.console.print(f"Best trial {best['number']} on the test split: {shown}", highlight=False)

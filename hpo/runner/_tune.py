@@ -13,6 +13,7 @@ from hpo.trainable.user_function import function_name
 if TYPE_CHECKING:
     from hpo.results import Experiment
     from hpo.spec import Spec
+    from hpo.trainable.pipeline import Pipeline
 
 # Keyword arguments of hpo.tune before it took spec keys: their new, dotted names. (The other
 # old keywords, `space`, `metric`, `mode`, `config`, `name`, `searcher`, `scheduler`, `seed`,
@@ -32,18 +33,20 @@ _OLD_KEYWORDS = {
 
 
 def tune(
-    train_fn: Callable[[dict[str, Any]], Any],
+    train_fn: Callable[[dict[str, Any]], Any] | type[Pipeline],
     spec_or_dict: str | Path | Mapping[str, Any] | Spec | None = None,
     *,
     console: Any = None,
     callbacks: Sequence[Any] = (),
     **overrides: Any,
 ) -> Experiment:
-    """Search the hyperparameters of your own training function.
+    """Search the hyperparameters of your own training function, or your own `Pipeline`.
 
     Args:
         train_fn: `train_fn(config)` trains one configuration, calling `hpo.report(metrics)`
-            each epoch. It stands for the spec's `trainable`.
+            each epoch; or a subclass of `hpo.Pipeline`, which hpo's loop trains with the
+            spec's sections (`data`, `model`, `training`, ...) as its config. It stands for the
+            spec's `trainable`.
         spec_or_dict: a spec file, a spec as a dict, or a loaded `Spec` (default: an empty
             spec); its name defaults to the function's name.
         console: where progress goes (default: stdout).

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from hpo.errors import RunFailed
-from hpo.runner._cluster import Placement
 from hpo.runner._quiet import quiet_ray
 from hpo.runner._resources import trial_resources
 from hpo.spec import Spec
@@ -41,7 +40,7 @@ def _consumers(run: _Run, live: bool, num_trials: int, fail_fast: Any) -> list[A
         ),
     ]
     if spec.tracking.tensorboard:
-        metrics = [spec.metric] if spec.trainable else reported_metrics(spec.data)
+        metrics = [spec.metric] if run.function else reported_metrics(spec.data)
         tensorboard = run.storage_path / run.name / "tensorboard"
         consumers.append(TensorBoardTracker(tensorboard, spec.search_space(), metrics))
     if spec.tracking.mlflow is not None:
@@ -50,7 +49,7 @@ def _consumers(run: _Run, live: bool, num_trials: int, fail_fast: Any) -> list[A
             MlflowTracker(mlflow.tracking_uri, mlflow.experiment_name or run.name, run.name)
         )
     # Keep only the best trials' checkpoints, where hpo's trainable writes any.
-    if not spec.trainable and spec.checkpoint.every:
+    if run.function is None and spec.checkpoint.every:
         consumers.append(
             BestCheckpoints(
                 run.store, run.experiment_id, spec.metric, spec.mode, spec.checkpoint.keep_trials
@@ -59,9 +58,7 @@ def _consumers(run: _Run, live: bool, num_trials: int, fail_fast: Any) -> list[A
     return consumers
 
 
-def run_tuner(
-    run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePlan | None
-) -> None:
+def run_tuner(run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePlan | None) -> None:
     """Run the search on Ray Tune (a signal stops it gracefully: see `_search`)."""
     import ray
     from ray import tune
@@ -72,7 +69,7 @@ def run_tuner(
 
     spec, name, store, storage_path = run.spec, run.name, run.store, run.storage_path
     space = spec.search_space()
-    trainable = _trainable(spec, run.function, run.dataset, run.placement)
+    trainable = _trainable(spec, run)
     num_trials = spec.num_trials() if resume is None else resume.num_trials
     fail_fast = FailFast(spec.budget.fail_fast)  # also a stopper: it stops the search
     stream = TrialStream(
@@ -81,7 +78,7 @@ def run_tuner(
         spec.metric,
         spec.mode,
         EarlierRuns.of(None if resume is None else resume.run_start()),
-        lean=not spec.trainable,  # a user's own trainable's config is its own
+        lean=run.function is None,  # a user's own function's config is its own
     )
     started_ray = run.placement.owned  # `connect` started Ray, or connected to the cluster
     try:
@@ -104,7 +101,7 @@ def run_tuner(
                 mode=spec.mode.value,
                 search_alg=search_alg,
                 scheduler=spec.scheduler.build(
-                    epochs=None if spec.trainable else spec.training.epochs,
+                    epochs=None if run.function else spec.training.epochs,
                     on_prune=stream.pruned,
                     history=None if resume is None else resume.history(),
                 ),
@@ -146,39 +143,42 @@ def run_tuner(
             ray.shutdown()
 
 
-def _trainable(
-    spec: Spec, function: Callable[..., Any] | None, dataset: Any, placement: Placement
-) -> Any:
-    """The function Ray runs for each trial: hpo's trainable, or the user's function.
+def _trainable(spec: Spec, run: _Run) -> Any:
+    """The function Ray runs for each trial: hpo's loop (of its own pipeline or the user's
+    `Pipeline` subclass), or the user's function.
 
-    The data and a user's function reach the trials once, through Ray's object store
+    The data and the user's code reach the trials once, through Ray's object store
     (`with_parameters`), not pickled into every trial.
     """
     from ray import tune
 
-    if function is None and spec.resources.workers > 1:
+    from hpo.trainable.user_function import run_user_function, shipped_by_value
+
+    pipeline = None if run.pipeline is None else shipped_by_value(run.pipeline)
+    if run.function is None and spec.resources.workers > 1:
         from hpo.trainable.distributed import ddp_trainable
 
         return tune.with_parameters(
             ddp_trainable,
-            dataset=dataset,
+            dataset=run.dataset,
             workers=spec.resources.workers,
             cpu=spec.resources.cpu,
             gpu=spec.resources.gpu,
-            storage_path=placement.storage_path,
+            storage_path=run.placement.storage_path,
+            pipeline=pipeline,
         )
-    if function is None:
+    if run.function is None:
         from hpo.trainable.ray_trainable import tune_trainable
 
-        return tune.with_parameters(tune_trainable, dataset=dataset)
-    from hpo.trainable.user_function import run_user_function, shipped_by_value
-
+        return tune.with_parameters(tune_trainable, dataset=run.dataset, pipeline=pipeline)
     return tune.with_parameters(
-        run_user_function, user_fn=shipped_by_value(function), seed=spec.seed, metric=spec.metric
+        run_user_function,
+        user_fn=shipped_by_value(run.function),
+        seed=spec.seed,
+        metric=spec.metric,
     )
 
 
 def _trial_dirname(trial: Any) -> str:
     """Short trial folders: Ray's default name repeats every constant of the config."""
     return f"trial_{trial.trial_id}"
-

@@ -1,7 +1,8 @@
 """The reusable PyTorch trainable: config, data, models and loops; runs with or without Ray.
 
-Only the torch-free parts are imported here (the CLI's validation reads them); the loops
-live in `hpo.trainable.loop` (`Trainer`, `fit`) and import torch.
+Only the torch-free parts are imported here (the CLI's validation reads them). The loop is
+`hpo.trainable.pipeline.Pipeline` (also `hpo.Pipeline`), which a user may subclass; `fit` in
+`hpo.trainable.loop` trains one config in plain Python. Both import torch.
 """
 
 from hpo._registry import Entry

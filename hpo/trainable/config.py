@@ -193,7 +193,9 @@ class DataConfig(_Kind):
         None, ge=2, description="classes of a dataset that cannot tell (default: its labels)"
     )
     # image_folder
-    image_size: int | None = Field(None, ge=1, description="resize images to this many pixels square")
+    image_size: int | None = Field(
+        None, ge=1, description="resize images to this many pixels square"
+    )
     annotations: str | None = Field(
         None,
         description="a JSON file mapping image file names to labels (default: one "

@@ -2,7 +2,7 @@
 per trial (`resources: {workers: N}`), started and wired up by Ray Train.
 
 Ray Tune runs `ddp_trainable` as the trial; it runs a Ray Train `TorchTrainer` whose workers
-each run `Trainer` on their share of every batch (gloo on CPUs, NCCL on GPUs: Ray Train sets
+each run the trial's `Pipeline` on their share of every batch (gloo on CPUs, NCCL on GPUs: Ray Train sets
 up the process group). Rank 0's metrics reach Tune through Ray's `TuneReportCallback`, so
 the store, the searcher and the scheduler see one trial as usual.
 """
@@ -28,6 +28,7 @@ def ddp_trainable(
     cpu: float,
     gpu: float,
     storage_path: str,
+    pipeline: type[Any] | None = None,
 ) -> None:
     """Run one trial as a DDP group of `workers` processes with `cpu`/`gpu` each."""
     import ray
@@ -45,7 +46,8 @@ def ddp_trainable(
         _worker_loop,
         train_loop_config={
             "config": config,
-            "dataset": ray.put(dataset),
+            "dataset": None if dataset is None else ray.put(dataset),
+            "pipeline": pipeline,
             "cpu": cpu,
             # Which stored trial this is, and the checkpoint `hpo resume` found for it.
             "trial_id": continuation.trial_id if continuation else context.get_trial_id(),
@@ -84,15 +86,17 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
 
     from hpo.resuming import History
     from hpo.trainable.checkpoint import load_checkpoint, save_checkpoint
-    from hpo.trainable.loop import Trainer
     from hpo.trainable.node import NODE_KEY, node_label
+    from hpo.trainable.pipeline import Pipeline
 
     torch.set_num_threads(max(1, int(loop_config["cpu"])))
     if torch.cuda.is_available():
         from ray.train.torch import get_device
 
         torch.cuda.set_device(get_device())
-    trainer = Trainer(loop_config["config"], ray.get(loop_config["dataset"]))
+    dataset = loop_config["dataset"]
+    pipeline = loop_config["pipeline"] or Pipeline
+    trainer = pipeline(loop_config["config"], None if dataset is None else ray.get(dataset))
     restored, stored = train.get_checkpoint(), None  # Ray Train's: its driver saw every result
     if restored is None and loop_config["resume_from"]:
         restored = train.Checkpoint.from_directory(loop_config["resume_from"])
@@ -111,7 +115,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         last={FINAL_KEY: trainer.finished},
         checkpoint=restored if rank == 0 else None,
     )
-    every = trainer.cfg.checkpoint.every
+    every = trainer.config.checkpoint.every
     for metrics in trainer.run():
         epoch = metrics["epoch"]
         history.add(epoch, metrics)

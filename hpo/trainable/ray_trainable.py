@@ -1,4 +1,4 @@
-"""The function Ray Tune runs for every trial: the loops of `Trainer`, reporting each epoch.
+"""The function Ray Tune runs for every trial: the loop of a `Pipeline`, reporting each epoch.
 
 A trial reports a checkpoint every `checkpoint.every` epochs and at its last epoch, and a
 restored trial continues from its latest one: Ray's, when Ray retries it after a failure, or
@@ -16,15 +16,21 @@ from hpo.trainable.config import FINAL_KEY
 from hpo.trainable.data import Dataset
 
 
-def tune_trainable(config: dict[str, Any], dataset: Dataset) -> None:
-    """Run one trial; `dataset` arrives once through Ray's object store (`with_parameters`)."""
+def tune_trainable(
+    config: dict[str, Any], dataset: Dataset | None, pipeline: type[Any] | None = None
+) -> None:
+    """Run one trial of `pipeline` (default: hpo's own, the base `Pipeline`).
+
+    `dataset`, hpo's in-memory data loaded in the driver, arrives once through Ray's object
+    store (`with_parameters`); data opened in the trial (None here) is opened by the pipeline.
+    """
     import ray
     import torch
     from ray import tune
 
     from hpo.trainable.checkpoint import load_checkpoint, save_checkpoint
-    from hpo.trainable.loop import Trainer
     from hpo.trainable.node import NODE_KEY, node_label
+    from hpo.trainable.pipeline import Pipeline
 
     # One thread per CPU the trial was given: two trials on two cores must not fight over
     # all cores each (torch defaults to every core it sees).
@@ -32,12 +38,12 @@ def tune_trainable(config: dict[str, Any], dataset: Dataset) -> None:
     torch.set_num_threads(max(1, int(cpus)))
 
     config, restored, history = start(config)
-    trainer = Trainer(config, dataset)
+    trainer = (pipeline or Pipeline)(config, dataset)
     if restored is not None:
         with restored.as_directory() as directory:
             trainer.load_state_dict(load_checkpoint(directory))
 
-    every = trainer.cfg.checkpoint.every
+    every = trainer.config.checkpoint.every
     node = node_label()
     # Restored: its results the store lacks, and its own, again (see `History`).
     history.replay(

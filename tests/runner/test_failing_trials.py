@@ -88,7 +88,7 @@ def test_a_nan_validation_loss_fails_hpos_trainer(digits, one_torch_thread):
         {"model": {"name": f"{__name__}:overflowing_model"}, "training": {"epochs": 2}}, digits
     )
     with pytest.raises(FloatingPointError, match="val_loss became nan in epoch 1; try a lower"):
-        trainer.train_epoch()
+        trainer.fit_epoch()
 
 
 pytestmark = pytest.mark.usefixtures("workdir")

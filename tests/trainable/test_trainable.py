@@ -104,7 +104,7 @@ def test_gradient_clipping_bounds_the_step(digits):
         digits,
     )
     before = torch.cat([p.detach().flatten().clone() for p in trainer.model.parameters()])
-    metrics = trainer.train_epoch()
+    metrics = trainer.fit_epoch()
     after = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
     assert metrics["grad_norm"] > 1e-3
     assert torch.linalg.vector_norm(after - before).item() == pytest.approx(1e-3, rel=1e-3)
@@ -174,7 +174,7 @@ def test_resuming_from_a_checkpoint_matches_an_uninterrupted_run(digits, tmp_pat
     uninterrupted = list(fit(config, digits))
 
     first = Trainer(config, digits)
-    head = [first.train_epoch() for _ in range(3)]
+    head = [first.fit_epoch() for _ in range(3)]
     save_checkpoint(first.state_dict(), tmp_path)
     # Another process would start afresh: disturb the global generator in between.
     torch.manual_seed(12345)
@@ -201,7 +201,7 @@ def test_checkpoint_loads_with_weights_only(digits, tmp_path):
     trainer = Trainer(
         {"training": {"epochs": 1}, "lr_scheduler": {"name": "warmup_cosine"}}, digits
     )
-    trainer.train_epoch()
+    trainer.fit_epoch()
     path = save_checkpoint(trainer.state_dict(), tmp_path)
     state = torch.load(path, weights_only=True)  # raises if anything but plain data is inside
     assert state["epoch"] == 1 and set(state) >= {
@@ -217,7 +217,7 @@ def test_checkpoint_loads_with_weights_only(digits, tmp_path):
 
 def test_test_split_is_held_out_and_evaluated_on_demand(digits):
     trainer = Trainer({"data": {"test_fraction": 0.2}, "training": {"epochs": 3}}, digits)
-    sizes = len(trainer.x_train), len(trainer.x_val), len(trainer.x_test)
+    sizes = len(trainer.train_dataset.x), len(trainer.val_dataset.x), len(trainer.test_dataset.x)
     assert sum(sizes) == len(digits.x)
     assert sizes[1] == pytest.approx(0.2 * len(digits.x), abs=2)
     assert sizes[2] == pytest.approx(0.2 * len(digits.x), abs=2)

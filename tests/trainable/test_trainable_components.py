@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from hpo.trainable import LR_SCHEDULERS, OPTIMIZERS, TrainableConfig
-from hpo.trainable.config import LRSchedulerConfig, ModelConfig, OptimizerConfig
+from hpo.trainable.config import DataConfig, LRSchedulerConfig, ModelConfig, OptimizerConfig
+from hpo.trainable.data import load_dataset
 from hpo.trainable.loop import Trainer, fit
 from hpo.trainable.models import build_model
 from hpo.trainable.optim import build_optimizer
@@ -181,6 +182,38 @@ def test_user_model_by_reference(digits, tmp_path, monkeypatch):
         Trainer({"model": {"name": "user_models:missing"}}, digits)
     with pytest.raises(ImportError, match="cannot import 'no_such_module'"):
         Trainer({"model": {"name": "no_such_module:build"}}, digits)
+
+
+def test_a_model_by_import_path_gets_its_params_and_what_its_signature_asks(
+    tmp_path, monkeypatch, digits
+):
+    (tmp_path / "user_nets.py").write_text(
+        "from torch import nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self, width, num_classes, input_shape, depth=1):\n"
+        "        super().__init__()\n"
+        "        self.seen = (width, num_classes, input_shape, depth)\n"
+        "        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(),\n"
+        "                                  nn.Linear(width, num_classes))\n\n"
+        "    def forward(self, x):\n"
+        "        return self.body(x)\n\n"
+        "def regressor(num_outputs):\n"
+        "    return nn.Linear(10, num_outputs)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "user_nets", raising=False)
+    config = {"model": {"name": "user_nets:Net", "params": {"width": 16, "depth": 2}}}
+    trainer = Trainer({**config, "training": {"epochs": 2}, "optimizer": {"lr": 1e-2}}, digits)
+    assert trainer.model.seen == (16, 10, (1, 8, 8), 2)
+    assert list(trainer.run())[-1]["val_accuracy"] > 0.5
+    with pytest.raises(TypeError, match=r"takes no parameter\(s\) colour \(from model.params\)"):
+        Trainer({"model": {"name": "user_nets:Net", "params": {"width": 4, "colour": 1}}}, digits)
+    diabetes = {"data": {"name": "diabetes"}, "metric": "val_mse"}
+    trainer = Trainer(
+        {**diabetes, "model": {"name": "user_nets:regressor"}},
+        load_dataset(DataConfig(name="diabetes")),
+    )
+    assert trainer.model.out_features == 1
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ import torch
 from hpo.trainable import DATASETS, Task, TrainableConfig, load_dataset
 from hpo.trainable.config import DataConfig, reported_metrics
 from hpo.trainable.data import Dataset, split
-from hpo.trainable.loop import _shift, fit
+from hpo.trainable.loop import fit
+from hpo.trainable.pipeline import _shift
 
 # Tiny models train fastest on one thread, and the test machine's cores are shared.
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -210,7 +211,7 @@ def test_augmentation_applies_to_training_only():
     from hpo.trainable.loop import Trainer
 
     trainer = Trainer({"augment": {"noise_std": 0.5, "max_shift": 2}}, digits)
-    x = trainer.x_train[:8]
+    x = trainer.train_dataset.x[:8]
     augmented = trainer._augment(x)
     assert augmented.shape == x.shape and not torch.equal(augmented, x)
     with pytest.raises(ValueError, match="max_shift needs image-shaped data"):
