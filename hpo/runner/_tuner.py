@@ -40,7 +40,7 @@ def _consumers(run: _Run, live: bool, num_trials: int, fail_fast: Any) -> list[A
         ),
     ]
     if spec.tracking.tensorboard:
-        metrics = [spec.metric] if run.function else reported_metrics(spec.data)
+        metrics = [spec.metric] if run.function else reported_metrics(spec)
         tensorboard = run.storage_path / run.name / "tensorboard"
         consumers.append(TensorBoardTracker(tensorboard, spec.search_space(), metrics))
     if spec.tracking.mlflow is not None:

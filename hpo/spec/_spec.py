@@ -38,7 +38,7 @@ from hpo.trainable.config import (
     EVERY_KEY,
     TrainableConfig,
     TrainableSections,
-    reported_metrics,
+    unreported,
 )
 from hpo.types import Mode
 
@@ -495,15 +495,9 @@ def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
 def _check_builtin_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
     """hpo's own trainable: the metric is one it reports, space keys are keys of its config."""
     issues: list[tuple[KeyPath, str]] = []
-    reported = reported_metrics(spec.data)
-    if spec.metric not in reported:
-        issues.append(
-            (
-                ("metric",),
-                f"the trainable does not report {spec.metric!r} for dataset {spec.data.name!r}; "
-                f"choose one of: {', '.join(reported)}",
-            )
-        )
+    unreported_metric = unreported(spec.metric, spec)
+    if unreported_metric:
+        issues.append((("metric",), unreported_metric))
     if spec.config:
         issues.append(
             (

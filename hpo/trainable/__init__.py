@@ -2,12 +2,21 @@
 
 Only the torch-free parts are imported here (the CLI's validation reads them). The loop is
 `hpo.trainable.pipeline.Pipeline` (also `hpo.Pipeline`), which a user may subclass; `fit` in
-`hpo.trainable.loop` trains one config in plain Python. Both import torch.
+`hpo.trainable.loop` trains one config in plain Python. Both import torch, as do the data
+opened in a trial (`datasets`, `image_folder`), its `transforms` and its `loaders`.
 """
 
 from hpo._registry import Entry
 from hpo.trainable.config import FINAL_KEY, TrainableConfig, reported_metrics
-from hpo.trainable.data import DATASETS, Dataset, DatasetEntry, Task, load_dataset, make_dataset
+from hpo.trainable.data import (
+    DATASETS,
+    Dataset,
+    DatasetEntry,
+    Task,
+    load_dataset,
+    loaded_in_driver,
+    make_dataset,
+)
 from hpo.trainable.models import MODELS
 from hpo.trainable.optim import OPTIMIZERS
 from hpo.trainable.schedules import LR_SCHEDULERS
@@ -24,6 +33,7 @@ __all__ = [
     "Task",
     "TrainableConfig",
     "load_dataset",
+    "loaded_in_driver",
     "make_dataset",
     "reported_metrics",
 ]

@@ -1,11 +1,11 @@
 """The trainable's config: what one trial trains, as typed, frozen sections.
 
-A spec's `data`, `loader`, `transforms`, `augment`, `model`, `optimizer`, `lr_scheduler`, `training`,
-`early_stopping` and `checkpoint` sections are this config; the search space writes into it
+A spec's `data`, `loader`, `transforms`, `augment`, `model`, `optimizer`, `lr_scheduler`, `loss`,
+`metrics`, `training`, `early_stopping` and `checkpoint` sections are this config; the search space writes into it
 by dotted key. The trainable validates its config again on entry, so it can be run and
 tested without Ray or a spec.
 
-A section that chooses a kind by name (`data`, `model`, `optimizer`, `lr_scheduler`) dumps
+A section that chooses a kind by name (`data`, `model`, `optimizer`, `lr_scheduler`, `loss`) dumps
 only the keys its kind reads, as the kind's registry says, and the keys that were set: a
 trial's config, the stored spec and `hpo best` then hold what applies.
 
@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     SerializationInfo,
     SerializerFunctionWrapHandler,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -31,10 +32,13 @@ from pydantic import (
 from hpo._options import Options
 from hpo._registry import Registry
 from hpo.trainable import data as _data
+from hpo.trainable import losses as _losses
 from hpo.trainable import models as _models
 from hpo.trainable import optim as _optim
 from hpo.trainable import schedules as _schedules
 from hpo.trainable.data import DATASETS, Task, dataset_task
+from hpo.trainable.losses import LOSSES
+from hpo.trainable.metrics import check_metrics, metric_names, reported_name
 from hpo.trainable.models import MODELS
 from hpo.trainable.optim import OPTIMIZERS
 from hpo.trainable.schedules import LR_SCHEDULERS
@@ -53,10 +57,16 @@ _KINDS: dict[str, tuple[Registry[Any], frozenset[str]]] = {
     "model": (MODELS, _models.COMMON_OPTIONS),
     "optimizer": (OPTIMIZERS, _optim.COMMON_OPTIONS),
     "lr_scheduler": (LR_SCHEDULERS, _schedules.COMMON_OPTIONS),
+    "loss": (LOSSES, _losses.COMMON_OPTIONS),
 }
 # The sections that take a user's own `module:function`, and what it reads (None: the whole
-# section, as a user's model receives the whole model config).
-_REFERENCES: dict[str, frozenset[str] | None] = {"data": _data.USER_OPTIONS, "model": None}
+# section, as a user's model receives the whole model config; a user's loss reads none of
+# its section: it is called with the outputs and targets only).
+_REFERENCES: dict[str, frozenset[str] | None] = {
+    "data": _data.USER_OPTIONS,
+    "model": None,
+    "loss": frozenset(),
+}
 _REFERENCE = ", or 'package.module:function' for your own"
 
 # `model_dump(context=EVERY_KEY)` dumps every key, applicable or not: what a trial's seed and
@@ -355,6 +365,50 @@ class LRSchedulerConfig(_Kind):
         return _registered("lr_scheduler", name)
 
 
+class LossConfig(_Kind):
+    """What training minimises: `loss: {name: cross_entropy, label_smoothing: 0.1}`."""
+
+    section: ClassVar[str] = "loss"
+    name: str = Field(
+        "auto",
+        json_schema_extra=_names("loss"),
+        description="auto: cross_entropy for classification, mse for regression; "
+        "'package.module:function' is called as fn(outputs, targets) -> the batch's mean",
+    )
+    label_smoothing: float = Field(
+        0.0, ge=0, le=1, description="share of each target spread over every class"
+    )
+    class_weights: list[float] | None = Field(
+        None, description="one weight per class, for unbalanced classes"
+    )
+    pos_weight: float | list[float] | None = Field(
+        None, description="weight of the positive class (one, or one per label)"
+    )
+    delta: float = Field(1.0, gt=0, description="where the loss turns from squared to absolute")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        return _registered("loss", name)
+
+    @field_validator("class_weights")
+    @classmethod
+    def _weights(cls, weights: list[float] | None) -> list[float] | None:
+        if weights is not None and (not weights or any(w < 0 for w in weights)):
+            raise ValueError(f"class_weights must be one weight >= 0 per class, but got {weights}")
+        return weights
+
+    @field_validator("pos_weight")
+    @classmethod
+    def _positive(cls, weight: float | list[float] | None) -> float | list[float] | None:
+        weights = [weight] if isinstance(weight, float | int) else weight
+        if weights is not None and (not weights or any(w <= 0 for w in weights)):
+            raise ValueError(
+                f"pos_weight must be above 0 (one, or one per label), but got {weight}"
+            )
+        return weight
+
+
 class TrainingConfig(Options):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -479,9 +533,49 @@ class TrainableSections(Options):
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     lr_scheduler: LRSchedulerConfig = LRSchedulerConfig()
+    # After `data`: their checks read its task.
+    loss: LossConfig = LossConfig()
+    metrics: list[str] | None = Field(
+        None,
+        description="validation metrics, each reported as val_<name> (default: accuracy, f1, "
+        "precision, recall for classification; mse, mae, r2 for regression); a "
+        "'package.module:function' is called as fn(outputs, targets) on the whole split",
+    )
     training: TrainingConfig = TrainingConfig()
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+
+    @field_validator("loss")
+    @classmethod
+    def _loss_fits_the_task(cls, loss: LossConfig, info: ValidationInfo) -> LossConfig:
+        data = info.data.get("data")
+        if data is None:  # the data section is wrong itself, and reported there
+            return loss
+        task = dataset_task(data)
+        if task not in _losses.loss_tasks(loss.name):
+            raise ValueError(
+                f"loss {loss.name!r} does not apply to {task.value} (dataset {data.name!r}); "
+                f"choose one of: {', '.join(_losses.losses_for(task))}{_REFERENCE}"
+            )
+        if loss.name == "auto" and task is Task.REGRESSION:
+            stray = [k for k in ("label_smoothing", "class_weights") if getattr(loss, k)]
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)} apply to classification, but dataset {data.name!r} is "
+                    "regression (loss auto is mse); remove them"
+                )
+        return loss
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_fit_the_task(
+        cls, metrics: list[str] | None, info: ValidationInfo
+    ) -> list[str] | None:
+        data, loss = info.data.get("data"), info.data.get("loss")
+        if metrics is None or data is None:
+            return metrics
+        # A loss that is wrong itself is reported at its key; the names are checked still.
+        return check_metrics(metrics, dataset_task(data), None if loss is None else loss.name)
 
 
 class TrainableConfig(TrainableSections):
@@ -496,27 +590,42 @@ class TrainableConfig(TrainableSections):
 
     @model_validator(mode="after")
     def _metric_is_reported(self) -> TrainableConfig:
-        reported = reported_metrics(self.data)
-        if self.metric not in reported:
-            raise ValueError(
-                f"the trainable does not report {self.metric!r} for dataset "
-                f"{self.data.name!r}; choose one of: {', '.join(reported)}"
-            )
+        message = unreported(self.metric, self)
+        if message:
+            raise ValueError(message)
         return self
 
 
-CLASSIFICATION_METRICS = ("val_accuracy", "val_f1", "val_precision", "val_recall")
-REGRESSION_METRICS = ("val_mse", "val_mae", "val_r2")
+# What every epoch reports, whatever the task and metrics.
+_EPOCH_METRICS = ("epoch", "train_loss", "val_loss", "lr", "grad_norm", "epoch_time_s")
 
 
-def reported_metrics(data: DataConfig) -> list[str]:
-    """The metrics the trainable reports every epoch for this data (the spec's `metric` is one).
+def reported_metrics(config: TrainableSections | DataConfig) -> list[str]:
+    """The metrics the trainable reports every epoch (the spec's `metric` is one of them).
 
-    Known before any data is loaded, so that a spec naming another metric is rejected early.
+    Known before any data is loaded, so that a spec naming another metric is rejected early:
+    the epoch's own (`epoch`, `train_loss`, `val_loss`, `lr`, `grad_norm`, `epoch_time_s`)
+    and `val_<name>` of each of the config's `metrics` (a user's `module:fn` as `val_fn`),
+    or of the task's defaults.
+
+    Args:
+        config: a trial's config or a spec (its sections); a data section alone stands for
+            the default metrics of its task.
     """
-    names = ["epoch", "train_loss", "val_loss", "lr", "grad_norm", "epoch_time_s"]
-    task = dataset_task(data)
-    return [
-        *names,
-        *(CLASSIFICATION_METRICS if task is Task.CLASSIFICATION else REGRESSION_METRICS),
-    ]
+    data, metrics = (
+        (config, None) if isinstance(config, DataConfig) else (config.data, config.metrics)
+    )
+    names = metric_names(metrics, dataset_task(data))
+    return [*_EPOCH_METRICS, *(f"val_{reported_name(name)}" for name in names)]
+
+
+def unreported(metric: str, config: TrainableSections) -> str | None:
+    """Why the trainable would never report `metric` with this config (None: it does)."""
+    reported = reported_metrics(config)
+    if metric in reported:
+        return None
+    chosen = "" if config.metrics is None else f" and metrics {config.metrics}"
+    return (
+        f"the trainable does not report {metric!r} for dataset {config.data.name!r}{chosen}; "
+        f"choose one of: {', '.join(reported)}"
+    )

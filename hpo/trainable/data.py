@@ -1,10 +1,13 @@
 """Datasets by name, and the splits every trial trains, validates and tests on.
 
-The raw arrays are loaded once per experiment (in the driver) and shared with trials
-through Ray's object store; each trial only splits and standardises them. This module
-imports neither torch nor Ray: the spec's validation reads its registry. A plugin adds a
-`DatasetEntry` (or an `hpo._registry.Entry` of one, naming its options) through the
-`hpo.datasets` entry point group.
+hpo's in-memory datasets (scikit-learn's, synthetic, files) are loaded once per experiment
+(in the driver) and shared with trials through Ray's object store; each trial only splits
+and standardises them. Datasets that live on disk (`image_folder`) and a user's own data
+function are opened in each trial instead (`hpo.trainable.datasets.open_data`), so that the
+driver never reads them: `loaded_in_driver` tells the two apart. This module imports neither
+torch nor Ray: the spec's validation reads its registry. A plugin adds a `DatasetEntry` (or
+an `hpo._registry.Entry` of one, naming its options) through the `hpo.datasets` entry point
+group.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpo._registry import Entry, Registry
-from hpo.trainable.user_code import is_reference, load_callable
+from hpo.trainable.user_code import is_reference
 
 if TYPE_CHECKING:
     from hpo.trainable.config import DataConfig
@@ -78,11 +81,26 @@ class DatasetEntry:
 
     Attributes:
         task: known before loading, so specs can be checked early (None: the config says).
-        load: builds the arrays from the data config.
+        load: builds the arrays from the data config, in the driver (None for a dataset
+            opened in the trial).
+        open_in_trial: 'package.module:function' that opens the data inside each trial,
+            given the data config, and returns what a user's data function returns (a torch
+            Dataset, or a mapping of "train", "val" and "test" ones). A reference rather
+            than the function, so that this registry stays free of torch. None: `load` it
+            in the driver.
     """
 
     task: Task | None
-    load: Callable[[DataConfig], Dataset]
+    load: Callable[[DataConfig], Dataset] | None
+    open_in_trial: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.load is None) == (self.open_in_trial is None):
+            raise ValueError(
+                "a DatasetEntry needs exactly one of `load` (in the driver) and "
+                f"`open_in_trial` (in each trial), but got load={self.load!r}, "
+                f"open_in_trial={self.open_in_trial!r}"
+            )
 
 
 def make_dataset(x: Any, y: Any, task: Task, input_shape: Any = None) -> Dataset:
@@ -91,6 +109,7 @@ def make_dataset(x: Any, y: Any, task: Task, input_shape: Any = None) -> Dataset
     Samples with more than one dimension keep their shape as `input_shape` (a 2-D sample is
     one channel: `(1, height, width)`). Class labels of any type are encoded as 0..k-1.
     """
+    task = Task(task)  # "regression" as well as Task.REGRESSION
     x = np.asarray(x)
     y = np.asarray(y)
     shape = tuple(input_shape) if input_shape else tuple(x.shape[1:])
@@ -183,20 +202,12 @@ def _file(cfg: DataConfig) -> Dataset:
     )
 
 
-def _user(cfg: DataConfig) -> Dataset:
-    assert cfg.task is not None  # DataConfig requires it for user functions
-    loaded = load_callable(cfg.name)()
-    if isinstance(loaded, Dataset):
-        return loaded
-    if not (isinstance(loaded, tuple) and len(loaded) == 2):
-        raise TypeError(f"{cfg.name} must return a tuple (x, y) of arrays, got {type(loaded)}")
-    return make_dataset(*loaded, cfg.task, cfg.input_shape)
-
-
 # The keys every dataset reads; each registered one names the others it reads.
 COMMON_OPTIONS = frozenset({"name", "val_fraction", "test_fraction", "standardize"})
 # What a user's function reads (it returns its arrays; the config says what they are).
 USER_OPTIONS = frozenset({"task", "input_shape", "num_classes", "path", "image_size"})
+# What the built-in image folder reads.
+IMAGE_FOLDER_OPTIONS = frozenset({"path", "image_size", "annotations", "channels", "num_classes"})
 
 # name -> dataset; the spec's `data.name` is checked against these names.
 DATASETS: Registry[DatasetEntry] = Registry(
@@ -220,6 +231,16 @@ for _name, _entry in {
         frozenset({"task", "path", "target", "input_shape"}),
         "a .csv, .parquet or .npz file (data.path)",
     ),
+    "image_folder": Entry(
+        DatasetEntry(
+            Task.CLASSIFICATION,
+            None,
+            open_in_trial="hpo.trainable.image_folder:open_image_folder",
+        ),
+        IMAGE_FOLDER_OPTIONS,
+        "a folder of images (data.path): one subfolder per class, or data.annotations, a "
+        "JSON file mapping file names to labels; opened in each trial",
+    ),
 }.items():
     DATASETS.register(_name, _entry.value, options=_entry.options, description=_entry.description)
 
@@ -231,11 +252,35 @@ def dataset_task(data: DataConfig) -> Task:
     return task or Task(data.task or Task.CLASSIFICATION)
 
 
-def load_dataset(data: DataConfig) -> Dataset:
-    """Load the configured dataset (once per experiment, in the driver)."""
+def loaded_in_driver(data: DataConfig) -> bool:
+    """Whether the configured data is loaded once in the driver (`load_dataset`) and shipped
+    to trials, rather than opened in each trial.
+
+    True for hpo's in-memory datasets (scikit-learn's, synthetic, files); False for datasets
+    opened in the trial (`image_folder`) and for a user's own `package.module:function`,
+    which may return a Dataset of many GB on disk that the driver must never read.
+    """
     if is_reference(data.name):
-        return _user(data)
-    return DATASETS[data.name].load(data)
+        return False
+    return DATASETS[data.name].open_in_trial is None
+
+
+def load_dataset(data: DataConfig) -> Dataset:
+    """Load the configured dataset (once per experiment, in the driver).
+
+    Raises:
+        ValueError: the data is opened in each trial instead (see `loaded_in_driver`).
+    """
+    if not loaded_in_driver(data):
+        kind = "a data function" if is_reference(data.name) else "dataset"
+        raise ValueError(
+            f"{kind} {data.name!r} is opened in each trial "
+            "(hpo.trainable.datasets.open_data), not loaded in the driver; check "
+            "hpo.trainable.data.loaded_in_driver(data) before calling load_dataset"
+        )
+    load = DATASETS[data.name].load
+    assert load is not None  # loaded_in_driver: an entry without `open_in_trial` has `load`
+    return load(data)
 
 
 def split(

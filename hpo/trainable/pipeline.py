@@ -144,9 +144,13 @@ class Pipeline:
 
     def setup_model(self) -> None:
         """Set `model` from the `model` section, for this data's input shape and outputs."""
+        from hpo.trainable.losses import output_size
         from hpo.trainable.models import build_model
 
-        self.model = build_model(self.config.model, self.input_shape, self.num_outputs)
+        outputs = self.num_outputs
+        if outputs is not None:  # binary cross-entropy on logits: one output, not two
+            outputs = output_size(self.config.loss.name, self.task, outputs)
+        self.model = build_model(self.config.model, self.input_shape, outputs)
 
     def setup_optimizer(self) -> None:
         """Set `optimizer`, `scheduler` and `criterion` from the `optimizer`, `lr_scheduler`

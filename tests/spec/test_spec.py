@@ -197,7 +197,7 @@ BAD_SPECS = [
     (
         "data: {name: mnist}",
         "2: data.name",
-        "unknown dataset 'mnist'; available: breast_cancer, classification, diabetes, digits, file, iris",
+        "unknown dataset 'mnist'; available: breast_cancer, classification, diabetes, digits, file, image_folder, iris",
     ),
     (
         "model: {name: resnet}",

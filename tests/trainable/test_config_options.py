@@ -5,17 +5,20 @@ import pytest
 from hpo.trainable import DATASETS, LR_SCHEDULERS, MODELS, OPTIMIZERS, TrainableConfig
 from hpo.trainable.config import (
     DataConfig,
+    LossConfig,
     LRSchedulerConfig,
     ModelConfig,
     OptimizerConfig,
     applicable,
 )
+from hpo.trainable.losses import LOSSES
 
 SECTIONS = [
     ("data", DataConfig, DATASETS),
     ("model", ModelConfig, MODELS),
     ("optimizer", OptimizerConfig, OPTIMIZERS),
     ("lr_scheduler", LRSchedulerConfig, LR_SCHEDULERS),
+    ("loss", LossConfig, LOSSES),
 ]
 
 # What `hpo best` printed for a digits MLP without an LR schedule, which none of them reads.

@@ -1,15 +1,18 @@
-"""hpo's numpy splits and metrics are scikit-learn's, draw for draw and digit for digit:
-a trial computes them without importing scikit-learn, and experiments split as before."""
+"""hpo's numpy splits and its metrics are scikit-learn's, draw for draw and digit for digit:
+a trial computes them without importing scikit-learn, and experiments split as before
+(`test_metrics.py` checks every other metric)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sklearn import metrics
 from sklearn.model_selection import train_test_split as sklearn_split
 
 from hpo.trainable._split import train_test_split
-from hpo.trainable.metrics import classification_metrics, regression_metrics
+from hpo.trainable.data import Task
+from hpo.trainable.metrics import MetricSet
 
 
 @pytest.mark.parametrize("n", [10, 37, 150, 1797])
@@ -41,6 +44,15 @@ def test_a_stratified_split_refuses_a_class_of_one():
         train_test_split(np.zeros((7, 1)), y, 0.3, 0, stratify=True)
 
 
+def _metric_set(names, task, y_true, y_pred):
+    """A MetricSet fed (predictions, targets) in two batches."""
+    got = MetricSet(names, task, "cpu")
+    half = len(y_true) // 2
+    for part in (slice(None, half), slice(half, None)):
+        got.update(torch.as_tensor(y_pred[part]), torch.as_tensor(y_true[part]))
+    return got.compute("val")
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_classification_metrics_are_scikit_learns(seed):
     rng = np.random.default_rng(seed)
@@ -50,7 +62,8 @@ def test_classification_metrics_are_scikit_learns(seed):
     precision, recall, f1, _ = metrics.precision_recall_fscore_support(
         y_true, y_pred, average="macro", zero_division=0
     )
-    assert classification_metrics(y_true, y_pred, "val") == pytest.approx(
+    logits = np.eye(5)[y_pred]  # the model's outputs, whose largest is the prediction
+    assert _metric_set(None, Task.CLASSIFICATION, y_true, logits) == pytest.approx(
         {
             "val_accuracy": metrics.accuracy_score(y_true, y_pred),
             "val_f1": f1,
@@ -66,7 +79,7 @@ def test_regression_metrics_are_scikit_learns(shape):
     rng = np.random.default_rng(len(shape))
     y_true = rng.normal(size=shape)
     y_pred = y_true + rng.normal(scale=0.5, size=shape)
-    assert regression_metrics(y_true, y_pred, "val") == pytest.approx(
+    assert _metric_set(None, Task.REGRESSION, y_true, y_pred) == pytest.approx(
         {
             "val_mse": metrics.mean_squared_error(y_true, y_pred),
             "val_mae": metrics.mean_absolute_error(y_true, y_pred),
@@ -78,5 +91,6 @@ def test_regression_metrics_are_scikit_learns(shape):
 
 def test_r2_of_a_constant_target_is_finite():
     y = np.ones(5)
-    assert regression_metrics(y, y, "v")["v_r2"] == metrics.r2_score(y, y) == 1.0
-    assert regression_metrics(y, y + 1, "v")["v_r2"] == metrics.r2_score(y, y + 1) == 0.0
+    assert _metric_set(["r2"], Task.REGRESSION, y, y)["val_r2"] == metrics.r2_score(y, y) == 1.0
+    assert _metric_set(["r2"], Task.REGRESSION, y, y + 1)["val_r2"] == metrics.r2_score(y, y + 1)
+    assert metrics.r2_score(y, y + 1) == 0.0

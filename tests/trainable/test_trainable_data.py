@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from hpo.trainable import DATASETS, Task, TrainableConfig, load_dataset
+from hpo.trainable import DATASETS, Task, TrainableConfig, load_dataset, loaded_in_driver
 from hpo.trainable.config import DataConfig, reported_metrics
 from hpo.trainable.data import Dataset, split
 from hpo.trainable.loop import fit
@@ -30,7 +30,8 @@ BUILT_IN = {
 
 
 def test_every_named_dataset_is_tested():
-    assert set(BUILT_IN) | {"file"} == set(DATASETS)
+    # image_folder is opened in the trial: tests/trainable/test_image_folder.py.
+    assert set(BUILT_IN) | {"file", "image_folder"} == set(DATASETS)
 
 
 @pytest.mark.parametrize("name", sorted(BUILT_IN))
@@ -117,26 +118,35 @@ def test_file_errors(tmp_path):
         load_dataset(DataConfig(name="file", path=str(tmp_path / "data.txt"), task="regression"))
 
 
-def test_user_dataset_by_reference(tmp_path, monkeypatch):
+def test_user_dataset_by_reference_is_called_in_the_trial_with_its_config(tmp_path, monkeypatch):
+    """A data function is never loaded in the driver; the trial calls it with the data
+    section (its own keys too), and arrays it returns take the in-memory path."""
     (tmp_path / "user_data.py").write_text(
         "import numpy as np\n\n"
-        "def load():\n"
-        "    x = np.linspace(-1, 1, 200).reshape(100, 2)\n"
+        "def load(config):\n"
+        "    x = np.linspace(-1, 1, 2 * config['rows']).reshape(config['rows'], 2)\n"
         "    return x, 3 * x[:, 0] - x[:, 1]\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "user_data", raising=False)
-    config = DataConfig(name="user_data:load", task="regression")
+    config = DataConfig(name="user_data:load", task="regression", rows=100)
     assert reported_metrics(config)[-3:] == ["val_mse", "val_mae", "val_r2"]
-    dataset = load_dataset(config)
-    assert dataset.task is Task.REGRESSION and dataset.x.shape == (100, 2)
+    assert not loaded_in_driver(config)
+    with pytest.raises(ValueError, match="is opened in each trial"):
+        load_dataset(config)
     last = list(
-        fit(
-            {"data": config.model_dump(), "training": {"epochs": 30}, "optimizer": {"lr": 1e-2}},
-            dataset,
-        )
+        fit({"data": config.model_dump(), "training": {"epochs": 30}, "optimizer": {"lr": 1e-2}})
     )[-1]
     assert last["val_r2"] > 0.9
+
+
+def test_only_hpos_in_memory_datasets_are_loaded_in_the_driver(tmp_path):
+    assert loaded_in_driver(DataConfig(name="digits"))
+    assert loaded_in_driver(DataConfig(name="file", path="x.csv", task="regression"))
+    image_folder = DataConfig(name="image_folder", path=str(tmp_path))
+    assert not loaded_in_driver(image_folder)
+    with pytest.raises(ValueError, match="'image_folder' is opened in each trial"):
+        load_dataset(image_folder)
 
 
 @pytest.mark.parametrize(
@@ -147,7 +157,6 @@ def test_user_dataset_by_reference(tmp_path, monkeypatch):
             "unknown dataset 'mnist'; available: breast_cancer, classification, diabetes",
         ),
         ({"name": "file", "task": "regression"}, "dataset 'file' needs path"),
-        ({"name": "mod:load"}, "dataset 'mod:load' needs task"),
         ({"name": "digits", "n_samples": 50}, "n_samples does not apply to dataset 'digits'"),
         (
             {"name": "digits", "n_samples": 50, "noise": 0.1},
