@@ -117,12 +117,14 @@ class DigitsPipeline(hpo.Pipeline):
 
 
 class FailsOncePipeline(SpiralPipeline):
-    """Fails in epoch 3 while the file `model.params.fail_once` exists, removing it."""
+    """Fails in epoch 3 while the file `marker` exists, removing it (set by the test; the
+    class reaches the trials by value, its attributes with it)."""
+
+    marker = ""
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        marker = Path(self.config.model.params["fail_once"])
-        if epoch == 3 and marker.exists():
-            marker.unlink()
+        if epoch == 3 and Path(self.marker).exists():
+            Path(self.marker).unlink()
             raise RuntimeError("the node went away")
         return super().train_epoch(epoch)
 
@@ -337,12 +339,15 @@ def test_a_pipeline_resumes_from_checkpoints_with_its_own_state(workdir: Path):
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_session", "workdir")
-def test_a_failed_pipeline_trial_is_retried_from_its_checkpoint(workdir: Path):
+def test_a_failed_pipeline_trial_is_retried_from_its_checkpoint(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
     marker = workdir / "fail-once"
     marker.touch()
+    monkeypatch.setattr(FailsOncePipeline, "marker", str(marker))
     spec = _spirals(
         "spirals-retried",
-        model={"hidden_size": 16, "num_layers": 1, "params": {"fail_once": str(marker)}},
+        model={"hidden_size": 16, "num_layers": 1},
         space={},
         checkpoint={"every": 1},
         budget={"num_samples": 1, "max_failures": 1},
