@@ -180,14 +180,14 @@ class Pipeline:
         optimizer.zero_grad(set_to_none=True)
         for group in _groups(self.train_loader, k):
             batches = [self._split(batch) for batch in group]
-            group_size = sum(len(target) for _, target in batches)
+            weight = self._sample_weight(sum(len(target) for _, target in batches))
             for inputs, target in batches:
                 inputs = self._augment(inputs)
                 with self._autocast():
                     loss = self.criterion(self._forward(inputs, target, self.net), target)
                 # Weighted by its share of the group, so k accumulated batches give the
                 # gradient of one batch k times larger (the loss is a mean over samples).
-                self.scaler.scale(loss * (len(target) / group_size)).backward()
+                self.scaler.scale(loss * (len(target) * weight)).backward()
                 total += loss.detach().float() * len(target)
                 seen += len(target)
             self.scaler.unscale_(optimizer)  # clip and measure the true gradient
@@ -369,6 +369,19 @@ class Pipeline:
                 world=world,
             )
             setattr(self, f"{name}_loader", loader)
+
+    def _sample_weight(self, group_size: int) -> float:
+        """What one sample of this rank's accumulation group weighs in its optimizer step.
+
+        Alone, 1 / its size. In a DDP group, which averages the ranks' gradients, `world` /
+        the size of the group's samples over every rank: ranks with one sample more or less
+        of an uneven batch still give the gradient one process would compute.
+        """
+        if self.world == 1:
+            return 1.0 / group_size
+        size = torch.tensor(float(group_size), device=self.device)
+        torch.distributed.all_reduce(size)
+        return self.world / size.item()
 
     def _metric_set(self) -> Any:
         from hpo.trainable.metrics import MetricSet
