@@ -20,7 +20,7 @@ from hpo.runner._resources import check_resources
 from hpo.runner._tuner import run_tuner
 from hpo.spec import Spec, load_spec
 from hpo.store import ExperimentStatus, Store, resolve_url
-from hpo.trainable.evaluation import evaluate_in_own_process, evaluate_on_test
+from hpo.trainable.evaluation import evaluate_on_test, evaluate_remotely
 from hpo.trainable.preflight import check_user_code, load_data
 
 if TYPE_CHECKING:
@@ -285,30 +285,27 @@ def _search(
     try:
         if resume is not None and not resume.num_trials:
             # A run killed after its last trial and before its end has only its end to record.
-            stopped = False
             run.placement.release()
+            status, first_error = _conclude(run)
         else:
             # The first Ctrl-C or SIGTERM stops the trials gracefully; a second one, also
             # while Ray shuts down after the first, stops at once.
             # Ray's C++ core writes to this process's stderr until Ray has shut down (at the
-            # end of `run_tuner`): into the run's Ray log, not onto the terminal.
+            # end here): into the run's Ray log, not onto the terminal.
             with (
                 native_stderr_to(run.storage_path / run.name / "ray.log"),
                 stop_on_signals(lambda: _stop_at_once(run)) as stop_requested,
                 # Building Ray's OptunaSearch creates a study, and it tells it each trial.
                 quiet_optuna(),
             ):
-                run_tuner(run, callbacks, live, resume)
-            stopped = stop_requested.is_set()
-        if stopped:
-            status = ExperimentStatus.INTERRUPTED
-        else:
-            # Decided by the store, as the recorder left it (not by an analysis table).
-            outcome = store.outcome(run.experiment_id)
-            first_error = outcome.first_error
-            status = ExperimentStatus.COMPLETED if outcome.finished else ExperimentStatus.FAILED
-            if outcome.finished and _has_test_split(run):
-                _evaluate_best_on_test(run)
+                try:
+                    run_tuner(run, callbacks, live, resume)
+                    if stop_requested.is_set():
+                        status = ExperimentStatus.INTERRUPTED
+                    else:  # while Ray is up: a test split on disk is read where trials ran
+                        status, first_error = _conclude(run)
+                finally:
+                    run.placement.release()
     except KeyboardInterrupt:
         status = ExperimentStatus.INTERRUPTED
         raise
@@ -322,6 +319,18 @@ def _search(
             f"the first error: {first_error or 'no trial ran'}"
         )
     return Experiment(run.name, store)  # as it ended
+
+
+def _conclude(run: _Run) -> tuple[ExperimentStatus, str | None]:
+    """How the trials ended, as the store says (decided by the recorder's records, not by an
+    analysis table), and the first error; a finished search's best trial is evaluated on the
+    test split."""
+    outcome = run.store.outcome(run.experiment_id)
+    if not outcome.finished:
+        return ExperimentStatus.FAILED, outcome.first_error
+    if _has_test_split(run):
+        _evaluate_best_on_test(run)
+    return ExperimentStatus.COMPLETED, outcome.first_error
 
 
 def _stop_at_once(run: _Run) -> None:
@@ -377,8 +386,15 @@ def _evaluate_best_on_test(run: _Run) -> None:
     where = {"checkpoint": best["checkpoint_path"], "epochs": best["iterations"]}
     if run.dataset is not None:  # in memory here already
         metrics = evaluate_on_test(config, run.dataset, pipeline=run.pipeline, **where)
-    else:
-        metrics = evaluate_in_own_process(config, pipeline=run.pipeline, **where)
+    else:  # on disk: read by a Ray task where the trials read it, never by this driver
+        import ray
+
+        if not ray.is_initialized():  # a resume with only the end left to record
+            return
+        resources = run.spec.resources  # one process's share (of a DDP group: one worker's)
+        metrics = evaluate_remotely(
+            config, pipeline=run.pipeline, cpu=resources.cpu, gpu=resources.gpu, **where
+        )
     if metrics is None:  # a pipeline of its own, without a test split
         return
     store.set_test_metrics(run.experiment_id, best["trial_id"], metrics)

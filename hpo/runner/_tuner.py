@@ -60,7 +60,6 @@ def _consumers(run: _Run, live: bool, num_trials: int, fail_fast: Any) -> list[A
 
 def run_tuner(run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePlan | None) -> None:
     """Run the search on Ray Tune (a signal stops it gracefully: see `_search`)."""
-    import ray
     from ray import tune
     from ray.tune.stopper import CombinedStopper
 
@@ -80,7 +79,6 @@ def run_tuner(run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePla
         EarlierRuns.of(None if resume is None else resume.run_start()),
         lean=run.function is None,  # a user's own function's config is its own
     )
-    started_ray = run.placement.owned  # `connect` started Ray, or connected to the cluster
     try:
         search_alg, param_space = spec.searcher.build(
             space,
@@ -138,9 +136,7 @@ def run_tuner(run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePla
         if fail_fast.tripped:
             raise RunFailed(fail_fast.reason())
     finally:
-        stream.close()
-        if started_ray:
-            ray.shutdown()
+        stream.close()  # Ray stays up: the caller releases it (see `_search`)
 
 
 def _trainable(spec: Spec, run: _Run) -> Any:

@@ -106,8 +106,13 @@ def lean(config: Mapping[str, Any], searched: Iterable[str] = ()) -> dict[str, A
             continue
         read = applicable(section, options["name"])
         if read is not None:
+            # A key the section does not declare is a user's function's own (the section
+            # rejects it otherwise): its function reads it.
+            declared = TrainableSections.model_fields[section].annotation.model_fields
             keep = read | kept.get(section, set())
-            leaned[section] = {key: value for key, value in options.items() if key in keep}
+            leaned[section] = {
+                key: value for key, value in options.items() if key in keep or key not in declared
+            }
     return leaned
 
 

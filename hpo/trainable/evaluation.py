@@ -1,7 +1,7 @@
 """The best trial, evaluated once on the held-out test split after the search.
 
-Data that lives on disk is never opened by the driver: its test split is evaluated in a
-process of its own (the trials read it in theirs).
+Data that lives on disk is never opened by the driver: its test split is evaluated by a Ray
+task, where the trials read theirs.
 """
 
 from __future__ import annotations
@@ -45,27 +45,31 @@ def evaluate_on_test(
     return trainer.test()
 
 
-def evaluate_in_own_process(
+def evaluate_remotely(
     config: dict[str, Any],
     *,
     checkpoint: str | None,
     epochs: int,
-    pipeline: type[Any] | None = None,
+    pipeline: type[Any] | None,
+    cpu: float,
+    gpu: float,
 ) -> dict[str, float] | None:
-    """`evaluate_on_test` for data opened by the pipeline, in a fresh process, so that the
-    driver opens none of its files (and holds none of its memory)."""
-    import multiprocessing
+    """`evaluate_on_test` as a Ray task with a trial's resources: for data opened in the
+    trials (on a cluster, perhaps on their nodes' disks only), which the driver never reads.
+    """
+    import ray
 
-    from ray import cloudpickle
-
-    # By value: a pipeline class of a script (`__main__`) is not importable by name there.
-    job = cloudpickle.dumps((config, checkpoint, epochs, pipeline))
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_evaluate_pickled, (job,))
+    task = ray.remote(num_cpus=cpu, num_gpus=gpu, max_retries=0)(_evaluate_in_task)
+    return ray.get(task.remote(config, checkpoint, epochs, pipeline))
 
 
-def _evaluate_pickled(job: bytes) -> dict[str, float] | None:
-    from ray import cloudpickle
+def _evaluate_in_task(
+    config: dict[str, Any], checkpoint: str | None, epochs: int, pipeline: type[Any] | None
+) -> dict[str, float] | None:
+    import ray
+    import torch
 
-    config, checkpoint, epochs, pipeline = cloudpickle.loads(job)
+    # As in a trial: one thread per CPU the task was given.
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))
     return evaluate_on_test(config, None, checkpoint=checkpoint, epochs=epochs, pipeline=pipeline)
