@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from hpo.errors import HpoError, RunFailed, RunInterrupted, SpecError
     from hpo.results import Experiment, compare, experiments, load
     from hpo.runner import resume, run, tune
-    from hpo.spec import Spec, load_spec
+    from hpo.spec import Spec, check, load_spec
     from hpo.trainable.pipeline import Pipeline
     from hpo.trainable.user_function import get_checkpoint, report
 
@@ -34,6 +34,7 @@ _EXPORTS = {
     "get_checkpoint": "hpo.trainable.user_function",
     "Spec": "hpo.spec",
     "load_spec": "hpo.spec",
+    "check": "hpo.spec",
 }
 __all__ = [
     "Experiment",
@@ -43,6 +44,7 @@ __all__ = [
     "RunInterrupted",
     "Spec",
     "SpecError",
+    "check",
     "compare",
     "experiments",
     "get_checkpoint",

@@ -21,7 +21,7 @@ from hpo.runner._tuner import run_tuner
 from hpo.spec import Spec, load_spec
 from hpo.store import ExperimentStatus, Store, resolve_url
 from hpo.trainable.evaluation import evaluate_on_test, evaluate_remotely
-from hpo.trainable.preflight import check_user_code, load_data
+from hpo.trainable.preflight import check_user_code, load_data, loads_in_driver
 
 if TYPE_CHECKING:
     from hpo.resuming import ResumePlan
@@ -214,7 +214,7 @@ def _prepare(
     if pipeline is not None:
         function = None
     # hpo's in-memory datasets are loaded once, here; data on disk only ever in the trials.
-    dataset = load_data(spec) if function is None and _loaded_here(spec, pipeline) else None
+    dataset = load_data(spec) if function is None and loads_in_driver(spec, pipeline) else None
     # Ray (local, or the cluster asked for), and storage every node reaches, before any write.
     placement = connect(
         name,
@@ -235,19 +235,6 @@ def _prepare(
     return _Run(
         spec, name, experiment_id, store, files_dir, console, function, pipeline, dataset, placement
     )
-
-
-def _loaded_here(spec: Spec, pipeline: type[Any] | None) -> bool:
-    """Whether the driver loads the data: hpo's in-memory datasets, for a pipeline that opens
-    its data from the spec's `data` section (not one whose `setup_data` is its own)."""
-    from hpo.trainable.data import loaded_in_driver
-
-    if pipeline is not None:
-        from hpo.trainable.pipeline import Pipeline
-
-        if pipeline.setup_data is not Pipeline.setup_data:
-            return False
-    return loaded_in_driver(spec.data)
 
 
 def _files_dir(placement: Placement, results_dir: str | Path) -> Path:
@@ -368,7 +355,7 @@ def _has_test_split(run: _Run) -> bool:
         return False
     if run.spec.data.test_fraction > 0:
         return True
-    return run.pipeline is not None and not _loaded_here(run.spec, run.pipeline)
+    return run.pipeline is not None and not loads_in_driver(run.spec, run.pipeline)
 
 
 def _evaluate_best_on_test(run: _Run) -> None:

@@ -5,9 +5,11 @@
 - `_yaml_source`: safe YAML that remembers each key's line;
 - `_ray`: the `ray` section (which cluster);
 - `_user_code`: the code a spec names by import path, imported (never called) at validation,
-  and what its `trainable` is (`TrainableKind`: hpo's own, a Pipeline subclass, a function).
+  and what its `trainable` is (`TrainableKind`: hpo's own, a Pipeline subclass, a function);
+- `_check`: `check`, the spec's trainable run through the debugging checks (`hpo check`).
 """
 
+from hpo.spec._check import check
 from hpo.spec._ray import RayOptions, check_address
 from hpo.spec._spec import DEFAULT_NUM_SAMPLES, Spec, load_spec
 from hpo.spec._user_code import TrainableKind
@@ -19,6 +21,7 @@ __all__ = [
     "RayOptions",
     "Spec",
     "TrainableKind",
+    "check",
     "check_address",
     "load_spec",
 ]

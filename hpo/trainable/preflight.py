@@ -64,6 +64,20 @@ def load_data(spec: UserCodeSpec) -> Dataset:
         raise SpecError(spec.name, [SpecIssue("data", f"cannot load the data: {exc}")]) from None
 
 
+def loads_in_driver(spec: UserCodeSpec, pipeline: type[Any] | None) -> bool:
+    """Whether the driver loads the data (`load_data`): hpo's in-memory datasets, for hpo's
+    trainable or a pipeline that opens its data from the spec's `data` section (not one
+    whose `setup_data` is its own)."""
+    from hpo.trainable.data import loaded_in_driver
+
+    if pipeline is not None:
+        from hpo.trainable.pipeline import Pipeline
+
+        if pipeline.setup_data is not Pipeline.setup_data:
+            return False
+    return loaded_in_driver(spec.data)
+
+
 def _load(spec: UserCodeSpec, key: str, reference: str) -> Callable[..., Any]:
     from hpo.trainable.user_code import load_callable
 
