@@ -110,6 +110,9 @@ def cli() -> None:
 @click.option(
     "-v", "--verbose", is_flag=True, help="A line per finished trial instead of the live view."
 )
+@click.option(
+    "--check", "preflight", is_flag=True, help="Run `hpo check` first; stop (exit 2) if one fails."
+)
 @address_option
 @click.option(
     "--storage-path",
@@ -125,6 +128,7 @@ def run(
     dry_run: bool,
     quiet: bool,
     verbose: bool,
+    preflight: bool,
     address: str | None,
     storage_path: str | None,
 ) -> None:
@@ -135,6 +139,11 @@ def run(
     if dry_run:
         _print_dry_run(spec, store_url)
         return
+    if preflight and not _run_checks(spec, sample=2, as_json=False):
+        err_console.print(
+            "[red]error:[/] a check failed; nothing was run (fix it, or run without --check)"
+        )
+        raise click.exceptions.Exit(2)
     from hpo.runner import execute
 
     progress = Console(quiet=True) if quiet else console
@@ -195,6 +204,82 @@ def validate(spec_path: Path, overrides: tuple[str, ...]) -> None:
     """Check a spec without running anything (the code it names is imported, not run)."""
     spec = _load_spec(spec_path, overrides)
     console.print(f"[green]ok[/] {spec_path}: {_describe(spec)}")
+
+
+@cli.command(name="check")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a spec key (repeatable).",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Configs drawn from the space to check besides the base config.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The results as JSON, for scripts.")
+@debug_option
+def check_command(spec_path: Path, overrides: tuple[str, ...], sample: int, as_json: bool) -> None:
+    """Check the trainable before a search: data, model, one batch overfitted, gradients,
+    modes, speed and memory, in one process (no Ray; nothing is written).
+
+    Exit codes: 0 every check passed, 1 a check failed, 2 the spec is invalid.
+    """
+    spec = _load_spec(spec_path, overrides)
+    if not _run_checks(spec, sample=sample, as_json=as_json):
+        raise click.exceptions.Exit(1)
+
+
+def _run_checks(spec: Spec, *, sample: int, as_json: bool) -> bool:
+    """`hpo check` on a loaded spec, printed as it goes (or as JSON at the end); whether
+    every check passed. Ctrl-C ends it with 130, as it ends a search."""
+    from hpo.spec import check
+
+    shown: set[str] = set()
+
+    def show(result: Any) -> None:
+        if result.config not in shown:
+            shown.add(result.config)
+            console.print(f"[bold]{result.config}[/] config", highlight=False)
+        mark = "[dim]-[/]" if result.skipped else "[green]✔[/]" if result.ok else "[red]✘[/]"
+        console.print(f"  {mark} {result.name}: {result.reason}", highlight=False, markup=True)
+        if result.fix and not result.ok:
+            console.print(f"      [yellow]fix:[/] {result.fix}", highlight=False, markup=True)
+
+    if not as_json:
+        console.print(
+            f"Checking [bold]{spec.name}[/] (no Ray; nothing is written)", highlight=False
+        )
+    try:
+        report = check(spec, sample=sample, progress=None if as_json else show)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted.[/] No check was recorded anywhere.", markup=True)
+        raise click.exceptions.Exit(RunInterrupted.exit_code) from None
+    if as_json:
+        rows = [result.to_dict() for result in report]
+        payload = {"ok": report.ok, "configs": report.configs, "results": rows}
+        click.echo(json.dumps(_plain_json(payload), indent=2, allow_nan=False))
+        return report.ok
+    for label, params in report.configs.items():
+        if params:
+            console.print(
+                f"{label}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in params.items()),
+                highlight=False,
+            )
+    failed = len(report.failed)
+    checked = sum(1 for r in report if not r.skipped)
+    if failed:
+        console.print(
+            f"[red]{failed} of {checked} checks failed[/] on {len(report.configs)} configs"
+        )
+    else:
+        console.print(f"[green]all {checked} checks passed[/] on {len(report.configs)} configs")
+    return report.ok
 
 
 def _load_spec(spec_path: Path, overrides: Sequence[str]) -> Spec:
@@ -467,7 +552,8 @@ def _show_trial(experiment: Any, number: int, fmt: str) -> None:
     seconds = f", {(ended - started).total_seconds():.1f} s" if started and ended else ""
     console.print(
         f"[bold]{experiment.name}[/] trial {number} ({trial['trial_id']}): {trial['status']}, "
-        f"{trial['iterations']} epochs{seconds}" + (f", on {trial['node']}" if trial["node"] else ""),
+        f"{trial['iterations']} epochs{seconds}"
+        + (f", on {trial['node']}" if trial["node"] else ""),
         highlight=False,
     )
     console.print("params: " + ", ".join(f"{k} {_fmt(v)}" for k, v in trial["params"].items()))

@@ -34,9 +34,10 @@ from hpo.trainable.pipeline import Pipeline
 __all__ = ["OVERFIT_STEPS", "CheckReport", "CheckResult", "run_checks"]
 
 OVERFIT_STEPS = 100
-# The optimizer of the one-batch test, as the guide's `overfit_single_batch` has it: the test
-# asks whether the model, loss and data can fit at all, not whether a searched rate is good.
-OVERFIT_LR = 1e-3
+# The one-batch test's optimizer: Adam at a fixed rate, high enough that a sound model fits a
+# batch well within the steps. It asks whether the model, loss and data can fit at all, not
+# whether a searched rate is good (a rate of 1e-4 from the space would fail a sound model).
+OVERFIT_LR = 1e-2
 _OVERFIT_EVERY = 10
 # A per-process CUDA context that max_memory_allocated does not count, for "trials per GPU".
 CUDA_CONTEXT_BYTES = 512 * 2**20
@@ -1050,7 +1051,7 @@ def _status_kib(status: Path, key: str) -> int:
 
 
 def _mib(n: float) -> str:
-    return f"{n / 2**20:.1f} MiB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
 def _gib(n: float) -> str:
