@@ -273,7 +273,9 @@ def _search(
         if resume is not None and not resume.num_trials:
             # A run killed after its last trial and before its end has only its end to record.
             run.placement.release()
-            status, first_error = _conclude(run)
+            status, first_error = _outcome(run)
+            if status is ExperimentStatus.COMPLETED and _has_test_split(run):
+                _evaluate_best_on_test(run)
         else:
             # The first Ctrl-C or SIGTERM stops the trials gracefully; a second one, also
             # while Ray shuts down after the first, stops at once.
@@ -289,8 +291,11 @@ def _search(
                     run_tuner(run, callbacks, live, resume)
                     if stop_requested.is_set():
                         status = ExperimentStatus.INTERRUPTED
-                    else:  # while Ray is up: a test split on disk is read where trials ran
-                        status, first_error = _conclude(run)
+                    else:
+                        status, first_error = _outcome(run)
+                        # While Ray is up: a test split on disk is read where the trials ran.
+                        if status is ExperimentStatus.COMPLETED and _has_test_split(run):
+                            _evaluate_best_on_test(run)
                 finally:
                     run.placement.release()
     except KeyboardInterrupt:
@@ -308,16 +313,12 @@ def _search(
     return Experiment(run.name, store)  # as it ended
 
 
-def _conclude(run: _Run) -> tuple[ExperimentStatus, str | None]:
+def _outcome(run: _Run) -> tuple[ExperimentStatus, str | None]:
     """How the trials ended, as the store says (decided by the recorder's records, not by an
-    analysis table), and the first error; a finished search's best trial is evaluated on the
-    test split."""
+    analysis table), and the first error."""
     outcome = run.store.outcome(run.experiment_id)
-    if not outcome.finished:
-        return ExperimentStatus.FAILED, outcome.first_error
-    if _has_test_split(run):
-        _evaluate_best_on_test(run)
-    return ExperimentStatus.COMPLETED, outcome.first_error
+    status = ExperimentStatus.COMPLETED if outcome.finished else ExperimentStatus.FAILED
+    return status, outcome.first_error
 
 
 def _stop_at_once(run: _Run) -> None:
