@@ -60,7 +60,10 @@ DISTRIBUTION = "hpo-orchestra"  # the name hpo is installed under (`pip install 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        # Kept, so the next `hpo.report(...)` (many a second in a trial) is a plain lookup.
+        globals()[name] = value
+        return value
     if name == "__version__":
         # From the installed package's metadata, so that it is the version pyproject.toml
         # gave the build, not a second copy kept by hand.

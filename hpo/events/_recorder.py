@@ -1,11 +1,16 @@
 """The consumer through which the driver, and only the driver, writes the store.
 
-Results are buffered and written in batched transactions (at most about once a second, and
-at every trial's start and end), so the store costs the search little.
+Results are staged and written in batched transactions by a writer thread (about once a
+second), so that the SQL work is off Ray's loop: a trial's next report waits for the driver to
+take this one, and the store's time would be added to it. What other code reads or writes
+right after an event is written before the event returns: a trial's start and end, a trial
+reporting epochs again, the search's end, and `close` (an interrupted or failed run).
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from typing import Any
 
@@ -24,6 +29,52 @@ from hpo.store import Store, now
 
 FLUSH_EVERY_S = 1.0
 
+_Batch = tuple[list[dict[str, Any]], list[dict[str, Any]]]
+
+
+class _Writer:
+    """One thread writing batches to the store in the order given; a failure is raised on the
+    next `put` or `wait`, so that a store that cannot be written stops the run as before."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._batches: queue.Queue[_Batch | None] = queue.Queue()
+        self._error: BaseException | None = None
+        # A daemon: a driver killed at once (a second Ctrl-C) loses at most the last second
+        # of results, which a resume trains again from the checkpoint anyway.
+        self._thread = threading.Thread(target=self._run, name="hpo-store-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (batch := self._batches.get()) is not None:
+            try:
+                if self._error is None:
+                    self.store.write(*batch)
+            except BaseException as exc:  # raised again in the driver's thread
+                self._error = exc
+            finally:
+                self._batches.task_done()
+        self._batches.task_done()
+
+    def put(self, batch: _Batch) -> None:
+        self._raise()
+        self._batches.put(batch)
+
+    def wait(self) -> None:
+        """Return once every batch given so far is written."""
+        self._batches.join()
+        self._raise()
+
+    def stop(self) -> None:
+        self._batches.put(None)
+        self._thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
 
 class StoreRecorder(Consumer):
     """Mirrors every trial's status, params and per-epoch metrics into the store."""
@@ -35,21 +86,57 @@ class StoreRecorder(Consumer):
         self._trials: dict[str, dict[str, Any]] = {}  # pending column updates by trial id
         self._results: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
+        self._writer: _Writer | None = None  # started at the first batch written in the back
+
+    # Ray Tune pickles its callbacks with the experiment's state; a thread is not picklable.
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_writer": None}
 
     def _stage(self, trial: StoredTrial, **columns: Any) -> None:
-        row = self._trials.setdefault(
-            trial.trial_id, {"experiment_id": self.experiment_id, "trial_id": trial.trial_id}
-        )
+        row = self._trials.get(trial.trial_id)
+        if row is None:
+            row = self._trials[trial.trial_id] = {
+                "experiment_id": self.experiment_id,
+                "trial_id": trial.trial_id,
+            }
         row.update(columns)
 
-    def flush(self) -> None:
+    def _take(self) -> _Batch:
         trial_rows, self._trials = list(self._trials.values()), {}
         result_rows, self._results = self._results, []
-        self.store.write(trial_rows, result_rows)
         self._last_flush = time.monotonic()
+        return trial_rows, result_rows
+
+    def flush(self) -> None:
+        """Write everything staged, and return once it is in the store."""
+        batch = self._take()
+        if self._writer is not None:
+            self._writer.put(batch)
+            self._writer.wait()
+        else:
+            self.store.write(*batch)
+
+    def _flush_in_the_back(self) -> None:
+        if self._writer is None:
+            self._writer = _Writer(self.store)
+        self._writer.put(self._take())
+
+    def close(self) -> None:
+        """Write what is staged and stop the writer (the run is over, or failed)."""
+        try:
+            self.flush()
+        finally:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.stop()
 
     def receive(self, event: Event) -> None:
         match event:
+            case TrialReported():
+                self._reported(event)
+            case StepEnded():
+                if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
+                    self._flush_in_the_back()
             case TrialAdded(trial=trial):
                 self._stage(
                     trial,
@@ -71,8 +158,6 @@ class StoreRecorder(Consumer):
                     error_traceback=None,
                 )
                 self.flush()
-            case TrialReported():
-                self._reported(event)
             case TrialEnded(trial=trial, error=error, checkpoint=checkpoint):
                 columns: dict[str, Any] = {"status": trial.status.value, "ended_at": now()}
                 if error is not None:
@@ -83,9 +168,6 @@ class StoreRecorder(Consumer):
                     columns["checkpoint_path"] = checkpoint
                 self._stage(trial, **columns)
                 self.flush()
-            case StepEnded():
-                if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
-                    self.flush()
             case SearchEnded():
                 self.flush()
 
@@ -110,12 +192,13 @@ class StoreRecorder(Consumer):
                 "reported_at": now(),
             }
         )
+        # The event's dicts are its own (the stream makes new ones for every result): no copy.
         self._stage(
             trial,
             iterations=step,
             last_result=metrics,
             final_metrics=metrics,
-            best_metrics=dict(trial.best),
+            best_metrics=trial.best,
             value=metrics.get(self.metric),
             best_value=trial.best.get(self.metric),
             node=event.node,

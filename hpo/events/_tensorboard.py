@@ -81,19 +81,19 @@ class _RunWriter:
     need not import torch (seconds) to track."""
 
     def __init__(self, path: Path):
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         self._events = EventFileWriter(str(path), flush_secs=5)
+        # Imported once per run folder, not for every scalar of every result.
+        self._event, self._summary, self._value = Event, Summary, Summary.Value
 
     def summary(self, summary: Any, step: int = 0) -> None:
-        from tensorboard.compat.proto.event_pb2 import Event
-
-        self._events.add_event(Event(wall_time=time.time(), step=step, summary=summary))
+        self._events.add_event(self._event(wall_time=time.time(), step=step, summary=summary))
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
-        self.summary(Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]), step)
+        self.summary(self._summary(value=[self._value(tag=tag, simple_value=float(value))]), step)
 
     def close(self) -> None:
         self._events.close()

@@ -88,9 +88,17 @@ class ResourceWait:
             asked: what one pending trial asks of the cluster (read only when it is said).
         """
         statuses = list(statuses)
-        pending = statuses.count(TrialStatus.PENDING)
+        return self.check_counts(
+            statuses.count(TrialStatus.PENDING), statuses.count(TrialStatus.RUNNING), asked
+        )
+
+    def check_counts(
+        self, pending: int, running: int, asked: Callable[[], Mapping[str, float]]
+    ) -> str | None:
+        """`check`, from the number of pending and of running trials (what the trial stream
+        keeps as statuses change, cheaper than a look at every trial each step)."""
         now = self._clock()
-        if not pending or TrialStatus.RUNNING in statuses:
+        if not pending or running:
             self._since = self._told = None
             return None
         if self._since is None:

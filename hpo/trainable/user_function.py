@@ -31,9 +31,16 @@ class _TrialState:
     run; its checkpoints carry its results, see `hpo.resuming.History`)."""
 
     def __init__(self, checkpoint: Any, history: History, metric: str | None = None):
+        from ray import tune
+
+        from hpo.trainable.node import node_label
+
         self.checkpoint = checkpoint
         self.history = history
         self.metric = metric  # the search's, which `report` checks is finite
+        # Looked up once per trial, not per report: a trial may report many times a second.
+        self.node = node_label()
+        self.tune = tune
 
 
 _trial: _TrialState | None = None
@@ -51,30 +58,39 @@ def report(metrics: Mapping[str, Any], *, checkpoint: str | Path | None = None) 
         FloatingPointError: the search's metric, or a metric named like a loss, is NaN or
             infinite; the trial fails with that reason instead of reporting it.
     """
-    from ray import tune
-
-    from hpo.trainable.finite import check_finite
-
-    with warnings.catch_warnings():  # Ray warns when asked outside a search; that is the question
-        warnings.simplefilter("ignore")
-        in_search = tune.get_context().get_trial_id() is not None
-    if not in_search:
+    state = _trial or _search_trial()
+    if state is None:
         local_reports.append(dict(metrics))
         return
-    from hpo.resuming import History
-    from hpo.trainable.node import NODE_KEY, node_label
+    from hpo.trainable.finite import check_finite
+    from hpo.trainable.node import NODE_KEY
 
-    state = _trial or _TrialState(None, History(tune.get_context().get_trial_id()))
     iteration = state.history.iteration + 1
     epoch = metrics.get("epoch")
     check_finite(metrics, state.metric, epoch if isinstance(epoch, int) else iteration)
     state.history.add(iteration, metrics)
     saved = None
     if checkpoint is not None:
-        saved = tune.Checkpoint.from_directory(str(checkpoint))
+        saved = state.tune.Checkpoint.from_directory(str(checkpoint))
         saved.set_metadata(state.history.metadata())
-    result = {**metrics, "training_iteration": iteration, NODE_KEY: node_label()}
-    tune.report(result, checkpoint=saved)
+    state.tune.report(
+        {**metrics, "training_iteration": iteration, NODE_KEY: state.node}, checkpoint=saved
+    )
+
+
+def _search_trial() -> _TrialState | None:
+    """The trial of a function Ray runs without hpo's start (`run_user_function`), or None
+    outside a search."""
+    from ray import tune
+
+    with warnings.catch_warnings():  # Ray warns when asked outside a search; that is the question
+        warnings.simplefilter("ignore")
+        trial_id = tune.get_context().get_trial_id()
+    if trial_id is None:
+        return None
+    from hpo.resuming import History
+
+    return _TrialState(None, History(trial_id))
 
 
 def get_checkpoint() -> Any:
@@ -125,13 +141,23 @@ def run_user_function(
         sys.modules["torch"].manual_seed(trial_seed)
     from ray import tune
 
-    from hpo.trainable.node import NODE_KEY, node_label
+    from hpo.trainable.node import NODE_KEY
 
     # Restored: its results the store lacks, and its own, again (see `History`). Without the
     # checkpoint: reported again, it would be a copy, and Ray could delete the original (it
     # keeps `checkpoint.keep`) before the function has read it.
-    _trial.history.replay(tune.report, {NODE_KEY: node_label()})
-    user_fn(config)
+    _trial.history.replay(tune.report, {NODE_KEY: _trial.node})
+    try:
+        user_fn(config)
+    finally:
+        # The worker may run another trial next (actor reuse) or none: `report` outside
+        # this call is not this trial's.
+        _end_trial()
+
+
+def _end_trial() -> None:
+    global _trial
+    _trial = None
 
 
 def shipped_by_value(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -416,3 +416,61 @@ def test_a_trial_is_stored_with_the_options_of_the_kinds_it_drew_only(tmp_path: 
         "lr_scheduler.name": "none",
     }
     store.close()
+
+
+def test_the_recorder_writes_results_in_the_back_and_all_by_the_trials_end(tmp_path: Path):
+    import hpo.events._recorder as recorder_module
+
+    store = Store(f"sqlite:///{tmp_path / 'hpo.db'}")
+    spec = {"metric": "acc", "mode": "max", "searcher": {"name": "random"}}
+    spec |= {"scheduler": {"name": "fifo"}, "seed": 0, "num_trials": 1}
+    experiment_id, _ = store.create_experiment("back", spec, storage_path=str(tmp_path))
+    recorder = StoreRecorder(store, experiment_id, "acc")
+    stream = stream_of(recorder)
+    trials = [ray_trial("a", 0.1)]
+    stream.setup()
+    stream.on_trial_start(0, trials, trials[0])
+    flush_every = recorder_module.FLUSH_EVERY_S
+    recorder_module.FLUSH_EVERY_S = 0.0  # every step's results go to the writer thread
+    try:
+        for step in range(1, 51):
+            report(stream, trials, trials[0], step, acc=step / 100)
+            stream.on_step_end(0, trials)
+    finally:
+        recorder_module.FLUSH_EVERY_S = flush_every
+    assert recorder._writer is not None  # the writes went to the thread
+    pickle.dumps(recorder)  # Ray pickles its callbacks; the thread stays behind
+    stream.on_trial_complete(0, trials, trials[0])
+    # The trial's end waits for the writer: everything is in the store when it returns.
+    assert len(store.result_rows(experiment_id)) == 50
+    assert store.trial_rows(experiment_id)[0]["iterations"] == 50
+    stream.close()
+    assert recorder._writer is None
+    store.close()
+
+
+def test_a_store_the_writer_thread_cannot_write_fails_the_run(tmp_path: Path):
+    import sqlalchemy as sa
+
+    import hpo.events._recorder as recorder_module
+
+    store = Store(f"sqlite:///{tmp_path / 'hpo.db'}")
+    spec = {"metric": "acc", "mode": "max", "searcher": {"name": "random"}}
+    spec |= {"scheduler": {"name": "fifo"}, "seed": 0, "num_trials": 1}
+    experiment_id, _ = store.create_experiment("broken", spec, storage_path=str(tmp_path))
+    stream = stream_of(StoreRecorder(store, experiment_id, "acc"))
+    trials = [ray_trial("a", 0.1)]
+    stream.on_trial_start(0, trials, trials[0])
+    with store.engine.begin() as conn:  # the store loses its results table under the run
+        conn.exec_driver_sql("DROP TABLE results")
+    flush_every = recorder_module.FLUSH_EVERY_S
+    recorder_module.FLUSH_EVERY_S = 0.0
+    try:
+        report(stream, trials, trials[0], 1, acc=0.5)
+        stream.on_step_end(0, trials)  # written in the back: no error here yet
+        with pytest.raises(sa.exc.OperationalError, match="results"):
+            stream.on_trial_complete(0, trials, trials[0])
+    finally:
+        recorder_module.FLUSH_EVERY_S = flush_every
+    stream.close()
+    store.close()
