@@ -541,8 +541,7 @@ def _show_trial(experiment: Any, number: int, fmt: str) -> None:
     seconds = f", {(ended - started).total_seconds():.1f} s" if started and ended else ""
     console.print(
         f"[bold]{experiment.name}[/] trial {number} ({trial['trial_id']}): {trial['status']}, "
-        f"{trial['iterations']} epochs{seconds}"
-        + (f", on {trial['node']}" if trial["node"] else ""),
+        f"{trial['iterations']} epochs{seconds}" + (f", on {trial['node']}" if trial["node"] else ""),
         highlight=False,
     )
     console.print("params: " + ", ".join(f"{k} {_fmt(v)}" for k, v in trial["params"].items()))
