@@ -138,8 +138,8 @@ def suggest(lrs: Sequence[float], losses: Sequence[float]) -> Suggestions:
     The range: from a decade below the lower suggestion to three times the higher one,
     but no higher than where the loss is lowest (past it the loss climbs towards
     divergence), and at least a decade wide. A log-uniform search then spends most trials
-    around the suggestions and none on rates that diverge. The bounds are rounded outwards
-    to one significant digit, to read and paste.
+    around the suggestions and none on rates that diverge. The bounds are rounded to one
+    significant digit, to read and paste: outwards, unless that would cross the minimum.
 
     Raises:
         ValueError: too few points, or no descent to read (see `steepest`).
@@ -150,7 +150,10 @@ def suggest(lrs: Sequence[float], losses: Sequence[float]) -> Suggestions:
     small, large = sorted((first.lr, second.lr))
     high = min(3 * large, minimum_lr) if minimum_lr > large else large
     low = min(small / 10, high / 10)
-    return Suggestions(first, second, _round(low, math.floor), _round(high, math.ceil), minimum_lr)
+    rounded = _round(high, math.ceil)
+    if rounded > max(minimum_lr, large):  # rounding must not cross the minimum either
+        rounded = _round(high, math.floor)
+    return Suggestions(first, second, _round(low, math.floor), rounded, minimum_lr)
 
 
 def format_lr(lr: float) -> str:
