@@ -73,7 +73,7 @@ def test_the_range_spans_the_suggestions_and_stays_below_the_minimum():
 
 def test_a_curve_that_never_falls_gets_no_suggestion():
     lrs = np.logspace(-7, 1, 50)
-    with pytest.raises(ValueError, match="within the burn-in|never falls"):
+    with pytest.raises(ValueError, match="within the burn-in"):
         steepest(lrs, np.linspace(1.0, 5.0, 50))
     with pytest.raises(ValueError, match="at least 10 finite points"):
         suggest(lrs[:5], np.ones(5))
