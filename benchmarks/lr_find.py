@@ -241,6 +241,7 @@ def main() -> None:
             "lr-find",
             "ratio",
             "reached",
+            f"trials < {WASTED_BELOW}, wide / lr-find",
             "goal <= 1/2",
         ],
         summary,
