@@ -206,6 +206,80 @@ def validate(spec_path: Path, overrides: tuple[str, ...]) -> None:
     console.print(f"[green]ok[/] {spec_path}: {_describe(spec)}")
 
 
+@cli.command(name="lr-find")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a spec key (repeatable).",
+)
+@click.option(
+    "--min",
+    "min_lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-7,
+    show_default=True,
+    help="The ramp's first learning rate.",
+)
+@click.option(
+    "--max",
+    "max_lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="The ramp's last learning rate.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=10),
+    default=100,
+    show_default=True,
+    help="Optimizer steps of the whole ramp.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the curve to FILE (.svg or .png).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the points, the suggestions and the range as JSON.",
+)
+@debug_option
+def lr_find(
+    spec_path: Path,
+    overrides: tuple[str, ...],
+    min_lr: float,
+    max_lr: float,
+    steps: int,
+    plot_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Run a learning-rate range test on the spec's base config and propose a range for
+    optimizer.lr (in this process, no Ray; nothing is written to the store)."""
+    from hpo.cli._lr_find import run_lr_find
+
+    spec = _load_spec(spec_path, overrides)
+    try:
+        run_lr_find(
+            spec,
+            console,
+            min_lr=min_lr,
+            max_lr=max_lr,
+            steps=steps,
+            plot_path=plot_path,
+            as_json=as_json,
+        )
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted.[/] lr-find stopped; nothing was written.")
+        click.get_current_context().exit(130)
+
+
 @cli.command(name="check")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
 @click.option(
