@@ -248,7 +248,6 @@ def test_data_that_cannot_be_loaded_is_a_spec_error_before_anything_runs(workdir
     assert result.exit_code == 2
     assert "data: cannot load the data: data file 'nothere.csv' not found" in result.output
     assert not (workdir / "hpo-results").exists()
-    assert not (workdir / "hpo.db").exists()
 
 
 def test_the_command_imports_the_users_modules_from_the_working_directory(tmp_path: Path):
