@@ -39,6 +39,14 @@ def _remember_debug(ctx: click.Context, _param: click.Parameter, value: bool) ->
         ctx.meta["hpo.debug"] = True
 
 
+# Every command that reads a spec takes the same `--set KEY=VALUE` overrides.
+overrides_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a spec key (repeatable).",
+)
 debug_option = click.option(
     "--debug",
     is_flag=True,
@@ -94,13 +102,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a spec key (repeatable).",
-)
+@overrides_option
 @click.option("--name", help="Experiment name (default: the spec's name).")
 @store_option
 @click.option(
@@ -192,13 +194,7 @@ def resume(
 
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a spec key (repeatable).",
-)
+@overrides_option
 @debug_option
 def validate(spec_path: Path, overrides: tuple[str, ...]) -> None:
     """Check a spec without running anything (the code it names is imported, not run)."""
@@ -208,13 +204,7 @@ def validate(spec_path: Path, overrides: tuple[str, ...]) -> None:
 
 @cli.command(name="lr-find")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a spec key (repeatable).",
-)
+@overrides_option
 @click.option(
     "--min",
     "min_lr",
@@ -282,13 +272,7 @@ def lr_find(
 
 @cli.command(name="check")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a spec key (repeatable).",
-)
+@overrides_option
 @click.option(
     "--sample",
     type=click.IntRange(min=0),
