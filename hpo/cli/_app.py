@@ -149,15 +149,16 @@ def run(
     from hpo.runner import execute
 
     progress = Console(quiet=True) if quiet else console
-    experiment = execute(
+    execute(
         spec,
         store_url=store_url,
         console=progress,
         live=not verbose,
         address=address,
         storage_path=storage_path,
+        # Printed before Ray shuts down (about a second), not after.
+        on_end=lambda experiment: _print_summary(experiment, store, brief=quiet),
     )
-    _print_summary(experiment, store, brief=quiet)
 
 
 @cli.command()
@@ -181,6 +182,12 @@ def resume(
     from hpo.runner import resume as resume_experiment
 
     progress = Console(quiet=True) if quiet else console
+    shown: list[Any] = []
+
+    def summary(experiment: Any) -> None:  # before Ray shuts down, not after
+        _print_summary(experiment, store, brief=quiet)
+        shown.append(experiment)
+
     experiment = resume_experiment(
         name,
         store_url=resolve_url(store),
@@ -188,8 +195,10 @@ def resume(
         console=progress,
         live=not verbose,
         address=address,
+        on_end=summary,
     )
-    _print_summary(experiment, store, brief=quiet)
+    if not shown:  # nothing was left to run
+        _print_summary(experiment, store, brief=quiet)
 
 
 @cli.command()

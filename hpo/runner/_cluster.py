@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,11 +69,14 @@ def connect(
     address: str | None = None,
     storage_path: str | None = None,
     console: Console | None = None,
+    preload: Sequence[str] = (),
 ) -> Placement:
     """Start a local Ray, or connect to the cluster the options name, and check that every node
     can reach the storage path, all before any trial starts.
 
     Where Ray is already initialized (a test session, a notebook), that Ray is used as it is.
+    A local Ray that hpo starts runs only the processes a search needs, and its workers import
+    the modules `preload` names as they start (`hpo.runner._local_ray`).
 
     Raises:
         UsageError: the cluster cannot be reached, or wants a token this process lacks.
@@ -84,7 +88,7 @@ def connect(
     explicit_storage = storage_path or spec_ray.storage_path
     owned = not ray.is_initialized()
     if owned:
-        _init(address)
+        _init(address, preload)
     try:
         if address is not None and owned:
             _warn_if_unauthenticated(address, console or Console(stderr=True))
@@ -99,16 +103,13 @@ def connect(
     return Placement(address, storage, len(nodes), owned)
 
 
-def _init(address: str | None) -> None:
+def _init(address: str | None, preload: Sequence[str]) -> None:
     import ray
 
-    if address is None:  # hpo's own local Ray, as quiet as the search
-        ray.init(
-            address="local" if os.environ.get(ADDRESS_ENV) else None,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-        )
+    if address is None:  # hpo's own local Ray, as quiet and as small as the search
+        from hpo.runner._local_ray import init_local
+
+        init_local(preload=preload, address="local" if os.environ.get(ADDRESS_ENV) else None)
         return
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)

@@ -6,6 +6,7 @@ import importlib.util
 import shlex
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from rich.console import Console
 from hpo.errors import RunFailed, RunInterrupted, SpecError, SpecIssue, UsageError
 from hpo.results import Experiment
 from hpo.runner._cluster import Placement, connect
+from hpo.runner._local_ray import TRAINABLE_MODULES
 from hpo.runner._resources import check_resources
 from hpo.runner._tuner import run_tuner
 from hpo.spec import Spec, load_spec
@@ -74,13 +76,16 @@ def execute(
     live: bool = True,
     address: str | None = None,
     storage_path: str | None = None,
+    on_end: Callable[[Experiment], None] | None = None,
 ) -> Experiment:
     """Run a validated spec on Ray Tune, recording into the store at `store_url`.
 
     `function` is a user's training function given as an object (`hpo.tune`), which then
     stands for the spec's `trainable` reference. `live` shows the live progress view in a
     terminal; otherwise (and off a terminal) a line per finished trial. `address` and
-    `storage_path` override the spec's `ray` section (see `hpo.runner._cluster`).
+    `storage_path` override the spec's `ray` section (see `hpo.runner._cluster`). `on_end`
+    is called with the experiment once it has completed and been recorded, before Ray shuts
+    down (about a second): the CLI prints its summary there.
     """
     console = console or Console()
     spec_data = {**spec.model_dump(mode="json"), "num_trials": spec.num_trials()}
@@ -112,7 +117,7 @@ def execute(
         address=address,
         storage_path=storage_path,
     )
-    return _search(run, callbacks, live, resume=None)
+    return _search(run, callbacks, live, resume=None, on_end=on_end)
 
 
 def resume(
@@ -125,6 +130,7 @@ def resume(
     function: Callable[..., Any] | None = None,
     live: bool = True,
     address: str | None = None,
+    on_end: Callable[[Experiment], None] | None = None,
 ) -> Experiment:
     """Go on with an experiment that stopped before its end (Ctrl-C, a killed driver, a lost
     machine): its unfinished trials continue from their latest checkpoints, and new trials
@@ -135,6 +141,8 @@ def resume(
         errored: also run its errored trials again.
         function: the user's training function, for an experiment of `hpo.tune`.
         address: the Ray cluster to run on (default: the spec's, as for `hpo run`).
+        on_end: called as `execute`'s is, once the resumed experiment has completed (not
+            when it had nothing left to run).
     """
     from hpo.resuming import plan_resume
 
@@ -179,7 +187,7 @@ def resume(
         address=address,
         storage_path=row["storage_path"],  # the trials go on where they were stored
     )
-    return _search(run, callbacks, live, resume=plan)
+    return _search(run, callbacks, live, resume=plan, on_end=on_end)
 
 
 def _prepare(
@@ -213,17 +221,33 @@ def _prepare(
     pipeline = function if isinstance(function, type) else None
     if pipeline is not None:
         function = None
-    # hpo's in-memory datasets are loaded once, here; data on disk only ever in the trials.
-    dataset = load_data(spec) if function is None and loads_in_driver(spec, pipeline) else None
-    # Ray (local, or the cluster asked for), and storage every node reaches, before any write.
-    placement = connect(
-        name,
-        spec.ray,
-        results_dir,
-        address=address,
-        storage_path=storage_path,
-        console=console,
-    )
+    import ray  # noqa: F401  (here, whole, before the helper thread imports parts of it)
+
+    # Ray (local, or the cluster asked for) starts on this thread, as Ray expects; meanwhile a
+    # helper thread loads hpo's in-memory data (once, here; data on disk only ever in the
+    # trials) and imports what the Tuner will need. Nothing is written before both are done.
+    loads_data = function is None and loads_in_driver(spec, pipeline)
+    with ThreadPoolExecutor(1, thread_name_prefix="hpo-setup") as helper:
+        ready = helper.submit(_ready_driver, spec, loads_data)
+        try:
+            # A local Ray's workers import hpo's trainable while this driver sets up.
+            placement = connect(
+                name,
+                spec.ray,
+                results_dir,
+                address=address,
+                storage_path=storage_path,
+                console=console,
+                preload=TRAINABLE_MODULES if function is None else (),
+            )
+        except BaseException:
+            ready.result()  # the data's error first: the user's input fails before Ray's
+            raise
+        try:
+            dataset = ready.result()
+        except BaseException:
+            placement.release()  # bad data must not leave Ray running
+            raise
     try:
         # A trial no node can hold would wait forever: refuse it as a spec error, unwritten.
         check_resources(spec, console)
@@ -235,6 +259,25 @@ def _prepare(
     return _Run(
         spec, name, experiment_id, store, files_dir, console, function, pipeline, dataset, placement
     )
+
+
+def _ready_driver(spec: Spec, loads_data: bool) -> Any:
+    """hpo's in-memory data, loaded (None when the trials open their data), once the modules
+    the Tuner and the trial stream will import are imported too.
+
+    Raises:
+        SpecError: the data cannot be loaded.
+    """
+    dataset = load_data(spec) if loads_data else None
+    # Imported while Ray starts instead of after it: Ray Tune (about 2 s on a small machine),
+    # its schedulers and Optuna searcher (Optuna's TPE is hpo's default), and hpo's consumers
+    # of the trial events.
+    import ray.tune.schedulers
+    import ray.tune.search.optuna  # noqa: F401
+
+    import hpo.events  # noqa: F401
+
+    return dataset
 
 
 def _files_dir(placement: Placement, results_dir: str | Path) -> Path:
@@ -260,22 +303,39 @@ class _Run:
 
 
 def _search(
-    run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePlan | None
+    run: _Run,
+    callbacks: Sequence[Any],
+    live: bool,
+    resume: ResumePlan | None,
+    on_end: Callable[[Experiment], None] | None = None,
 ) -> Experiment:
-    """Run the trials of `run` on Ray Tune and record how the experiment ended."""
+    """Run the trials of `run` on Ray Tune and record how the experiment ended; a completed
+    one goes to `on_end` before Ray shuts down."""
     from hpo.runner._quiet import native_stderr_to
     from hpo.runner._signals import stop_on_signals
     from hpo.search import quiet_optuna
 
     store = run.store
     status, first_error = ExperimentStatus.FAILED, None
+    recorded = False
+
+    def end() -> None:
+        nonlocal status, first_error, recorded
+        # A completed search stays completed if its test evaluation fails (that raises).
+        status, first_error = _outcome(run)
+        if status is ExperimentStatus.COMPLETED and _has_test_split(run):
+            _evaluate_best_on_test(run)
+        if status is ExperimentStatus.COMPLETED:
+            _record_end(store, run.experiment_id, status)
+            recorded = True
+            if on_end is not None:
+                on_end(Experiment(run.name, store))
+
     try:
         if resume is not None and not resume.num_trials:
             # A run killed after its last trial and before its end has only its end to record.
             run.placement.release()
-            status, first_error = _outcome(run)
-            if status is ExperimentStatus.COMPLETED and _has_test_split(run):
-                _evaluate_best_on_test(run)
+            end()
         else:
             # The first Ctrl-C or SIGTERM stops the trials gracefully; a second one, also
             # while Ray shuts down after the first, stops at once.
@@ -291,18 +351,18 @@ def _search(
                     run_tuner(run, callbacks, live, resume)
                     if stop_requested.is_set():
                         status = ExperimentStatus.INTERRUPTED
-                    else:
-                        status, first_error = _outcome(run)
-                        # While Ray is up: a test split on disk is read where the trials ran.
-                        if status is ExperimentStatus.COMPLETED and _has_test_split(run):
-                            _evaluate_best_on_test(run)
+                    else:  # while Ray is up: a test split on disk is read where trials ran,
+                        # and the summary is shown before Ray's shutdown, not after it
+                        end()
                 finally:
                     run.placement.release()
     except KeyboardInterrupt:
-        status = ExperimentStatus.INTERRUPTED
+        if not recorded:
+            status = ExperimentStatus.INTERRUPTED
         raise
     finally:
-        _record_end(store, run.experiment_id, status)
+        if not recorded:
+            _record_end(store, run.experiment_id, status)
     if status is ExperimentStatus.INTERRUPTED:
         raise RunInterrupted(run.name, resume_command(run.name, store.url, run.placement))
     if status is ExperimentStatus.FAILED:

@@ -238,6 +238,7 @@ def test_the_front_door_imports_neither_torch_nor_ray(tmp_path: Path):
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.ray  # the data loads while Ray starts; Ray is stopped again on its error
 def test_data_that_cannot_be_loaded_is_a_spec_error_before_anything_runs(workdir: Path):
     spec = workdir / "f.yaml"
     spec.write_text(

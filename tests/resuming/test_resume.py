@@ -202,7 +202,8 @@ def test_chaos_a_driver_killed_three_times_at_random_moments_loses_and_repeats_n
         if not reader.wait_for_results(driver, reader.result_count() + rng.randint(1, 3)):
             break  # it finished first: nothing left to kill
         time.sleep(rng.uniform(0, 0.5))
-        if driver.process.poll() is not None:
+        # Ended, or only shutting Ray down after recording the end (with its summary shown).
+        if driver.process.poll() is not None or reader.status() != "RUNNING":
             break
         driver.kill()
         kills += 1
