@@ -178,17 +178,12 @@ def print_evaluation(
     elif evaluation.kind == "regression":
         table = Table(*evaluation.residuals.index, title="Residuals (predicted - true)")
         table.add_row(
-            *(
-                str(int(v)) if k == "count" else _fmt(v)
-                for k, v in evaluation.residuals.items()
-            )
+            *(str(int(v)) if k == "count" else _fmt(v) for k, v in evaluation.residuals.items())
         )
         console.print(table)
 
 
-def show_best(
-    experiment: Experiment, console: Console, *, store_flag: str = ""
-) -> None:
+def show_best(experiment: Experiment, console: Console, *, store_flag: str = "") -> None:
     """`hpo show NAME --best`: the best trial's evaluation on the test split."""
     evaluation = experiment.evaluation()
     print_evaluation(console, experiment, evaluation, best=evaluation.trial)

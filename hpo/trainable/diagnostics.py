@@ -165,7 +165,9 @@ def _classification(
         if key in report
     }
     confusion = None if multilabel else confusion_matrix(y_true, y_pred, labels=labels).tolist()
-    accuracy = float((y_true == y_pred).all(axis=1).mean() if multilabel else (y_true == y_pred).mean())
+    accuracy = float(
+        (y_true == y_pred).all(axis=1).mean() if multilabel else (y_true == y_pred).mean()
+    )
     return {
         "kind": "classification",
         "classes": names,
@@ -182,7 +184,7 @@ def _regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     residuals = y_pred - y_true
     q25, median, q75 = np.percentile(residuals, [25, 50, 75])
     summary = {
-        "count": int(len(residuals)),
+        "count": len(residuals),
         "mean": float(residuals.mean()),
         "std": float(residuals.std(ddof=1)) if len(residuals) > 1 else 0.0,
         "min": float(residuals.min()),

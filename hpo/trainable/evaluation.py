@@ -76,7 +76,8 @@ def evaluate_trial(
         declared = trainer.config.data.class_names or trainer.class_names
         datasets = [getattr(trainer, f"{name}_dataset") for name in (split, "train")]
         datasets += [
-            getattr(getattr(trainer, f"{name}_loader"), "dataset", None) for name in (split, "train")
+            getattr(getattr(trainer, f"{name}_loader"), "dataset", None)
+            for name in (split, "train")
         ]
         names = class_names_of(declared, datasets, trainer.num_outputs)
     return Evaluation(split, metrics, diagnose(predictions, names))

@@ -3,6 +3,8 @@ residuals; class names from the spec or the dataset; and a trial evaluated on a 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
@@ -42,7 +44,11 @@ def test_a_class_never_seen_still_has_its_row_and_column():
     report = diagnose(predictions, ["a", "b", "c", "d"])
     assert np.array(report["confusion"]).shape == (4, 4)
     assert report["per_class"][3] == {
-        "class": "d", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0
+        "class": "d",
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "support": 0,
     }
 
 
@@ -72,8 +78,8 @@ def test_an_empty_pass_is_an_error():
 
 
 class Pets(torch.utils.data.Dataset):
-    classes = ["cat", "dog"]
-    targets = [0, 1] * 4
+    classes: ClassVar[list[str]] = ["cat", "dog"]
+    targets: ClassVar[list[int]] = [0, 1] * 4
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -87,7 +93,7 @@ def test_class_names_from_the_spec_then_the_dataset_then_the_numbers():
     assert class_names_of(None, [wrapped], 2) == ["cat", "dog"]
     assert class_names_of(["c", "d"], [wrapped], 2) == ["c", "d"]
     assert class_names_of(None, [None, object()], 3) == ["0", "1", "2"]
-    with pytest.raises(ValueError, match="data.class_names names 3 classes, but the model has 2"):
+    with pytest.raises(ValueError, match=r"data\.class_names names 3 classes, but the model has 2"):
         class_names_of(["a", "b", "c"], [wrapped], 2)
 
 
