@@ -432,6 +432,15 @@ def list_experiments(store: str | None) -> None:
     ),
 )
 @click.option(
+    "--best",
+    "best_evaluation",
+    is_flag=True,
+    help=(
+        "Show the best trial's evaluation on the test split: its per-class precision, "
+        "recall, F1 and support and its confusion matrix, or its residuals."
+    ),
+)
+@click.option(
     "-f",
     "--format",
     "fmt",
@@ -447,12 +456,19 @@ def show(
     top: int | None,
     statuses: tuple[str, ...],
     number: int | None,
+    best_evaluation: bool,
     fmt: str,
 ) -> None:
-    """Show an experiment's trials, best first (or one trial whole, with --trial)."""
+    """Show an experiment's trials, best first (or one trial whole, with --trial; the best
+    trial's test evaluation, with --best)."""
     from hpo.results import load, select
 
     experiment = load(name, resolve_url(store))
+    if best_evaluation:
+        if number is not None:
+            raise UsageError("--best and --trial N show different things; give one of them")
+        _show_best(experiment, fmt, store)
+        return
     if number is not None:
         _show_trial(experiment, number, fmt)
         return
@@ -486,6 +502,46 @@ def show(
     console.print(
         f"Plots: hpo report {experiment.name}{f' --store {store}' if store else ''}"
         f" -o {experiment.name}.html"
+    )
+
+
+@cli.command()
+@click.argument("name")
+@store_option
+@click.option(
+    "--trial",
+    "number",
+    type=click.IntRange(min=0),
+    help="The trial to evaluate [default: the best trial].",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["val", "test"]),
+    default="val",
+    show_default=True,
+    help="The split to evaluate on.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Evaluate a trial other than the best on the test split all the same.",
+)
+@debug_option
+def evaluate(name: str, store: str | None, number: int | None, split: str, force: bool) -> None:
+    """Evaluate a trial's checkpoint as the guide does: the split's metrics, the per-class
+    report and confusion matrix (or the residuals), stored with the trial. In this process,
+    no Ray. Only the best trial is evaluated on the test split, unless --force."""
+    from hpo.cli._evaluate import evaluate as run_evaluation
+    from hpo.results import load
+
+    experiment = load(name, resolve_url(store))
+    run_evaluation(
+        experiment,
+        console,
+        number=number,
+        split=split,
+        force=force,
+        store_flag=f" --store {store}" if store else "",
     )
 
 
@@ -600,6 +656,27 @@ def _trial_table(trials: Any, metric: str) -> Table:
             *(_fmt(row[c]) for c in params + tests),
         )
     return view
+
+
+def _show_best(experiment: Any, fmt: str, store: str | None) -> None:
+    """`hpo show NAME --best`: the best trial's evaluation on the test split."""
+    if fmt != "table":
+        evaluation = experiment.evaluation()
+        if fmt == "csv":
+            table = evaluation.per_class if evaluation.kind == "classification" else evaluation.points
+            click.echo(table.to_csv(), nl=False)
+            return
+        shown = {
+            "trial": evaluation.trial,
+            "split": evaluation.split,
+            "metrics": evaluation.metrics.to_dict(),
+            **evaluation.report,
+        }
+        click.echo(json.dumps(_plain_json(shown), indent=2, allow_nan=False))
+        return
+    from hpo.cli._evaluate import show_best
+
+    show_best(experiment, console, store_flag=f" --store {store}" if store else "")
 
 
 def _show_trial(experiment: Any, number: int, fmt: str) -> None:

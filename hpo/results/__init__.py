@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from hpo.results._evaluation import Evaluation
 from hpo.results._experiment import Experiment, compare, experiments, load, select
 from hpo.results._export import to_file, to_optuna
 
@@ -19,6 +20,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Evaluation",
     "Experiment",
     "compare",
     "experiments",

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from hpo.errors import MissingStore, UsageError
+from hpo.results._evaluation import Evaluation, from_row
 from hpo.store import Store, resolve_url
 from hpo.trainable.config import TrainableSections, lean
 from hpo.types import Mode, metric_mode
@@ -120,6 +121,43 @@ class Experiment:
             **sections,
             "budget": {"num_samples": 1},
         }
+
+    def best_number(self) -> int | None:
+        """The best trial's number (None before a trial finished without an error)."""
+        top = self.store.best_trials(self.row["id"], self.mode, columns=["number"])
+        return int(top[0]["number"]) if top else None
+
+    def evaluations(self) -> list[Evaluation]:
+        """Every stored evaluation of a trial's model (the best trial's on the test split at
+        the end of the search, and those `hpo evaluate` made), by trial number and split."""
+        return [from_row(row) for row in self.store.evaluation_rows(self.row["id"])]
+
+    def evaluation(self, trial: int | None = None, split: str = "test") -> Evaluation:
+        """A trial's evaluation on a split, as DataFrames: `per_class` (precision, recall, f1
+        and support by class name), `confusion` (true by predicted class), or for regression
+        `residuals` and `points` (true against predicted); `metrics` of the split.
+
+        Args:
+            trial: the trial's number (default: the best trial).
+            split: `test` (default) or `val`.
+
+        Raises:
+            UsageError: no such evaluation is stored; the message says how to make one.
+        """
+        number = self.best_number() if trial is None else int(trial)
+        which = "the best trial" if trial is None else f"trial {number}"
+        if number is None:
+            raise UsageError(f"experiment {self.name!r} has no trial that finished without an error")
+        for found in self.evaluations():
+            if found.trial == number and found.split == split:
+                return found
+        option = "" if trial is None else f" --trial {number}"
+        raise UsageError(
+            f"{which} of experiment {self.name!r} has no stored evaluation on the {split} split"
+            f"; make one with: hpo evaluate {self.name}{option} --split {split} (it needs the "
+            "trial's checkpoint; a search evaluates its best trial on the test split by itself "
+            "where data.test_fraction is above 0)"
+        )
 
     def report(self, path: str | Path) -> Path:
         """Write a self-contained HTML report of the search (see `hpo.results._report`).

@@ -31,6 +31,7 @@ from hpo.store import TrialStatus
 from hpo.types import Mode
 
 if TYPE_CHECKING:
+    from hpo.results._evaluation import Evaluation
     from hpo.results._experiment import Experiment
 
 TOP_TRIALS = 10
@@ -68,6 +69,7 @@ class _Data:
         self.metric = experiment.metric
         self.maximize = experiment.mode is Mode.MAX
         self.trials = experiment.trials()
+        self.evaluations = experiment.evaluations()
         self.history = experiment.history()
         self.value = f"best.{self.metric}"
         if self.value not in self.trials:
@@ -297,6 +299,66 @@ def _slice(data: _Data, param: str) -> Figure | None:
     return fig
 
 
+def _best_evaluation(data: _Data) -> Evaluation | None:
+    """The best trial's evaluation on the test split, where one is stored."""
+    best = data.experiment.best_number()
+    found = [e for e in data.evaluations if e.trial == best and e.split == "test"]
+    return found[0] if found else None
+
+
+def _confusion(evaluation: Evaluation) -> Figure | None:
+    """The confusion matrix as a heatmap, the class names on both axes and each count in its
+    cell (the colour is the share of the true class, so rare classes read as well)."""
+    confusion = evaluation.confusion
+    if confusion.empty:
+        return None
+    counts = confusion.to_numpy()
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    k = len(confusion)
+    side = min(9.0, max(3.5, 0.45 * k + 2))
+    fig = Figure(figsize=(side + 1, side))
+    ax = fig.subplots()
+    ax.grid(False)
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    names = [str(n) for n in confusion.index]
+    ax.set_xticks(range(k), names, rotation=45 if max(map(len, names)) > 3 else 0, ha="right")
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if k <= 30:  # counts stay legible up to about this many classes
+        for (i, j), count in np.ndenumerate(counts):
+            color = "white" if shares[i, j] > 0.6 else "#222"
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color=color)
+    fig.colorbar(image, ax=ax, label="share of the true class", shrink=0.8)
+    ax.set_title(
+        f"Confusion matrix: trial {evaluation.trial} on the test split", loc="left"
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _predicted_against_true(evaluation: Evaluation) -> Figure | None:
+    points = evaluation.points
+    if points.empty:
+        return None
+    fig = Figure(figsize=(4.5, 4.2))
+    ax = fig.subplots()
+    ax.scatter(points["true"], points["predicted"], s=8, alpha=0.6, color=_COLORS["COMPLETED"])
+    low = float(min(points["true"].min(), points["predicted"].min()))
+    high = float(max(points["true"].max(), points["predicted"].max()))
+    ax.plot([low, high], [low, high], color="#d62728", linewidth=1, label="predicted = true")
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    ax.legend(loc="upper left", frameon=False)
+    rmse = evaluation.residuals.get("rmse", float("nan"))
+    ax.set_title(
+        f"Trial {evaluation.trial} on the test split (RMSE {rmse:.4g})", loc="left"
+    )
+    fig.tight_layout()
+    return fig
+
+
 def figures(experiment: Experiment) -> dict[str, Figure]:
     """The report's figures by file-friendly name, in page order; none before a trial finished.
 
@@ -304,8 +366,9 @@ def figures(experiment: Experiment) -> dict[str, Figure]:
         experiment: the experiment to draw.
 
     Returns:
-        `progress`, `parallel`, `importance`, `curves` and `slice-<param>` figures, each left
-        out where there is nothing to draw.
+        `progress`, `parallel`, `importance`, `curves` and `slice-<param>` figures, then the
+        best trial's test evaluation: `confusion` (a classifier) or `predicted-vs-true` (a
+        regression model); each left out where there is nothing to draw.
     """
     return _figures(_Data(experiment))
 
@@ -323,6 +386,10 @@ def _figures(data: _Data) -> dict[str, Figure]:
             }
             for param in data.params:
                 made[f"slice-{param}"] = _slice(data, param)
+            evaluation = _best_evaluation(data)
+            if evaluation is not None:
+                made["confusion"] = _confusion(evaluation)
+                made["predicted-vs-true"] = _predicted_against_true(evaluation)
     return {key: fig for key, fig in made.items() if fig is not None}
 
 
@@ -366,6 +433,17 @@ def _sections(experiment: Experiment, data: _Data) -> list[tuple[str, str]]:
                 f"Best config: trial {row['number']}, {metric} {row[data.value]:.4g}",
                 _pre(experiment.config(row["trial_id"])),
             )
+        )
+    evaluation = _best_evaluation(data)
+    if evaluation is not None and evaluation.kind == "classification":
+        per_class = evaluation.per_class.reset_index()
+        sections.append(
+            (f"Per class: trial {evaluation.trial} on the test split", _table(per_class))
+        )
+    elif evaluation is not None and evaluation.kind == "regression":
+        residuals = evaluation.residuals.to_frame().T
+        sections.append(
+            (f"Residuals: trial {evaluation.trial} on the test split", _table(residuals))
         )
     shown = ["number", "status", "iterations", data.value, f"final.{metric}", "duration_s"]
     shown += [c for c in trials if c.startswith(("params.", "test."))]

@@ -433,18 +433,31 @@ def _evaluate_best_on_test(run: _Run) -> None:
     config = store.trial_config(run.experiment_id, best["trial_id"])
     where = {"checkpoint": best["checkpoint_path"], "epochs": best["iterations"]}
     if run.dataset is not None:  # in memory here already
-        metrics = evaluate_on_test(config, run.dataset, pipeline=run.pipeline, **where)
+        evaluation = evaluate_on_test(config, run.dataset, pipeline=run.pipeline, **where)
     else:  # on disk: read by a Ray task where the trials read it, never by this driver
         import ray
 
         if not ray.is_initialized():  # a resume with only the end left to record
             return
         resources = run.spec.resources  # one process's share (of a DDP group: one worker's)
-        metrics = evaluate_remotely(
+        evaluation = evaluate_remotely(
             config, pipeline=run.pipeline, cpu=resources.cpu, gpu=resources.gpu, **where
         )
-    if metrics is None:  # a pipeline of its own, without a test split
+    if evaluation is None:  # a pipeline of its own, without a test split
         return
+    metrics = evaluation.metrics
     store.set_test_metrics(run.experiment_id, best["trial_id"], metrics)
+    store.set_evaluation(
+        run.experiment_id, best["trial_id"], evaluation.split, metrics, evaluation.report
+    )
     shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
     run.console.print(f"Best trial {best['number']} on the test split: {shown}", highlight=False)
+    what = (
+        "confusion matrix and per-class report"
+        if evaluation.report["kind"] == "classification"
+        else "residuals"
+    )
+    command = f"hpo show {shlex.quote(run.name)} --best"
+    if store.url != resolve_url(None, None):
+        command += f" --store {shlex.quote(store.url)}"
+    run.console.print(f"Its {what}: {command}", highlight=False)

@@ -36,8 +36,23 @@ def _v1_to_v2(op: Operations) -> None:
     op.create_index("ix_trials_experiment_number", "trials", ["experiment_id", "number"])
 
 
+def _v2_to_v3(op: Operations) -> None:
+    op.create_table(
+        "evaluations",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("trial_pk", sa.Integer, sa.ForeignKey("trials.id"), nullable=False),
+        sa.Column("split", sa.String(20), nullable=False),
+        sa.Column("metrics", sa.JSON, nullable=False),
+        sa.Column("report", sa.JSON, nullable=False),
+        sa.Column("evaluated_at", sa.DateTime, nullable=False),
+        sa.UniqueConstraint("trial_pk", "split"),
+    )
+    # As `metadata.create_all` names the index of a column with `index=True`.
+    op.create_index("ix_evaluations_trial_pk", "evaluations", ["trial_pk"])
+
+
 # version -> the step that upgrades a store of that version to the next one
-STEPS: dict[int, Callable[[Operations], None]] = {1: _v1_to_v2}
+STEPS: dict[int, Callable[[Operations], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def upgrade(conn: sa.Connection, version: int) -> None:

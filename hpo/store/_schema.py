@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 # Version 2 added the environment of a run, per-metric final and best values, the parts of a
-# trial's error, its node, checkpoint and test metrics (see `migrations.py`).
-SCHEMA_VERSION = 2
+# trial's error, its node, checkpoint and test metrics (see `migrations.py`). Version 3 added
+# the evaluations table.
+SCHEMA_VERSION = 3
 
 
 metadata = sa.MetaData()
@@ -79,4 +80,20 @@ results = sa.Table(
     sa.Column("metrics", sa.JSON, nullable=False),
     sa.Column("reported_at", sa.DateTime, nullable=False),
     sa.UniqueConstraint("trial_pk", "iteration"),
+)
+
+# v3: a trial's model evaluated on one split (the best trial on the test split at the end of a
+# search; any trial with a checkpoint by `hpo evaluate`): its metrics and the guide's report
+# (confusion matrix and per-class table, or residuals), as JSON. One row per trial and split;
+# evaluating again replaces it.
+evaluations = sa.Table(
+    "evaluations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("trial_pk", sa.ForeignKey("trials.id"), nullable=False, index=True),
+    sa.Column("split", sa.String(20), nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("report", sa.JSON, nullable=False),
+    sa.Column("evaluated_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("trial_pk", "split"),
 )

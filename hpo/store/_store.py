@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from hpo.errors import MissingStore, UsageError
 from hpo.store._schema import (
     SCHEMA_VERSION,
+    evaluations,
     experiments,
     metadata,
     results,
@@ -252,6 +253,35 @@ class Store:
                 .values(test_metrics=metrics)
             )
 
+    def set_evaluation(
+        self,
+        experiment_id: int,
+        trial_id: str,
+        split: str,
+        metrics: dict[str, float],
+        report: dict[str, Any],
+    ) -> None:
+        """Record a trial's evaluation on `split` (its metrics and report), replacing an
+        earlier one of that trial and split.
+
+        Raises:
+            UsageError: the experiment has no such trial.
+        """
+        with self.engine.begin() as conn:
+            pk = self._trial_pk(conn, experiment_id, trial_id)
+            if pk is None:
+                raise UsageError(f"experiment {experiment_id} has no trial {trial_id!r}")
+            conn.execute(
+                evaluations.delete().where(
+                    evaluations.c.trial_pk == pk, evaluations.c.split == split
+                )
+            )
+            conn.execute(
+                evaluations.insert().values(
+                    trial_pk=pk, split=split, metrics=metrics, report=report, evaluated_at=now()
+                )
+            )
+
     def finish_experiment(self, experiment_id: int, status: ExperimentStatus) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -478,6 +508,25 @@ class Store:
             .join(trials, trials.c.id == results.c.trial_pk)
             .where(trials.c.experiment_id == experiment_id)
             .order_by(trials.c.number, results.c.iteration)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def evaluation_rows(self, experiment_id: int) -> list[dict[str, Any]]:
+        """The experiment's evaluations (`set_evaluation`), each with its trial's `trial_id`
+        and `number`, in order of trial number and split."""
+        query = (
+            sa.select(
+                trials.c.trial_id,
+                trials.c.number,
+                evaluations.c.split,
+                evaluations.c.metrics,
+                evaluations.c.report,
+                evaluations.c.evaluated_at,
+            )
+            .join(trials, trials.c.id == evaluations.c.trial_pk)
+            .where(trials.c.experiment_id == experiment_id)
+            .order_by(trials.c.number, evaluations.c.split)
         )
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]

@@ -209,6 +209,11 @@ class DataConfig(_Kind):
         0.0, ge=0, lt=1, description="share held out for the final test (0: no test split)"
     )
     standardize: bool = Field(True, description="scale features with training statistics")
+    class_names: list[str] | None = Field(
+        None,
+        description="names of the classes 0..k-1 in the test evaluation's per-class report and "
+        "confusion matrix (default: the dataset's `classes`, else the numbers)",
+    )
     # files and user functions
     task: Task | None = Field(None, description="classification or regression")
     path: str | None = Field(None, description="a .csv, .parquet or .npz file")
@@ -291,6 +296,11 @@ class DataConfig(_Kind):
         missing = sorted(n for n in needed if getattr(self, n) is None)
         if missing:
             raise ValueError(f"dataset {self.name!r} needs {', '.join(missing)}")
+        if self.class_names is not None and (known or self.task) is Task.REGRESSION:
+            raise KeysError(
+                {"class_names": f"dataset {self.name!r} is regression, which has no classes"},
+                f"class_names names classes, but dataset {self.name!r} is regression; leave it out",
+            )
         return self
 
 

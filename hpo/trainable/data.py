@@ -203,7 +203,10 @@ def _file(cfg: DataConfig) -> Dataset:
 
 
 # The keys every dataset reads; each registered one names the others it reads.
-COMMON_OPTIONS = frozenset({"name", "val_fraction", "test_fraction", "standardize"})
+# `class_names` only names classes in the best model's evaluation (hpo.trainable.diagnostics).
+COMMON_OPTIONS = frozenset(
+    {"name", "val_fraction", "test_fraction", "standardize", "class_names"}
+)
 # What a user's function reads (it returns its arrays; the config says what they are).
 USER_OPTIONS = frozenset({"task", "input_shape", "num_classes", "path", "image_size"})
 # What the built-in image folder reads.

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -34,6 +34,9 @@ from hpo.trainable.data import Dataset, Task, dataset_task
 from hpo.trainable.early_stopping import EarlyStopping
 from hpo.trainable.finite import check_finite
 from hpo.trainable.seeding import identity, seed_everything, trial_seed
+
+if TYPE_CHECKING:
+    from hpo.trainable.diagnostics import Predictions
 
 _NON_FINITE_HINT = "; try a lower optimizer.lr or training.grad_clip_norm"
 
@@ -60,6 +63,7 @@ class Pipeline:
         train_dataset, val_dataset, test_dataset: torch Datasets, loaded by the `loader`
             section's DataLoaders. The test split is optional.
         model: the `nn.Module` trained.
+        class_names: the names of classes 0..k-1 in the test evaluation (optional).
         optimizer, scheduler, criterion: the optimizer, the LR schedule (an hpo schedule or a
             torch LR scheduler) and the loss function `criterion(outputs, targets)`.
     """
@@ -88,6 +92,9 @@ class Pipeline:
             setattr(self, f"{name}_loader", None)
             setattr(self, f"{name}_dataset", None)
         self.scheduler: Any = None
+        # The names of classes 0..k-1 in the test evaluation's report; a subclass may set
+        # them in `setup_data` (else `data.class_names`, then the dataset's `classes`).
+        self.class_names: list[str] | None = None
 
         self.setup_data()
         shape, augment = self.input_shape, self.config.augment
@@ -265,8 +272,17 @@ class Pipeline:
         return metrics
 
     @torch.inference_mode()
-    def evaluate(self, loader: Any, prefix: str) -> dict[str, float]:
-        """Loss and metrics of the model over `loader`, named `{prefix}_loss` etc."""
+    def evaluate(
+        self, loader: Any, prefix: str, predictions: Predictions | None = None
+    ) -> dict[str, float]:
+        """Loss and metrics of the model over `loader`, named `{prefix}_loss` etc.
+
+        Args:
+            loader: the batches to evaluate.
+            prefix: `val`, `test`, ...
+            predictions: where to gather the model's decisions too, for the confusion matrix
+                or the residuals of the best model's evaluation (`hpo.trainable.diagnostics`).
+        """
         self.model.eval()
         total = torch.zeros((), device=self.device)
         seen = 0
@@ -280,6 +296,8 @@ class Pipeline:
             if self.task is Task.REGRESSION:  # metrics in the target's own units
                 out, target = self._unscale(out), self._unscale(target.float())
             self._metrics.update(out, target)
+            if predictions is not None:
+                predictions.update(out, target)
         if not seen:
             raise ValueError(f"the {prefix} split is empty")
         return {f"{prefix}_loss": (total / seen).item(), **self._metrics.compute(prefix)}

@@ -25,6 +25,8 @@ _ADDED_LATER: dict[str, dict[str, Any]] = {
     "data": {"num_classes": None, "image_size": None, "annotations": None, "channels": 3},
 }
 _ADDED_SECTIONS = ("loader", "transforms", "loss")
+# Keys that only name things in what a trial reports: never part of its seed or identity.
+_NAMES_ONLY: dict[str, tuple[str, ...]] = {"data": ("class_names",)}
 
 
 def identity(config: TrainableConfig) -> str:
@@ -40,6 +42,9 @@ def identity(config: TrainableConfig) -> str:
         for key, default in keys.items():
             if dumped[section].get(key, default) == default:
                 dumped[section].pop(key, None)
+    for section, keys in _NAMES_ONLY.items():
+        for key in keys:
+            dumped.get(section, {}).pop(key, None)
     return json.dumps(dumped, sort_keys=True)
 
 

@@ -73,7 +73,8 @@ def open_in_chromium(page: Path, screenshot: Path) -> dict[str, Any]:
                 const box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
                 const drawn = svg ? [...svg.querySelectorAll('path')]
                     .filter(p => p.getTotalLength() > 0).length : 0;
-                return {id: f.id, drawn: drawn, width: box.width, height: box.height};
+                const texts = svg ? [...svg.querySelectorAll('text')].map(t => t.textContent) : [];
+                return {id: f.id, drawn: drawn, width: box.width, height: box.height, texts: texts};
             })""",
         )
         seen["text"] = tab.inner_text("body")
@@ -314,3 +315,56 @@ def test_the_default_file_is_named_after_the_experiment(
     result = invoke("report", "exp", "--store", store.url)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "exp.html").is_file()
+
+
+def evaluated(store: Store, name: str, report: dict, metrics: dict) -> Experiment:
+    """An experiment whose best trial has a stored test evaluation."""
+    experiment = fill(store, name, [("COMPLETED", {"optimizer.lr": 0.01}, [0.9, 0.5])] * 2)
+    exp_id = experiment.row["id"]
+    store.set_evaluation(exp_id, f"t{experiment.best_number()}", "test", metrics, report)
+    return experiment
+
+
+def test_the_confusion_matrix_is_a_heatmap_with_the_class_names(store: Store, tmp_path: Path):
+    import torch
+
+    from hpo.trainable.data import Task
+    from hpo.trainable.diagnostics import Predictions, diagnose
+
+    names = ["ant", "bee", "cat", "dog"]
+    predictions = Predictions(Task.CLASSIFICATION)
+    true = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3, 3])
+    decided = torch.tensor([0, 1, 1, 1, 2, 0, 3, 3, 2])
+    predictions.update(torch.nn.functional.one_hot(decided, 4).float(), true)
+    experiment = evaluated(store, "classes", diagnose(predictions, names), {"test_loss": 0.3})
+    assert list(figures(experiment))[-1] == "confusion"
+    assert experiment.evaluation().confusion.loc["dog", "cat"] == 1  # true dog, predicted cat
+    page = write_html(experiment, tmp_path / "classes.html")
+    seen = open_in_chromium(page, tmp_path / "classes.png")
+    assert seen["errors"] == []
+    [heatmap] = [f for f in seen["figures"] if f["id"] == "fig-confusion"]
+    assert heatmap["drawn"] >= 5 and heatmap["width"] > 200 and heatmap["height"] > 200
+    for name in names:  # on both axes
+        assert heatmap["texts"].count(name) == 2, heatmap["texts"]
+    assert {"predicted class", "true class"} <= set(heatmap["texts"])
+    assert "Per class: trial 0 on the test split" in seen["text"]
+
+
+def test_a_regression_model_is_drawn_predicted_against_true(store: Store, tmp_path: Path):
+    import torch
+
+    from hpo.trainable.data import Task
+    from hpo.trainable.diagnostics import Predictions, diagnose
+
+    predictions = Predictions(Task.REGRESSION)
+    true = torch.linspace(0, 10, 50)
+    predictions.update(true + torch.sin(true), true)
+    experiment = evaluated(store, "regress", diagnose(predictions), {"test_mse": 0.5})
+    drawn = figures(experiment)
+    assert "predicted-vs-true" in drawn and "confusion" not in drawn
+    assert experiment.evaluation().residuals["count"] == 50
+    page = write_html(experiment, tmp_path / "regress.html")
+    seen = open_in_chromium(page, tmp_path / "regress.png")
+    [plot] = [f for f in seen["figures"] if f["id"] == "fig-predicted-vs-true"]
+    assert plot["drawn"] >= 5 and "predicted = true" in plot["texts"]
+    assert "Residuals: trial 0 on the test split" in seen["text"]

@@ -119,6 +119,43 @@ def test_test_metrics_are_kept_with_the_trial_and_the_experiment(store: Store):
     assert store.experiment("exp")["test_metrics"] == {"test_accuracy": 0.99}
 
 
+def test_an_evaluation_is_kept_per_trial_and_split_and_replaced_when_run_again(store: Store):
+    exp_id, _ = store.create_experiment("exp", SPEC, storage_path="/x")
+    store.write([trial_row(exp_id, "t1", 0), trial_row(exp_id, "t2", 1)], [])
+    report = {"kind": "classification", "classes": ["a", "b"], "confusion": [[3, 1], [0, 4]]}
+    store.set_evaluation(exp_id, "t2", "test", {"test_accuracy": 0.875}, report)
+    store.set_evaluation(exp_id, "t1", "val", {"val_accuracy": 0.5}, report)
+    store.set_evaluation(exp_id, "t2", "val", {"val_accuracy": 0.7}, report)
+    store.set_evaluation(exp_id, "t2", "val", {"val_accuracy": 0.75}, report)  # again: replaced
+    rows = store.evaluation_rows(exp_id)
+    assert [(r["number"], r["split"], r["metrics"]) for r in rows] == [
+        (0, "val", {"val_accuracy": 0.5}),
+        (1, "test", {"test_accuracy": 0.875}),
+        (1, "val", {"val_accuracy": 0.75}),
+    ]
+    assert rows[1]["report"] == report and rows[1]["trial_id"] == "t2"
+    with pytest.raises(UsageError, match="no trial 'nope'"):
+        store.set_evaluation(exp_id, "nope", "val", {}, report)
+
+
+def test_a_version_2_store_gains_the_evaluations_table(tmp_path):
+    """The store of the release before (schema 2, tests/fixtures) opens, and takes evaluations."""
+    import shutil
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "store-b256439.db"
+    copy = tmp_path / "old.db"
+    shutil.copy(fixture, copy)
+    with sa.create_engine(f"sqlite:///{copy}").connect() as conn:
+        assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == 2
+    store = Store(f"sqlite:///{copy}", create=False)
+    exp_id = store.experiment("before-registry")["id"]
+    trial = store.trial_rows(exp_id)[0]
+    store.set_evaluation(exp_id, trial["trial_id"], "val", {"val_loss": 1.0}, {"kind": "x"})
+    assert [r["metrics"] for r in store.evaluation_rows(exp_id)] == [{"val_loss": 1.0}]
+    store.close()
+
+
 @pytest.mark.parametrize(
     ("ended", "finished"),
     [

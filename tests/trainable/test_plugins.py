@@ -138,6 +138,7 @@ def test_a_plugins_model_and_dataset_validate_and_train_by_name(plugin_dir: Path
         "val_fraction": 0.2,
         "test_fraction": 0.0,
         "standardize": True,
+        "class_names": None,
         "n_samples": 150,
         "data_seed": 0,
     }

@@ -26,10 +26,12 @@ def test_the_test_split_metrics_are_those_of_the_trial_at_its_epoch(digits, tmp_
     expected = trainer.test()
     save_checkpoint(trainer.state_dict(), tmp_path)
     # Trained again to the same epoch (trials are seeded by their config), or restored.
-    assert evaluate_on_test(CONFIG, digits, checkpoint=None, epochs=2) == pytest.approx(expected)
+    again = evaluate_on_test(CONFIG, digits, checkpoint=None, epochs=2)
+    assert again.metrics == pytest.approx(expected)
     # A checkpoint wins over training again (here it holds epoch 2, not epoch 1).
     restored = evaluate_on_test(CONFIG, digits, checkpoint=str(tmp_path), epochs=1)
-    assert restored == pytest.approx(expected)
+    assert restored.metrics == pytest.approx(expected)
+    assert restored.report == again.report
 
 
 @pytest.mark.parametrize(
