@@ -160,7 +160,7 @@ class Pipeline:
         from hpo.trainable.schedules import Plan, build_lr_schedule
 
         cfg = self.config
-        self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
+        self.optimizer = build_optimizer(cfg.optimizer, self.model)
         steps = math.ceil(len(self.train_loader) / cfg.training.accumulate_batches)
         self.scheduler = build_lr_schedule(
             cfg.lr_scheduler, self.optimizer, Plan(cfg.training.epochs, steps, cfg.mode)
@@ -478,15 +478,17 @@ def is_pipeline(obj: Any) -> bool:
 
 class _TorchSchedule:
     """A torch LR scheduler that a subclass's `setup_optimizer` set, stepped as torch's docs
-    step it: per optimizer step for the cyclic ones, on the metric for plateau, else per
-    epoch."""
+    step it: per optimizer step for the cyclic ones, on the metric for plateau (and any whose
+    `step` takes the metric, told by its signature), else per epoch."""
 
     _PER_STEP = ("OneCycleLR", "CyclicLR")
 
     def __init__(self, scheduler: Any):
+        from hpo.trainable.imported import StepTakes, step_takes
+
         self.scheduler = scheduler
         self.per_step = type(scheduler).__name__ in self._PER_STEP
-        self.on_metric = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        self.on_metric = step_takes(type(scheduler)) is StepTakes.METRIC
 
     def after_step(self) -> None:
         if self.per_step:
