@@ -439,7 +439,7 @@ class LRSchedulerConfig(_Kind):
     path_dumped: ClassVar[frozenset[str]] = frozenset({"name", "interval"})
     name: str = Field("none", json_schema_extra=_names("lr_scheduler"))
     interval: Literal["epoch", "step"] = Field(
-        "epoch", description="step a class by import path after every epoch or optimizer step"
+        "epoch", description="when to step it: after every epoch or every optimizer step"
     )
     step_size: int = Field(10, ge=1, description="epochs between decays")
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor (per epoch: exponential)")
