@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+import hpo
 from hpo.trainable.config import LRSchedulerConfig, OptimizerConfig, TrainableConfig
 from hpo.trainable.imported import StepTakes, signature_of, step_takes
 from hpo.trainable.loop import fit
@@ -72,8 +73,11 @@ class PerStep:
                 group["lr"] *= 0.5
 
 
+HERE = "tests.trainable.test_imported_classes"  # what trial workers import the classes from
+
+
 def path(name: str) -> str:
-    return f"{__name__}:{name}"
+    return f"{HERE}:{name}"
 
 
 def guide_rates(base: float, warmup: int, total: int) -> list[float]:
@@ -308,3 +312,39 @@ def test_without_no_decay_one_group_as_checkpoints_of_earlier_releases_hold():
 def test_no_decay_is_validated():
     with pytest.raises(ValueError, match="Input should be 'bias' or 'norm'"):
         OptimizerConfig.model_validate({"no_decay": ["biases"]})
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_session", "workdir")
+def test_classes_by_path_in_trials_of_a_search():
+    """Through Ray: the trials import the guide's scheduler and torch's SGD by path, with a
+    searched keyword argument each, and every epoch's rate is the guide's."""
+    experiment = hpo.run(
+        {
+            "name": "by-path",
+            "metric": "val_accuracy",
+            "mode": "max",
+            "model": {"hidden_size": 16, "num_layers": 1},
+            "optimizer": {"name": "torch.optim.SGD", "lr": 0.1, "no_decay": ["bias"]},
+            "lr_scheduler": {"name": path("WarmupCosineScheduler"), "max_epochs": 4},
+            "training": {"epochs": 4, "batch_size": 128},
+            "space": {
+                "optimizer.momentum": {"type": "categorical", "choices": [0.5, 0.9]},
+                "lr_scheduler.warmup_epochs": {"type": "categorical", "choices": [1, 2]},
+            },
+            "searcher": "grid",
+            "scheduler": "fifo",
+            "tracking": {"tensorboard": False},
+        }
+    )
+    trials = experiment.trials()
+    assert len(trials) == 4 and set(trials["status"]) == {"COMPLETED"}
+    history = experiment.history()
+    for _, trial in trials.iterrows():
+        warmup = trial["params.lr_scheduler.warmup_epochs"]
+        rates = history[history["trial_id"] == trial["trial_id"]].sort_values("iteration")["lr"]
+        assert list(rates) == pytest.approx(guide_rates(0.1, warmup, 4))
+        config = experiment.config(trial["trial_id"])
+        assert config["optimizer"]["momentum"] == trial["params.optimizer.momentum"]
+        assert type(config["lr_scheduler"]["warmup_epochs"]) is int
