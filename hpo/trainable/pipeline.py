@@ -60,8 +60,10 @@ class Pipeline:
         train_dataset, val_dataset, test_dataset: torch Datasets, loaded by the `loader`
             section's DataLoaders. The test split is optional.
         model: the `nn.Module` trained.
-        optimizer, scheduler, criterion: the optimizer, the LR schedule (an hpo schedule or a
-            torch LR scheduler) and the loss function `criterion(outputs, targets)`.
+        optimizer, scheduler, criterion: the optimizer, the LR schedule (an hpo schedule, a
+            torch LR scheduler, or any object with a `step` method, called with what its
+            signature takes: nothing, the metric or the epoch) and the loss function
+            `criterion(outputs, targets)`.
     """
 
     def __init__(
@@ -508,14 +510,21 @@ class _TorchSchedule:
 
 
 def _as_schedule(scheduler: Any) -> Any:
-    """hpo's LR schedule, whatever `setup_optimizer` set: hpo's own, torch's, or none."""
-    from hpo.trainable.schedules import LRSchedule
+    """hpo's LR schedule, whatever `setup_optimizer` set: hpo's own, torch's, another class
+    with a `step` (the guide's `WarmupCosineScheduler`), or none."""
+    from hpo.trainable.imported import step_takes
+    from hpo.trainable.schedules import ImportedSchedule, LRSchedule
 
     if scheduler is None:
         return LRSchedule()
     if isinstance(scheduler, LRSchedule):
         return scheduler
-    return _TorchSchedule(scheduler)
+    torch_schedulers = torch.optim.lr_scheduler
+    if isinstance(scheduler, (torch_schedulers.LRScheduler, torch_schedulers.ReduceLROnPlateau)):
+        return _TorchSchedule(scheduler)
+    # Not torch's: stepped per epoch with what its `step` takes; its state is its own
+    # `state_dict()` or its plain attributes.
+    return ImportedSchedule(scheduler, per_step=False, takes=step_takes(type(scheduler)))
 
 
 def _set_epoch(loader: Any, epoch: int) -> None:

@@ -348,3 +348,22 @@ def test_classes_by_path_in_trials_of_a_search():
         config = experiment.config(trial["trial_id"])
         assert config["optimizer"]["momentum"] == trial["params.optimizer.momentum"]
         assert type(config["lr_scheduler"]["warmup_epochs"]) is int
+
+
+class GuidePipeline(Pipeline):
+    """The guide's shape: `setup_optimizer` makes its own optimizer and scheduler."""
+
+    def setup_optimizer(self):
+        super().setup_optimizer()
+        self.scheduler = WarmupCosineScheduler(self.optimizer, warmup_epochs=2, max_epochs=4)
+
+
+def test_a_pipeline_setting_the_guides_scheduler_itself_steps_and_resumes_it(digits):
+    config = {"training": {"epochs": 4, "batch_size": 128}, "optimizer": {"name": "sgd", "lr": 0.1}}
+    whole = [m["lr"] for m in GuidePipeline(config, digits).run()]
+    assert whole == pytest.approx(guide_rates(0.1, 2, 4))
+    first = GuidePipeline(config, digits)
+    started = [first.fit_epoch()["lr"] for _ in range(2)]
+    resumed = GuidePipeline(config, digits)
+    resumed.load_state_dict(first.state_dict())
+    assert started + [m["lr"] for m in resumed.run()] == pytest.approx(whole)
