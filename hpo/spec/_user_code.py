@@ -1,8 +1,9 @@
 """The code a spec names by import path, checked at validation: imported, never called.
 
-A typo in `data.name`, `model.name`, `loss.name`, a metric, `loader.collate` or a
-transform's `name` is one message with its file, line and key before anything starts,
-rather than a failure in every trial.
+A typo in `data.name`, `model.name`, `loss.name`, a metric, `loader.collate`, a
+transform's `name`, or an optimizer's or LR scheduler's class by import path (and the keyword
+arguments its signature does not take) is one message with its file, line and key before
+anything starts, rather than a failure in every trial.
 Nothing is imported for a spec that names no code of its own, so that `hpo validate` stays
 fast and free of torch then.
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any
 
+from hpo.trainable import optim, schedules
+from hpo.trainable.imported import is_import_path
 from hpo.trainable.user_code import (
     check_import_path,
     is_pipeline_class,
@@ -85,6 +88,33 @@ def code_problems(spec: Spec) -> list[tuple[KeyPath, str]]:
             problem = check_import_path(item.name)
             if problem:
                 issues.append((("transforms", split, i, "name"), problem))
+    issues += _imported_class_problems(spec, "optimizer", optim.imported_problems)
+    issues += _imported_class_problems(spec, "lr_scheduler", schedules.imported_problems)
+    return issues
+
+
+def _imported_class_problems(spec: Spec, section: str, problems: Any) -> list[tuple[KeyPath, str]]:
+    """An optimizer's or LR scheduler's class by import path, checked with the section's keys
+    and those the space searches in it; each problem at its key (the path's at `name`, a
+    searched keyword's at its space entry)."""
+    config = getattr(spec, section)
+    if not is_import_path(config.name):
+        return []
+    given = set(config.kwargs()) | set(type(config).path_keys)
+    searched = {
+        key: key.partition(".")[2].partition(".")[0]
+        for key in spec.space
+        if key.startswith(f"{section}.")
+    }
+    found = problems(config, [kw for kw in searched.values() if kw not in given])
+    issues: list[tuple[KeyPath, str]] = []
+    for key, message in found:
+        if key is None:
+            issues.append(((section, "name"), message))
+        elif key in given:
+            issues.append(((section, key), message))
+        else:
+            issues += [(("space", s), message) for s, kw in searched.items() if kw == key]
     return issues
 
 

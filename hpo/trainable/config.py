@@ -21,9 +21,11 @@ from typing import Any, ClassVar, Literal
 from pydantic import (
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializationInfo,
     SerializerFunctionWrapHandler,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_serializer,
     model_validator,
@@ -37,6 +39,7 @@ from hpo.trainable import models as _models
 from hpo.trainable import optim as _optim
 from hpo.trainable import schedules as _schedules
 from hpo.trainable.data import DATASETS, Task, dataset_task
+from hpo.trainable.imported import is_import_path
 from hpo.trainable.losses import LOSSES
 from hpo.trainable.metrics import check_metrics, metric_names, reported_name
 from hpo.trainable.models import MODELS
@@ -59,6 +62,9 @@ _KINDS: dict[str, tuple[Registry[Any], frozenset[str]]] = {
     "lr_scheduler": (LR_SCHEDULERS, _schedules.COMMON_OPTIONS),
     "loss": (LOSSES, _losses.COMMON_OPTIONS),
 }
+# Keys every kind of a section reads that are dumped only when set: at their default they
+# change nothing, and configs of earlier releases did not hold them.
+_QUIET: dict[str, frozenset[str]] = {"optimizer": frozenset({"no_decay"})}
 # The sections that take a user's own `module:function`, and what it reads (None: the whole
 # section, as a user's model receives the whole model config; a user's loss reads none of
 # its section: it is called with the outputs and targets only).
@@ -68,6 +74,11 @@ _REFERENCES: dict[str, frozenset[str] | None] = {
     "loss": frozenset(),
 }
 _REFERENCE = ", or 'package.module:function' for your own"
+# The sections that take a class by import path, its other keys being its keyword arguments.
+_IMPORTED = {"optimizer", "lr_scheduler"}
+_BY_PATH = (
+    ", or a class by import path ('torch.optim.lr_scheduler.ExponentialLR', 'package.module:Class')"
+)
 
 # `model_dump(context=EVERY_KEY)` dumps every key, applicable or not: what a trial's seed and
 # its checkpoint's identity are computed from, so that they do not depend on which keys were
@@ -78,6 +89,8 @@ EVERY_KEY = {"every_key": True}
 def applicable(section: str, name: str) -> frozenset[str] | None:
     """The keys of `section` that its kind `name` reads (None: not known, so every key)."""
     registry, common = _KINDS[section]
+    if section in _IMPORTED and is_import_path(name):
+        return None  # a class's keywords are its own; the section's dump says which were set
     if section in _REFERENCES and is_reference(name):
         read = _REFERENCES[section]
     elif name in registry:
@@ -121,8 +134,16 @@ def _registered(section: str, name: str) -> str:
     registry, _ = _KINDS[section]
     if section in _REFERENCES and is_reference(name):
         return check_reference(name)
+    if section in _IMPORTED and is_import_path(name):
+        if not _IMPORT_PATH.match(name):
+            raise ValueError(
+                f"{name!r} is not an import path such as 'torch.optim.SGD' or "
+                "'package.module:Class'"
+            )
+        return name
     if name not in registry:
-        raise ValueError(registry.unknown(name, _REFERENCE if section in _REFERENCES else ""))
+        alternative = _REFERENCE if section in _REFERENCES else ""
+        raise ValueError(registry.unknown(name, _BY_PATH if section in _IMPORTED else alternative))
     return name
 
 
@@ -131,6 +152,7 @@ def _names(section: str) -> Callable[[dict[str, Any]], None]:
     made (so that plugins, loaded only then, are listed too)."""
     registry, _ = _KINDS[section]
     others = ["'package.module:function'"] if section in _REFERENCES else []
+    others += ["a class by import path ('package.module:Class')"] if section in _IMPORTED else []
 
     def describe(schema: dict[str, Any]) -> None:
         schema["description"] = registry.describe(*others)
@@ -148,6 +170,8 @@ def _who_reads(schema: dict[str, Any], model: type[_Kind]) -> None:
         kinds = [name for name in registry if _reads(registry.options(name), key)]
         if model.section in _REFERENCES and _reads(_REFERENCES[model.section], key):
             kinds.append("your own 'package.module:function'")
+        if key in model.path_keys:
+            kinds.append("a class by import path")
         said = prop.get("description")
         prop["description"] = (
             f"{said}; for {', '.join(kinds)}" if said else f"for {', '.join(kinds)}"
@@ -166,16 +190,41 @@ class _Kind(Options):
 
     # The key of the section in the config, which names its registry.
     section: ClassVar[str]
+    # Where `name` may be a class by import path: the keys the section reads itself then
+    # (the others are the class's keyword arguments), and those of them dumped when unset.
+    path_keys: ClassVar[frozenset[str]] = frozenset()
+    path_dumped: ClassVar[frozenset[str]] = frozenset()
+    # A class's keyword arguments, kept as written: a field of the same name (`gamma`) would
+    # otherwise validate and convert it (an int `warmup_epochs: 5` becoming 5.0).
+    _kwargs: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _by_path(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        name = data.get("name") if isinstance(data, Mapping) else None
+        if not cls.path_keys or not isinstance(name, str) or not is_import_path(name):
+            return handler(data)
+        section = handler({k: v for k, v in data.items() if k in cls.path_keys})
+        section._kwargs = {k: v for k, v in data.items() if k not in cls.path_keys}
+        return section
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of the class `name` imports (empty for a registered name)."""
+        return dict(self._kwargs)
 
     @model_serializer(mode="wrap")
     def _applicable(
         self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
     ) -> dict[str, Any]:
         dumped = handler(self)
+        every = (info.context or {}).get("every_key")
+        if self.path_keys and is_import_path(self.name):  # type: ignore[attr-defined]
+            keep = self.path_keys if every else self.path_dumped | self.model_fields_set
+            return {k: v for k, v in dumped.items() if k in keep} | self.kwargs()
         read = applicable(self.section, self.name)  # type: ignore[attr-defined]
-        if read is None or (info.context or {}).get("every_key"):
+        if read is None or every:
             return dumped
-        keep = read | self.model_fields_set
+        keep = (read - _QUIET.get(self.section, frozenset())) | self.model_fields_set
         return {key: value for key, value in dumped.items() if key in keep}
 
 
@@ -359,10 +408,21 @@ class ModelConfig(_Kind):
 
 
 class OptimizerConfig(_Kind):
+    """The optimizer: a registered name, or any `torch.optim.Optimizer` class by import path
+    (`torch.optim.NAdam`, `package.module:MyOptimizer`) whose other keys are its keyword
+    arguments, searchable like any key (`optimizer.betas`)."""
+
     section: ClassVar[str] = "optimizer"
+    path_keys: ClassVar[frozenset[str]] = frozenset({"name", "lr", "weight_decay", "no_decay"})
+    path_dumped: ClassVar[frozenset[str]] = frozenset({"name", "lr", "weight_decay"})
     name: str = Field("adam", json_schema_extra=_names("optimizer"))
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    no_decay: list[Literal["bias", "norm"]] = Field(
+        default_factory=list,
+        description="parameters left out of weight decay: bias (every bias), norm (the "
+        "weights of normalisation layers)",
+    )
     momentum: float = Field(0.0, ge=0, lt=1)
     nesterov: bool = Field(False, description="with momentum > 0")
 
@@ -385,14 +445,22 @@ class LRSchedulerConfig(_Kind):
     """How the learning rate changes over training (Ray's trial scheduler is `scheduler`)."""
 
     section: ClassVar[str] = "lr_scheduler"
+    path_keys: ClassVar[frozenset[str]] = frozenset({"name", "interval"})
+    path_dumped: ClassVar[frozenset[str]] = frozenset({"name", "interval"})
     name: str = Field("none", json_schema_extra=_names("lr_scheduler"))
+    interval: Literal["epoch", "step"] = Field(
+        "epoch", description="when to step it: after every epoch or every optimizer step"
+    )
     step_size: int = Field(10, ge=1, description="epochs between decays")
-    gamma: float = Field(0.1, gt=0, le=1, description="decay factor")
+    gamma: float = Field(0.1, gt=0, le=1, description="decay factor (per epoch: exponential)")
     factor: float = Field(0.1, gt=0, lt=1, description="decay factor")
     patience: int = Field(5, ge=0, description="epochs without improvement")
     min_lr: float = Field(0.0, ge=0, description="floor of the learning rate")
     warmup_epochs: float = Field(1.0, ge=0, description="linear warmup length")
     pct_start: float = Field(0.3, gt=0, lt=1, description="share spent warming up")
+    T_0: int = Field(10, ge=1, description="epochs until the first restart")
+    T_mult: int = Field(1, ge=1, description="each cycle is this many times the last")
+    eta_min: float = Field(0.0, ge=0, description="the lowest learning rate of each cycle")
 
     @field_validator("name")
     @classmethod

@@ -64,8 +64,10 @@ class Pipeline:
             section's DataLoaders. The test split is optional.
         model: the `nn.Module` trained.
         class_names: the names of classes 0..k-1 in the test evaluation (optional).
-        optimizer, scheduler, criterion: the optimizer, the LR schedule (an hpo schedule or a
-            torch LR scheduler) and the loss function `criterion(outputs, targets)`.
+        optimizer, scheduler, criterion: the optimizer, the LR schedule (an hpo schedule, a
+            torch LR scheduler, or any object with a `step` method, called with what its
+            signature takes: nothing, the metric or the epoch) and the loss function
+            `criterion(outputs, targets)`.
     """
 
     def __init__(
@@ -167,7 +169,7 @@ class Pipeline:
         from hpo.trainable.schedules import Plan, build_lr_schedule
 
         cfg = self.config
-        self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
+        self.optimizer = build_optimizer(cfg.optimizer, self.model)
         steps = math.ceil(len(self.train_loader) / cfg.training.accumulate_batches)
         self.scheduler = build_lr_schedule(
             cfg.lr_scheduler, self.optimizer, Plan(cfg.training.epochs, steps, cfg.mode)
@@ -496,15 +498,17 @@ def is_pipeline(obj: Any) -> bool:
 
 class _TorchSchedule:
     """A torch LR scheduler that a subclass's `setup_optimizer` set, stepped as torch's docs
-    step it: per optimizer step for the cyclic ones, on the metric for plateau, else per
-    epoch."""
+    step it: per optimizer step for the cyclic ones, on the metric for plateau (and any whose
+    `step` takes the metric, told by its signature), else per epoch."""
 
     _PER_STEP = ("OneCycleLR", "CyclicLR")
 
     def __init__(self, scheduler: Any):
+        from hpo.trainable.imported import StepTakes, step_takes
+
         self.scheduler = scheduler
         self.per_step = type(scheduler).__name__ in self._PER_STEP
-        self.on_metric = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        self.on_metric = step_takes(type(scheduler)) is StepTakes.METRIC
 
     def after_step(self) -> None:
         if self.per_step:
@@ -524,14 +528,21 @@ class _TorchSchedule:
 
 
 def _as_schedule(scheduler: Any) -> Any:
-    """hpo's LR schedule, whatever `setup_optimizer` set: hpo's own, torch's, or none."""
-    from hpo.trainable.schedules import LRSchedule
+    """hpo's LR schedule, whatever `setup_optimizer` set: hpo's own, torch's, another class
+    with a `step` (the guide's `WarmupCosineScheduler`), or none."""
+    from hpo.trainable.imported import step_takes
+    from hpo.trainable.schedules import ImportedSchedule, LRSchedule
 
     if scheduler is None:
         return LRSchedule()
     if isinstance(scheduler, LRSchedule):
         return scheduler
-    return _TorchSchedule(scheduler)
+    torch_schedulers = torch.optim.lr_scheduler
+    if isinstance(scheduler, (torch_schedulers.LRScheduler, torch_schedulers.ReduceLROnPlateau)):
+        return _TorchSchedule(scheduler)
+    # Not torch's: stepped per epoch with what its `step` takes; its state is its own
+    # `state_dict()` or its plain attributes.
+    return ImportedSchedule(scheduler, per_step=False, takes=step_takes(type(scheduler)))
 
 
 def _set_epoch(loader: Any, epoch: int) -> None:

@@ -1,18 +1,21 @@
-"""Learning-rate schedulers by name, stepped per optimizer step or per epoch as each needs.
+"""Learning-rate schedulers by name or by import path, stepped per optimizer step or per
+epoch as each needs.
 
 torch is imported inside the builders, so that the config module can read the registry's
 names without importing torch. A plugin adds a builder through the `hpo.lr_schedulers` entry
-point group.
+point group; any other scheduler class is named by its import path (`ImportedSchedule`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpo._registry import Registry
+from hpo.trainable import imported
+from hpo.trainable.imported import StepTakes
 from hpo.types import Mode
 
 if TYPE_CHECKING:
@@ -60,6 +63,66 @@ class LRSchedule:
             self.scheduler.load_state_dict(state)
 
 
+class ImportedSchedule(LRSchedule):
+    """A scheduler class by import path, stepped after every epoch or optimizer step (its
+    `interval`) with what its `step` takes: nothing, the monitored metric, or the periods
+    done so far (the guide's `step(epoch)`, first called with 0 when it is made, as torch's
+    schedulers set the first period's rate when they are made)."""
+
+    def __init__(self, scheduler: Any, *, per_step: bool, takes: StepTakes):
+        super().__init__(scheduler, per_step=per_step, on_metric=takes is StepTakes.METRIC)
+        self.takes = takes
+        self.periods = 0
+        if takes is StepTakes.COUNT:
+            scheduler.step(0)
+
+    def after_step(self) -> None:
+        if self.per_step:
+            self._step(None)
+
+    def after_epoch(self, monitored: float) -> None:
+        if not self.per_step:
+            self._step(monitored)
+
+    def _step(self, monitored: float | None) -> None:
+        self.periods += 1
+        if self.takes is StepTakes.METRIC:
+            self.scheduler.step(monitored)
+        elif self.takes is StepTakes.COUNT:
+            self.scheduler.step(self.periods)
+        else:
+            self.scheduler.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"periods": self.periods, "scheduler": _state_of(self.scheduler)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.periods = int(state["periods"])
+        if callable(getattr(self.scheduler, "load_state_dict", None)):
+            self.scheduler.load_state_dict(state["scheduler"])
+        else:
+            vars(self.scheduler).update(state["scheduler"])
+
+
+def _state_of(scheduler: Any) -> dict[str, Any]:
+    """A scheduler's state: its `state_dict()`, or, for a class without one (the guide's),
+    its plain attributes other than the optimizer, as torch's own `state_dict` does. Only
+    plain data: checkpoints load as weights only."""
+    if callable(getattr(scheduler, "state_dict", None)):
+        return scheduler.state_dict()
+    return {k: v for k, v in vars(scheduler).items() if k != "optimizer" and _plain(v)}
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, bool | int | float | str | type(None)):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
 Builder = Callable[["LRSchedulerConfig", "torch.optim.Optimizer", Plan], LRSchedule]
 
 # The keys every LR scheduler reads; each registered one names the others it reads.
@@ -87,6 +150,30 @@ def _step(cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan) 
     from torch.optim.lr_scheduler import StepLR
 
     return LRSchedule(StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma))
+
+
+@LR_SCHEDULERS.register("exponential", options={"gamma"}, description="decay by gamma every epoch")
+def _exponential(
+    cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan
+) -> LRSchedule:
+    from torch.optim.lr_scheduler import ExponentialLR
+
+    return LRSchedule(ExponentialLR(optimizer, gamma=cfg.gamma))
+
+
+@LR_SCHEDULERS.register(
+    "cosine_restarts",
+    options={"T_0", "T_mult", "eta_min"},
+    description="cosine annealing to eta_min, restarting after T_0 epochs, then T_0*T_mult, ...",
+)
+def _cosine_restarts(
+    cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan
+) -> LRSchedule:
+    from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
+
+    return LRSchedule(
+        CosineAnnealingWarmRestarts(optimizer, T_0=cfg.T_0, T_mult=cfg.T_mult, eta_min=cfg.eta_min)
+    )
 
 
 @LR_SCHEDULERS.register(
@@ -158,5 +245,29 @@ def _warmup_cosine(
 def build_lr_schedule(
     cfg: LRSchedulerConfig, optimizer: torch.optim.Optimizer, plan: Plan
 ) -> LRSchedule:
-    """The configured LR schedule for `optimizer` over the training `plan`."""
-    return LR_SCHEDULERS[cfg.name](cfg, optimizer, plan)
+    """The configured LR schedule for `optimizer` over the training `plan`.
+
+    Raises:
+        ValueError: a class by import path that does not import, is not a scheduler, or does
+            not take the section's keys (what `hpo validate` reports).
+    """
+    if not imported.is_import_path(cfg.name):
+        return LR_SCHEDULERS[cfg.name](cfg, optimizer, plan)
+    kwargs = cfg.kwargs()
+    imported.raise_problems("lr_scheduler", imported_problems(cfg))
+    cls = imported.load_class("lr_scheduler", cfg.name)
+    takes = imported.step_takes(cls)
+    if takes is StepTakes.METRIC and "mode" not in kwargs:
+        # ReduceLROnPlateau's default `min` would fight a metric to maximise.
+        kwargs |= imported.accepting(cls, {"mode": plan.mode.value})
+    return ImportedSchedule(cls(optimizer, **kwargs), per_step=cfg.interval == "step", takes=takes)
+
+
+def imported_problems(
+    cfg: LRSchedulerConfig, searched: Iterable[str] = ()
+) -> list[tuple[str | None, str]]:
+    """What is wrong with a scheduler class by import path and its keys (see
+    `imported.problems`); `searched` keys of the section are checked as keyword arguments too.
+    """
+    kwargs = dict.fromkeys(searched) | cfg.kwargs()
+    return imported.problems("lr_scheduler", cfg.name, kwargs, interval=cfg.interval)

@@ -23,6 +23,8 @@ NOT_SEEDED = {"checkpoint", "early_stopping", "metric", "mode", "metrics"}
 # checkpoints (a resume after an upgrade continues them).
 _ADDED_LATER: dict[str, dict[str, Any]] = {
     "data": {"num_classes": None, "image_size": None, "annotations": None, "channels": 3},
+    "optimizer": {"no_decay": []},
+    "lr_scheduler": {"interval": "epoch", "T_0": 10, "T_mult": 1, "eta_min": 0.0},
 }
 _ADDED_SECTIONS = ("loader", "transforms", "loss")
 # Keys that only name things in what a trial reports: never part of its seed or identity.

@@ -240,7 +240,8 @@ BAD_SPECS = [
     (
         "lr_scheduler: {name: cyclic}",
         "2: lr_scheduler.name",
-        "unknown LR scheduler 'cyclic'; available: cosine, none, onecycle, plateau",
+        "unknown LR scheduler 'cyclic'; available: cosine, cosine_restarts, exponential, none, "
+        "onecycle, plateau",
     ),
     # grid search
     (
@@ -451,7 +452,7 @@ def test_a_dumped_spec_loads_as_the_same_spec():
 def test_the_schema_describes_names_from_the_registries():
     definitions = Spec.model_json_schema()["$defs"]
     assert definitions["OptimizerConfig"]["properties"]["name"]["description"] == (
-        "sgd, adam, adamw or rmsprop"
+        "sgd, adam, adamw, rmsprop or a class by import path ('package.module:Class')"
     )
     assert "'package.module:function'" in (
         definitions["ModelConfig"]["properties"]["name"]["description"]

@@ -42,6 +42,9 @@ def test_every_kind_reads_keys_of_its_section_and_every_key_is_read(section, mod
     if section == "model":  # `params` is for a user's own model, which reads every key
         assert applicable("model", "my_models:net") is None
         read.add("params")
+    if model.path_keys:  # a class by import path reads these; its other keys are its own
+        assert applicable(section, "my_package.module:Class") is None
+        read |= model.path_keys
     assert read == set(model.model_fields)
 
 

@@ -79,6 +79,17 @@ SCHEDULE_CASES = {
         {},
         [1.0, 0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.5 * (1 + math.cos(3 * math.pi / 4))],
     ),
+    "exponential": ({"gamma": 0.5}, [1.0, 0.5, 0.25, 0.125]),
+    # Restarts after 2 epochs, then after 4 more: epochs 0, 1 | 2, 3, ...
+    "cosine_restarts": (
+        {"T_0": 2, "T_mult": 2, "eta_min": 0.1},
+        [
+            1.0,
+            0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 2)),
+            1.0,
+            0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 4)),
+        ],
+    ),
     # A constant metric never improves: the rate drops after `patience` epochs.
     "plateau": ({"patience": 1, "factor": 0.5}, [1.0, 1.0, 1.0, 0.5]),
     # warmup over the first epoch's 5 steps, starting at 1/5
@@ -87,6 +98,10 @@ SCHEDULE_CASES = {
         [0.2, 1.0, 0.5 * (1 + math.cos(math.pi * 5 / 15)), 0.5 * (1 + math.cos(math.pi * 10 / 15))],
     ),
 }
+
+
+# gamma's default, 0.1, is step's factor every 10 epochs; per epoch it leaves nothing to learn.
+TRAIN_SETTINGS = {"exponential": {"gamma": 0.9}}
 
 
 def test_every_lr_scheduler_is_tested():
@@ -112,7 +127,7 @@ def test_lr_schedulers_train(digits, name):
     config = {
         "training": {"epochs": 3, "accumulate_batches": 2},
         "optimizer": {"lr": 3e-3},
-        "lr_scheduler": {"name": name},
+        "lr_scheduler": {"name": name, **TRAIN_SETTINGS.get(name, {})},
     }
     epochs = list(fit(config, digits))
     assert epochs[-1]["val_accuracy"] > 0.8
@@ -235,7 +250,8 @@ def test_a_model_by_import_path_gets_its_params_and_what_its_signature_asks(
         (
             "lr_scheduler",
             {"name": "cyclic"},
-            "unknown LR scheduler 'cyclic'; available: cosine, none, onecycle, plateau, step, warmup_cosine",
+            "unknown LR scheduler 'cyclic'; available: cosine, cosine_restarts, exponential, none, "
+            "onecycle, plateau, step, warmup_cosine, or a class by import path",
         ),
         ("training", {"precision": "fp8"}, "Input should be 'auto', 'fp32', 'fp16' or 'bf16'"),
         ("early_stopping", {"patience": 0}, "greater than or equal to 1"),
