@@ -264,7 +264,7 @@ class DataConfig(_Kind):
         "confusion matrix (default: the dataset's `classes`, else the numbers)",
     )
     # files and user functions
-    task: Task | None = Field(None, description="classification or regression")
+    task: Task | None = Field(None, description="classification, regression or detection")
     path: str | None = Field(None, description="a .csv, .parquet or .npz file")
     target: str | None = Field(None, description="the target column of a CSV/Parquet file")
     input_shape: list[int] | None = Field(
@@ -655,7 +655,8 @@ class TrainableSections(Options):
         if data is None:  # the data section is wrong itself, and reported there
             return loss
         task = dataset_task(data)
-        if task not in _losses.loss_tasks(loss.name):
+        own = loss.name == "auto" and not _losses.has_default(task)  # the Pipeline's criterion
+        if task not in _losses.loss_tasks(loss.name) and not own:
             raise ValueError(
                 f"loss {loss.name!r} does not apply to {task.value} (dataset {data.name!r}); "
                 f"choose one of: {', '.join(_losses.losses_for(task))}{_REFERENCE}"

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 class Task(str, Enum):
     CLASSIFICATION = "classification"
     REGRESSION = "regression"
+    # A user's own Pipeline and data only (`data.task: detection`): hpo has no detection
+    # dataset or loss of its own, but its loop and its detection metrics apply.
+    DETECTION = "detection"
 
 
 @dataclass(frozen=True)

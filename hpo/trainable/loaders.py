@@ -229,6 +229,7 @@ def make_loader(
     device: torch.device,
     rank: int = 0,
     world: int = 1,
+    collate: Any = None,
 ) -> EpochLoader:
     """The batches of one split, for one rank.
 
@@ -242,6 +243,8 @@ def make_loader(
         device: the training device (pinned memory is the default on CUDA).
         rank, world: this process's place in a DDP group; pass world=1 for a split that
             every rank evaluates whole.
+        collate: the DataLoader's collate_fn where `loader.collate` names none (None:
+            torch's default).
 
     Raises:
         ValueError: `batch_size` is below `world`.
@@ -272,6 +275,8 @@ def make_loader(
             options["prefetch_factor"] = loader.prefetch_factor
     if loader.collate is not None:
         options["collate_fn"] = load_callable(loader.collate)
+    elif collate is not None:
+        options["collate_fn"] = collate
     return SeededDataLoader(dataset, sampler, seed, **options)
 
 
@@ -294,6 +299,9 @@ def split_batch(
     def move(value: Any) -> Any:
         if isinstance(value, torch.Tensor):
             return value.to(device, non_blocking=non_blocking)
+        # Detection targets: a dict of tensors per image (`detection.collate`).
+        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            return [{key: move(v) for key, v in item.items()} for item in value]
         return value
 
     if isinstance(batch, Mapping):

@@ -162,9 +162,14 @@ def _auto(cfg: LossConfig, task: Task, device: torch.device) -> LossFn:
     return LOSSES[_AUTO[task]].build(cfg, task, device)
 
 
+def has_default(task: Task) -> bool:
+    """Whether `auto` stands for a loss of hpo's on `task` (detection has none)."""
+    return task in _AUTO
+
+
 def resolve(name: str, task: Task) -> str:
     """The loss a name stands for on `task`: `auto` is the task's default, others themselves."""
-    return _AUTO[task] if name == "auto" else name
+    return _AUTO.get(task, name) if name == "auto" else name
 
 
 def loss_tasks(name: str) -> frozenset[Task]:
@@ -195,6 +200,14 @@ def build_loss(cfg: LossConfig, task: Task, device: Any) -> LossFn:
                 loaded = loaded.to(device)
         return loaded
     name = cfg.name
+    if name == "auto" and not has_default(task):
+        # The spec accepts it: a Pipeline whose setup_optimizer sets its own criterion never
+        # builds it. One that does not fails here, at the trial's start.
+        raise ValueError(
+            f"hpo has no {task.value} loss of its own: name yours in loss.name "
+            "('package.module:function' or an nn.Module class), or set self.criterion in "
+            "your Pipeline's setup_optimizer"
+        )
     kind = LOSSES[name]
     if task not in kind.tasks:
         raise ValueError(

@@ -10,6 +10,9 @@ Counts, not torchmetrics, back the metrics of predicted labels and the regressio
 scipy.signal and matplotlib), and every fresh trial worker would pay them. torchmetrics computes
 `auroc`, once per epoch on the gathered scores, and is imported only when a spec names it.
 `tests/trainable/test_metrics.py` checks every metric against scikit-learn.
+
+Detection metrics (`map`, `map_50`, `map_75`, `map_50_voc11`, `mean_iou`, for `data.task:
+detection`) take a list of box dicts per batch instead; `detection.py` keeps and scores them.
 """
 
 from __future__ import annotations
@@ -26,9 +29,7 @@ from hpo.trainable.losses import resolve
 from hpo.trainable.user_code import check_reference, is_reference, load_callable
 
 if TYPE_CHECKING:
-    import torch
-
-    from hpo.trainable import _metric_states
+    from hpo.trainable import _metric_states, detection
 
 
 class Output(str, Enum):
@@ -38,6 +39,7 @@ class Output(str, Enum):
     BINARY = "binary classification"
     MULTILABEL = "multi-label classification"
     REGRESSION = "regression"
+    DETECTION = "detection (boxes, scores and labels per image)"
 
 
 _CLASSIFIERS = frozenset({Output.MULTICLASS, Output.BINARY, Output.MULTILABEL})
@@ -58,6 +60,7 @@ METRICS: Registry[MetricKind] = Registry("metric")
 DEFAULT_METRICS = {
     Task.CLASSIFICATION: ("accuracy", "f1", "precision", "recall"),
     Task.REGRESSION: ("mse", "mae", "r2"),
+    Task.DETECTION: ("map", "map_50", "map_75", "mean_iou"),
 }
 
 _TOP_K = re.compile(r"^top(\d+)_accuracy$")
@@ -92,6 +95,14 @@ _register("mse", {Output.REGRESSION}, "mean squared error")
 _register("mae", {Output.REGRESSION}, "mean absolute error")
 _register("rmse", {Output.REGRESSION}, "root mean squared error (of several targets, the mean)")
 _register("r2", {Output.REGRESSION}, "R² score (of several targets, the mean)")
+_DETECTION = {Output.DETECTION}
+_register("map", _DETECTION, "COCO mAP over IoU 0.50:0.95 (faster-coco-eval; hpo[detection])")
+_register("map_50", _DETECTION, "COCO mAP at IoU 0.50 (faster-coco-eval; hpo[detection])")
+_register("map_75", _DETECTION, "COCO mAP at IoU 0.75 (faster-coco-eval; hpo[detection])")
+_register("map_50_voc11", _DETECTION, "PASCAL VOC 2007 mAP at IoU 0.5, 11-point AP")
+_register(
+    "mean_iou", _DETECTION, "each ground-truth box's best IoU with a prediction of its class"
+)
 
 
 def metric_kind(name: str) -> MetricKind | None:
@@ -105,6 +116,8 @@ def possible_outputs(task: Task, loss: str | None = "auto") -> frozenset[Output]
     """The outputs a model trained on `task` with `loss` may have (None: a loss not known)."""
     if task is Task.REGRESSION:
         return frozenset({Output.REGRESSION})
+    if task is Task.DETECTION:
+        return frozenset({Output.DETECTION})
     if loss is None or is_reference(loss):
         return _CLASSIFIERS
     if resolve(loss, task) == "bce_with_logits":
@@ -198,21 +211,33 @@ class MetricSet:
         self.num_classes = num_classes
         self.loss_name = loss_name
         self.output: Output | None = None  # known at the first update
-        self._states: _metric_states.States | None = None
+        self._states: _metric_states.States | detection.DetectionStates | None = None
         self._added = False  # a batch since the last compute
         self._user: dict[str, Callable[..., Any]] = {
             name: load_callable(name) for name in self.names if is_reference(name)
         }
 
-    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+    def update(self, outputs: Any, targets: Any) -> None:
         """Add a batch: the model's outputs (logits for classifiers) and the targets.
+
+        For detection, a list of predictions `{boxes, scores, labels}` and one of targets
+        `{boxes, labels}`, a dict per image (see `hpo.trainable.detection`).
 
         Raises:
             ValueError: the outputs do not fit the metrics (a top-5 accuracy of 3 classes, a
-                binary-only metric of many classes).
+                binary-only metric of many classes; a malformed box, naming the image).
         """
         from hpo.trainable import _metric_states
 
+        if self.task is Task.DETECTION:
+            from hpo.trainable.detection import DetectionStates
+
+            if self._states is None:
+                self.output = Output.DETECTION
+                self._states = DetectionStates(self.names)
+            self._states.update(outputs, targets)
+            self._added = True
+            return
         if self._states is None:
             self.output = _metric_states.output_of(self.task, self.loss_name, outputs)
             self._states = _metric_states.States(
@@ -236,7 +261,10 @@ class MetricSet:
         if self._states is None or not (self._added or sync):
             raise RuntimeError("MetricSet.compute was called without a batch since the last one")
         try:
-            values = self._states.compute(self._user, sync=sync)
+            if self.task is Task.DETECTION:
+                values = self._states.compute(self._user, sync=sync, split=prefix)
+            else:
+                values = self._states.compute(self._user, sync=sync)
         finally:
             self._states.reset()
             self._added = False

@@ -220,6 +220,25 @@ class Pipeline:
         """The validation split's `val_loss` and `val_<metric>` for each of the `metrics`."""
         return self.evaluate(self.val_loader, "val")
 
+    def detections(self, outputs: Any) -> list[dict[str, torch.Tensor]]:
+        """Detection (`data.task: detection`): what the model found in each image of a batch,
+        from its outputs in evaluation, as `{boxes, scores, labels}` dicts, one per image.
+
+        A detector whose outputs are raw maps (heatmaps, box sizes) decodes them here; the
+        loss is computed on the raw outputs. This default takes outputs that already are
+        such a list.
+
+        Raises:
+            TypeError: the outputs are not a list of dicts; override this method.
+        """
+        if isinstance(outputs, list | tuple) and all(isinstance(o, dict) for o in outputs):
+            return list(outputs)
+        raise TypeError(
+            f"the model's outputs are a {type(outputs).__name__}, not one dict of boxes, scores "
+            f"and labels per image; override {type(self).__name__}.detections(outputs) to "
+            "decode them"
+        )
+
     # --- hpo's loop around it ------------------------------------------------------------
 
     @property
@@ -294,6 +313,9 @@ class Pipeline:
                 out = self._forward(inputs, target)
                 total += self.criterion(out, target).float() * len(target)
             seen += len(target)
+            if self.task is Task.DETECTION:  # boxes per image: no tensor to cast or unscale
+                self._metrics.update(self.detections(out), target)
+                continue
             out, target = out.float(), target
             if self.task is Task.REGRESSION:  # metrics in the target's own units
                 out, target = self._unscale(out), self._unscale(target.float())
@@ -387,8 +409,18 @@ class Pipeline:
                 device=self.device,
                 rank=rank,
                 world=world,
+                collate=self._default_collate(),
             )
             setattr(self, f"{name}_loader", loader)
+
+    def _default_collate(self) -> Any:
+        """Detection items hold a different number of boxes each: their targets are listed,
+        not stacked (`loader.collate` still overrides it)."""
+        if self.task is not Task.DETECTION:
+            return None
+        from hpo.trainable.detection import collate
+
+        return collate
 
     def _sample_weight(self, group_size: int) -> float:
         """What one sample of this rank's accumulation group weighs in its optimizer step.
@@ -430,7 +462,13 @@ class Pipeline:
                 inputs = inputs.view(len(inputs), *shape)
             out = net(inputs)
         # A regression model's one output per sample, against a target of one number each.
-        if target.dim() == 1 and out.dim() == 2 and out.shape[1] == 1:
+        if (
+            isinstance(target, torch.Tensor)
+            and isinstance(out, torch.Tensor)
+            and target.dim() == 1
+            and out.dim() == 2
+            and out.shape[1] == 1
+        ):
             out = out.view(len(out))
         return out
 

@@ -13,6 +13,7 @@ from sklearn import metrics as skm
 
 from hpo.trainable.config import TrainableConfig, reported_metrics
 from hpo.trainable.data import Task
+from hpo.trainable.detection import DETECTION_METRICS
 from hpo.trainable.metrics import METRICS, MetricSet, check_metrics
 
 AVERAGES = ("macro", "micro", "weighted")
@@ -227,10 +228,12 @@ def test_the_config_checks_metrics_at_their_key_against_the_datas_task():
     (error,) = caught.value.errors()
     assert error["loc"] == ("metrics",)
     assert "'f1' does not apply to regression" in error["msg"]
+    detection = {"name": "my_pkg.data:boxes", "task": "detection"}
     for name in METRICS:  # every registered name is accepted where it applies
+        data = {"name": "diabetes" if name in ("mse", "mae", "rmse", "r2") else "iris"}
         TrainableConfig.model_validate(
             {
-                "data": {"name": "diabetes" if name in ("mse", "mae", "rmse", "r2") else "iris"},
+                "data": detection if name in DETECTION_METRICS else data,
                 "loss": {"name": "bce_with_logits" if name == "exact_match" else "auto"},
                 "metrics": [name],
             }
