@@ -36,7 +36,13 @@ from hpo.trainable.determinism import set_determinism
 from hpo.trainable.early_stopping import EarlyStopping
 from hpo.trainable.finite import check_finite
 from hpo.trainable.gradients import clip_and_measure, non_finite_gradient, skipped_step
-from hpo.trainable.seeding import identity, seed_everything, trial_seed
+from hpo.trainable.seeding import (
+    host_rng_state,
+    identity,
+    seed_everything,
+    set_host_rng_state,
+    trial_seed,
+)
 
 _NON_FINITE_HINT = "; try a lower optimizer.lr or training.grad_clip_norm"
 
@@ -254,6 +260,8 @@ class Pipeline:
             raise FloatingPointError(
                 f"training loss became {train_loss} in epoch {self.epoch}{_NON_FINITE_HINT}"
             )
+        # Its workers' seeds too follow the epoch: random eval transforms repeat on a resume.
+        _set_epoch(self.val_loader, self.epoch)
         metrics: dict[str, Any] = {
             "epoch": self.epoch,
             **trained,
@@ -327,6 +335,7 @@ class Pipeline:
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
                 "augment": self.augment_rng.get_state(),
+                **host_rng_state(),
             },
         }
 
@@ -350,6 +359,8 @@ class Pipeline:
         if rng["cuda"] and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.augment_rng.set_state(rng["augment"])
+        if "numpy" in rng:  # checkpoints of earlier releases hold torch's states only
+            set_host_rng_state(rng)
 
     # --- the parts ------------------------------------------------------------------------
 

@@ -23,8 +23,10 @@ NOT_SEEDED = {"checkpoint", "early_stopping", "metric", "mode", "metrics"}
 # checkpoints (a resume after an upgrade continues them).
 _ADDED_LATER: dict[str, dict[str, Any]] = {
     "data": {"num_classes": None, "image_size": None, "annotations": None, "channels": 3},
-    "training": {"deterministic": False, "detect_anomaly": False},
+    "training": {"deterministic": False},
 }
+# Keys that change how a trial is watched, not how it trains: never part of its identity.
+_WATCHING = {"training": ("detect_anomaly",)}
 _ADDED_SECTIONS = ("loader", "transforms", "loss")
 
 
@@ -37,6 +39,9 @@ def identity(config: TrainableConfig) -> str:
     for section in _ADDED_SECTIONS:
         if section in dumped and dumped[section] == defaults.get(section):
             dumped.pop(section)
+    for section, names in _WATCHING.items():
+        for name in names:
+            dumped[section].pop(name, None)
     for section, keys in _ADDED_LATER.items():
         for key, default in keys.items():
             if dumped[section].get(key, default) == default:
@@ -57,3 +62,38 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def host_rng_state() -> dict[str, Any]:
+    """Python's and numpy's global generator states, as a checkpoint can hold them (tensors
+    and plain data only: it is loaded with `weights_only=True`).
+
+    A Dataset that draws its augmentations from `random` or `np.random` in the trial's own
+    process (`loader.num_workers: 0`) then draws the same ones in a resumed trial.
+    """
+    import numpy as np
+    import torch
+
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
+
+
+def set_host_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `host_rng_state` returned."""
+    import numpy as np
+
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["name"], keys, n["position"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
