@@ -3,6 +3,7 @@ whose first trials all fail the same way stops early (`budget.fail_fast`)."""
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -164,10 +165,12 @@ def test_a_diverging_trial_of_hpos_trainable_is_a_failure_for_optuna(workdir: Pa
     trials = experiment.trials()
     diverged = trials["params.optimizer.lr"] == 1e12
     assert diverged.any() and not diverged.all()
-    # The same config diverges the same way: one reason, naming where the gradient overflowed.
+    # The same config diverges the same way: one reason, naming the layer and the step.
     (reason,) = set(trials.loc[diverged, "error"])
-    assert reason.startswith("FloatingPointError: the gradient norm became inf in epoch 1, step")
-    assert "the largest is in" in reason and "try a lower optimizer.lr" in reason
+    assert re.match(
+        r"FloatingPointError: the gradient of \S+ became nan in epoch 1, step \d+ ", reason
+    )
+    assert "try a lower optimizer.lr" in reason
     study = study_trials(workdir / "hpo-results" / "diverging")
     assert sorted(t.state.name for t in study) == sorted(
         "FAIL" if lr == 1e12 else "COMPLETE" for lr in trials["params.optimizer.lr"]
@@ -226,7 +229,9 @@ def test_hpo_run_stops_early_and_exits_1_with_the_error(workdir: Path):
     assert "failed: KeyError: 'lerning_rate'" in one.output
     assert 'hpo.report({"loss": config["lerning_rate"]})' in one.output  # the line that broke
     as_json = json.loads(
-        CliRunner().invoke(cli, ["show", "buggy", "--trial", str(first_failed), "-f", "json"]).output
+        CliRunner()
+        .invoke(cli, ["show", "buggy", "--trial", str(first_failed), "-f", "json"])
+        .output
     )
     assert as_json["error_type"] == "KeyError" and as_json["history"] == []
     missing = CliRunner().invoke(cli, ["show", "buggy", "--trial", "99"])
