@@ -241,8 +241,8 @@ class Pipeline:
         the trial; every other epoch's carry False.
 
         Raises:
-            FloatingPointError: when the training loss, a validation loss or the spec's
-                metric becomes NaN or infinite.
+            FloatingPointError: when the gradient norm (without a loss scaler), the training
+                loss, a validation loss or the spec's metric becomes NaN or infinite.
         """
         while not self.finished:
             yield self.fit_epoch()
@@ -585,7 +585,9 @@ def _anomaly_named(enabled: bool, epoch: int) -> Iterator[None]:
         except RuntimeError as error:
             if _ANOMALY not in str(error):
                 raise
-            raise FloatingPointError(f"in epoch {epoch}: {error}") from error
+            raise FloatingPointError(
+                f"autograd's anomaly mode found a NaN in epoch {epoch}: {error}"
+            ) from error
 
 
 def _set_epoch(loader: Any, epoch: int) -> None:

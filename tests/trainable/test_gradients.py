@@ -183,7 +183,10 @@ def test_detect_anomaly_names_the_backward_op_and_stays_a_configuration_failure(
     # With it: the op, from torch's own message (which `_ANOMALY` must still match).
     with (
         pytest.warns(UserWarning, match="Error detected in SqrtBackward0"),
-        pytest.raises(FloatingPointError, match=r"^in epoch 1: Function 'SqrtBackward0'"),
+        pytest.raises(
+            FloatingPointError,
+            match=r"^autograd's anomaly mode found a NaN in epoch 1: Function 'SqrtBackward0'",
+        ),
     ):
         _pipeline(WhereSqrt, detect_anomaly=True).fit_epoch()
     assert not torch.is_anomaly_enabled()  # only around the epoch's training
