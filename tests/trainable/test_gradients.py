@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+import hpo
 from hpo.trainable.checkpoint import load_checkpoint, save_checkpoint
 from hpo.trainable.gradients import clip_and_measure, first_non_finite, skipped_step
 from hpo.trainable.pipeline import Pipeline
@@ -48,17 +49,17 @@ class BlowingUp(nn.Module):
     """`body` then `head`, but `head` is defined (and named) first: the gradient that blows up
     on the steps in `blow_at` (counted from 1 over the whole trial) is `body`'s only."""
 
-    def __init__(self, blow_at: set[int]):
+    def __init__(self, blow_at: set[int], inputs: int = 4, outputs: int = 3):
         super().__init__()
-        self.head = nn.Linear(8, 3)
-        self.body = nn.Linear(4, 8)
+        self.head = nn.Linear(8, outputs)
+        self.body = nn.Linear(inputs, 8)
         self.blow_at, self.calls = blow_at, 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             self.calls += 1
         blow = self.training and self.calls in self.blow_at
-        return self.head(_Blow.apply(torch.relu(self.body(x)), blow))
+        return self.head(_Blow.apply(torch.relu(self.body(x.flatten(1))), blow))
 
 
 class WhereSqrt(nn.Module):
@@ -197,3 +198,31 @@ def test_a_finite_run_reports_as_before_and_anomaly_mode_changes_no_number():
     watched = [m for m in _pipeline(lambda: BlowingUp(set()), detect_anomaly=True).run()]
     drop_time = lambda ms: [{k: v for k, v in m.items() if k != "epoch_time_s"} for m in ms]  # noqa: E731
     assert drop_time(plain) == drop_time(watched)
+
+
+class AmpDigits(Pipeline):
+    """hpo's digits with the loss scaler on and gradients that overflow on steps 2 and 5."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        _amp_on_cpu(self)
+
+    def setup_model(self) -> None:
+        self.model = BlowingUp({2, 5}, inputs=64, outputs=10)
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session", "workdir")
+def test_a_searched_amp_trial_completes_and_stores_its_skipped_steps():
+    from tests.conftest import tiny_spec
+
+    spec = tiny_spec(
+        name="amp-skips",
+        training={"epochs": 2, "batch_size": 512},  # 3 steps an epoch (1437 samples)
+        space={"optimizer.lr": {"type": "categorical", "choices": [3e-3]}},
+        searcher="grid",
+        budget={},
+    )
+    trials = hpo.tune(AmpDigits, spec).trials()
+    assert list(trials["status"]) == ["COMPLETED"]
+    assert list(trials["final.amp_skipped_steps"]) == [2]
