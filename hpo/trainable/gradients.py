@@ -35,9 +35,10 @@ def clip_and_measure(
     scale them all to NaN), so that the parameter where it started can still be found. The
     check waits for the device once per step, as the loss scaler's own does.
     """
-    params = [p for p in parameters if p.grad is not None]
-    if not params:
-        return torch.zeros(()), True
+    every = list(parameters)
+    params = [p for p in every if p.grad is not None]
+    if not params:  # on the model's device, to be stacked with the other steps' norms
+        return torch.zeros((), device=every[0].device if every else None), True
     norm = nn.utils.get_total_norm([p.grad for p in params])
     finite = bool(torch.isfinite(norm))
     if max_norm is not None and finite:
