@@ -523,6 +523,15 @@ class TrainingConfig(Options):
         "auto", description="auto: bf16 (else fp16) on CUDA, fp32 on CPU"
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA if present")
+    deterministic: bool = Field(
+        False,
+        description="bit-identical reruns: deterministic algorithms and cuDNN, no "
+        "cudnn.benchmark (off: cudnn.benchmark is on when training on CUDA)",
+    )
+    detect_anomaly: bool = Field(
+        False,
+        description="torch.autograd.detect_anomaly: name the backward op that made a NaN (slow)",
+    )
 
 
 class EarlyStoppingConfig(Options):
@@ -669,6 +678,22 @@ class TrainableSections(Options):
                     "regression (loss auto is mse); remove them"
                 )
         return loss
+
+    @field_validator("training")
+    @classmethod
+    def _determinism_can_hold(
+        cls, training: TrainingConfig, info: ValidationInfo
+    ) -> TrainingConfig:
+        loader = info.data.get("loader")
+        if training.deterministic and loader is not None and loader.persistent_workers:
+            # Persistent workers keep the seeds of the epoch they started in, so a trial
+            # resumed at epoch k would draw other random transforms than one never stopped.
+            raise ValueError(
+                "training.deterministic cannot repeat a resumed trial's random transforms "
+                "with loader.persistent_workers: true (the workers keep the seeds of the epoch "
+                "they started in); set loader.persistent_workers: false"
+            )
+        return training
 
     @field_validator("metrics")
     @classmethod

@@ -21,6 +21,7 @@ Ray Tune receives. It runs without Ray, in a DDP group, and in a notebook alike.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -31,14 +32,26 @@ from torch import nn
 
 from hpo.trainable.config import FINAL_KEY, TrainableConfig, TrainingConfig
 from hpo.trainable.data import Dataset, Task, dataset_task
+from hpo.trainable.determinism import set_determinism
 from hpo.trainable.early_stopping import EarlyStopping
 from hpo.trainable.finite import check_finite
-from hpo.trainable.seeding import identity, seed_everything, trial_seed
+from hpo.trainable.gradients import clip_and_measure, non_finite_gradient, skipped_step
+from hpo.trainable.seeding import (
+    host_rng_state,
+    identity,
+    seed_everything,
+    set_host_rng_state,
+    trial_seed,
+)
 
 if TYPE_CHECKING:
     from hpo.trainable.diagnostics import Predictions
 
 _NON_FINITE_HINT = "; try a lower optimizer.lr or training.grad_clip_norm"
+
+# What torch's anomaly mode says of the backward op that made a NaN ("Function
+# 'LogBackward0' returned nan values in its 0th output."); a test checks that it still does.
+_ANOMALY = "returned nan values"
 
 # Validation and test batches of in-memory data: no gradients are kept, so they can be large.
 _EVAL_BATCH = 4096
@@ -81,6 +94,8 @@ class Pipeline:
         self.seed = trial_seed(self.config) if seed is None else seed
         seed_everything(self.seed)
         self.device = pick_device(self.config.training)
+        # Before anything runs on the device: cuBLAS reads its workspace setting once.
+        set_determinism(self.config.training.deterministic, self.device)
         self.autocast_dtype = pick_precision(self.config.training, self.device)
         self.rank, self.world = _process_group()
         self.epoch = 0
@@ -128,6 +143,7 @@ class Pipeline:
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=self.autocast_dtype is torch.float16
         )
+        self.amp_skipped_steps = 0  # the trial's optimizer steps the scaler skipped, so far
         stopping = self.config.early_stopping
         self.early_stopping = EarlyStopping(stopping.patience, stopping.min_delta, self.config.mode)
         # Its state goes into checkpoints: a resumed trial draws the same augmentations.
@@ -187,7 +203,7 @@ class Pipeline:
         norms: list[torch.Tensor] = []
         seen = 0
         optimizer.zero_grad(set_to_none=True)
-        for group in _groups(self.train_loader, k):
+        for step, group in enumerate(_groups(self.train_loader, k), 1):
             batches = [self._split(batch) for batch in group]
             weight = self._sample_weight(sum(len(target) for _, target in batches))
             for inputs, target in batches:
@@ -200,11 +216,9 @@ class Pipeline:
                 total += loss.detach().float() * len(target)
                 seen += len(target)
             self.scaler.unscale_(optimizer)  # clip and measure the true gradient
-            norms.append(
-                nn.utils.clip_grad_norm_(model.parameters(), training.grad_clip_norm or math.inf)
-            )
-            self.scaler.step(optimizer)
-            self.scaler.update()
+            norm = self._checked_gradient_norm(epoch, step)
+            if self._scaled_step():
+                norms.append(norm)
             optimizer.zero_grad(set_to_none=True)
             self._lr_schedule.after_step()
         if self.world > 1:  # the mean over every rank's samples, as one process would see it
@@ -214,7 +228,10 @@ class Pipeline:
         if not seen:
             raise ValueError("the training split gave no batch; lower training.batch_size")
         grad_norm = torch.stack(norms).mean().item() if norms else 0.0
-        return {"train_loss": (total / seen).item(), "grad_norm": grad_norm}
+        trained = {"train_loss": (total / seen).item(), "grad_norm": grad_norm}
+        if self.scaler.is_enabled():
+            trained["amp_skipped_steps"] = self.amp_skipped_steps
+        return trained
 
     def validate(self, epoch: int) -> dict[str, float]:
         """The validation split's `val_loss` and `val_<metric>` for each of the `metrics`."""
@@ -252,8 +269,8 @@ class Pipeline:
         the trial; every other epoch's carry False.
 
         Raises:
-            FloatingPointError: when the training loss, a validation loss or the spec's
-                metric becomes NaN or infinite.
+            FloatingPointError: when the gradient norm (without a loss scaler), the training
+                loss, a validation loss or the spec's metric becomes NaN or infinite.
         """
         while not self.finished:
             yield self.fit_epoch()
@@ -264,12 +281,15 @@ class Pipeline:
         started = time.perf_counter()
         self.epoch += 1
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
-        trained = self.train_epoch(self.epoch)
+        with _anomaly_named(self.config.training.detect_anomaly, self.epoch):
+            trained = self.train_epoch(self.epoch)
         train_loss = trained["train_loss"]
         if not math.isfinite(train_loss):
             raise FloatingPointError(
                 f"training loss became {train_loss} in epoch {self.epoch}{_NON_FINITE_HINT}"
             )
+        # Its workers' seeds too follow the epoch: random eval transforms repeat on a resume.
+        _set_epoch(self.val_loader, self.epoch)
         metrics: dict[str, Any] = {
             "epoch": self.epoch,
             **trained,
@@ -351,11 +371,13 @@ class Pipeline:
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self._lr_schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "amp_skipped_steps": self.amp_skipped_steps,
             "early_stopping": self.early_stopping.state_dict(),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
                 "augment": self.augment_rng.get_state(),
+                **host_rng_state(),
             },
         }
 
@@ -372,12 +394,15 @@ class Pipeline:
         self.optimizer.load_state_dict(state["optimizer"])
         self._lr_schedule.load_state_dict(state["lr_scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        self.amp_skipped_steps = int(state.get("amp_skipped_steps", 0))  # older checkpoints
         self.early_stopping.load_state_dict(state["early_stopping"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.augment_rng.set_state(rng["augment"])
+        if "numpy" in rng:  # checkpoints of earlier releases hold torch's states only
+            set_host_rng_state(rng)
 
     # --- the parts ------------------------------------------------------------------------
 
@@ -421,6 +446,33 @@ class Pipeline:
         from hpo.trainable.detection import collate
 
         return collate
+    def _checked_gradient_norm(self, epoch: int, step: int) -> torch.Tensor:
+        """The step's gradient norm (before clipping to `training.grad_clip_norm`).
+
+        Raises:
+            FloatingPointError: it is NaN or infinite without a loss scaler (which would skip
+                the step), naming the first parameter whose gradient is, the epoch and step.
+        """
+        norm, finite = clip_and_measure(
+            self.model.parameters(), self.config.training.grad_clip_norm
+        )
+        if not finite and not self.scaler.is_enabled():
+            raise non_finite_gradient(self.model, norm.item(), epoch, step)
+        return norm
+
+    def _scaled_step(self) -> bool:
+        """Step the optimizer through the loss scaler; False when the scaler skipped the step
+        for infinite gradients (counted in `amp_skipped_steps`)."""
+        if not self.scaler.is_enabled():
+            self.optimizer.step()
+            return True
+        before = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if skipped_step(before, self.scaler.get_scale()):
+            self.amp_skipped_steps += 1
+            return False
+        return True
 
     def _sample_weight(self, group_size: int) -> float:
         """What one sample of this rank's accumulation group weighs in its optimizer step.
@@ -581,6 +633,27 @@ def _as_schedule(scheduler: Any) -> Any:
     # Not torch's: stepped per epoch with what its `step` takes; its state is its own
     # `state_dict()` or its plain attributes.
     return ImportedSchedule(scheduler, per_step=False, takes=step_takes(type(scheduler)))
+
+
+@contextlib.contextmanager
+def _anomaly_named(enabled: bool, epoch: int) -> Iterator[None]:
+    """`torch.autograd.detect_anomaly` around an epoch's training, when `enabled`.
+
+    Its error (the backward op that returned NaN) becomes a `FloatingPointError` with the
+    epoch: a configuration's fault, as any NaN is, not one that fail-fast counts.
+    """
+    if not enabled:
+        yield
+        return
+    with torch.autograd.detect_anomaly(check_nan=True):
+        try:
+            yield
+        except RuntimeError as error:
+            if _ANOMALY not in str(error):
+                raise
+            raise FloatingPointError(
+                f"autograd's anomaly mode found a NaN in epoch {epoch}: {error}"
+            ) from error
 
 
 def _set_epoch(loader: Any, epoch: int) -> None:

@@ -25,10 +25,15 @@ _ADDED_LATER: dict[str, dict[str, Any]] = {
     "data": {"num_classes": None, "image_size": None, "annotations": None, "channels": 3},
     "optimizer": {"no_decay": []},
     "lr_scheduler": {"interval": "epoch", "T_0": 10, "T_mult": 1, "eta_min": 0.0},
+    "training": {"deterministic": False},
 }
 _ADDED_SECTIONS = ("loader", "transforms", "loss")
-# Keys that only name things in what a trial reports: never part of its seed or identity.
-_NAMES_ONLY: dict[str, tuple[str, ...]] = {"data": ("class_names",)}
+# Keys that change how a trial is watched or what its reports call things, not how it
+# trains: never part of its seed or identity.
+_NOT_TRAINING: dict[str, tuple[str, ...]] = {
+    "training": ("detect_anomaly",),
+    "data": ("class_names",),
+}
 
 
 def identity(config: TrainableConfig) -> str:
@@ -40,13 +45,13 @@ def identity(config: TrainableConfig) -> str:
     for section in _ADDED_SECTIONS:
         if section in dumped and dumped[section] == defaults.get(section):
             dumped.pop(section)
+    for section, keys in _NOT_TRAINING.items():
+        for key in keys:
+            dumped.get(section, {}).pop(key, None)
     for section, keys in _ADDED_LATER.items():
         for key, default in keys.items():
             if dumped[section].get(key, default) == default:
                 dumped[section].pop(key, None)
-    for section, keys in _NAMES_ONLY.items():
-        for key in keys:
-            dumped.get(section, {}).pop(key, None)
     return json.dumps(dumped, sort_keys=True)
 
 
@@ -63,3 +68,38 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def host_rng_state() -> dict[str, Any]:
+    """Python's and numpy's global generator states, as a checkpoint can hold them (tensors
+    and plain data only: it is loaded with `weights_only=True`).
+
+    A Dataset that draws its augmentations from `random` or `np.random` in the trial's own
+    process (`loader.num_workers: 0`) then draws the same ones in a resumed trial.
+    """
+    import numpy as np
+    import torch
+
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
+
+
+def set_host_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `host_rng_state` returned."""
+    import numpy as np
+
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["name"], keys, n["position"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))

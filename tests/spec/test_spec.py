@@ -302,6 +302,13 @@ BAD_SPECS = [
         "3: space.model.dropout",
         "the value 1.5 is invalid for model.dropout: Input should be less than 1",
     ),
+    # a promise that cannot be kept: a resumed trial's persistent workers draw other numbers
+    (
+        "loader: {num_workers: 2, persistent_workers: true}\ntraining: {deterministic: true}",
+        "3: training",
+        "training.deterministic cannot repeat a resumed trial's random transforms with "
+        "loader.persistent_workers: true",
+    ),
     # experiment names become folder names
     (
         "name: runs/one",
