@@ -33,6 +33,7 @@ from hpo.trainable.config import FINAL_KEY, TrainableConfig, TrainingConfig
 from hpo.trainable.data import Dataset, Task, dataset_task
 from hpo.trainable.early_stopping import EarlyStopping
 from hpo.trainable.finite import check_finite
+from hpo.trainable.memory import PeakMemory, TrialOutOfMemory, is_out_of_memory, release_memory
 from hpo.trainable.seeding import identity, seed_everything, trial_seed
 
 _NON_FINITE_HINT = "; try a lower optimizer.lr or training.grad_clip_norm"
@@ -41,6 +42,9 @@ _NON_FINITE_HINT = "; try a lower optimizer.lr or training.grad_clip_norm"
 _EVAL_BATCH = 4096
 
 _SPLITS = ("train", "val", "test")
+
+# `training.on_oom: split` halves the micro-batches' size at most this many times (8 pieces).
+_MAX_SPLITS = 3
 
 
 class Pipeline:
@@ -75,6 +79,12 @@ class Pipeline:
         self.seed = trial_seed(self.config) if seed is None else seed
         seed_everything(self.seed)
         self.device = pick_device(self.config.training)
+        # From here on: the data and model it loads count towards the trial's peak.
+        self.peak_memory = PeakMemory(self.device)
+        # Pieces each training batch is cut into; `training.on_oom: split` doubles it.
+        self.micro_batches = 1
+        self._step_in_epoch = 0
+        self._largest_step = 0  # samples in this epoch's largest optimizer step
         self.autocast_dtype = pick_precision(self.config.training, self.device)
         self.rank, self.world = _process_group()
         self.epoch = 0
@@ -180,16 +190,8 @@ class Pipeline:
         optimizer.zero_grad(set_to_none=True)
         for group in _groups(self.train_loader, k):
             batches = [self._split(batch) for batch in group]
-            weight = self._sample_weight(sum(len(target) for _, target in batches))
-            for inputs, target in batches:
-                inputs = self._augment(inputs)
-                with self._autocast():
-                    loss = self.criterion(self._forward(inputs, target, self.net), target)
-                # Weighted by its share of the group, so k accumulated batches give the
-                # gradient of one batch k times larger (the loss is a mean over samples).
-                self.scaler.scale(loss * (len(target) * weight)).backward()
-                total += loss.detach().float() * len(target)
-                seen += len(target)
+            total += self.backward_step(batches)
+            seen += sum(len(target) for _, target in batches)
             self.scaler.unscale_(optimizer)  # clip and measure the true gradient
             norms.append(
                 nn.utils.clip_grad_norm_(model.parameters(), training.grad_clip_norm or math.inf)
@@ -211,6 +213,95 @@ class Pipeline:
         """The validation split's `val_loss` and `val_<metric>` for each of the `metrics`."""
         return self.evaluate(self.val_loader, "val")
 
+    def backward_step(self, batches: list[tuple[Any, torch.Tensor]]) -> torch.Tensor:
+        """Forward and backward passes of one optimizer step's batches (`(inputs, target)`
+        pairs); returns the sum of their samples' losses.
+
+        Each batch is cut into `micro_batches` pieces. When the step runs out of memory, its
+        gradients are dropped and, with `training.on_oom: split`, it is done again with twice
+        the pieces (up to 8), each weighted by its share: the optimizer step sees the
+        gradient of the whole batch, which stays the size the searcher chose.
+
+        Raises:
+            TrialOutOfMemory: out of memory with `on_oom: fail`, or in 8 pieces too.
+        """
+        self._step_in_epoch += 1
+        samples = sum(len(target) for _, target in batches)
+        self._largest_step = max(self._largest_step, samples)
+        weight = self._sample_weight(samples)
+        # Not in a DDP group: a rank that split alone would leave the others' all-reduce waiting.
+        split = self.config.training.on_oom == "split" and self.world == 1
+        augment_state = self.augment_rng.get_state() if split else None
+        while True:
+            try:
+                return self._accumulate(batches, weight)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                failed = _first_line(exc)
+            # Outside the handler the failed pass's tensors are free (its traceback is gone).
+            self.optimizer.zero_grad(set_to_none=True)
+            release_memory(self.device)
+            largest = max(len(target) for _, target in batches)
+            if not split or self.micro_batches >= 2**_MAX_SPLITS:
+                hint = (
+                    f"; even {self.micro_batches} micro-batches did not fit: lower "
+                    "training.batch_size or the model's size"
+                    if split
+                    else "; lower training.batch_size, or set training.on_oom: split to train "
+                    "each batch in micro-batches"
+                )
+                raise self._out_of_memory(failed, largest, hint)
+            self.micro_batches *= 2
+            if augment_state is not None:  # the same augmentations as the failed pass drew
+                self.augment_rng.set_state(augment_state)
+
+    def _accumulate(self, batches: list[tuple[Any, torch.Tensor]], weight: float) -> torch.Tensor:
+        total = torch.zeros((), device=self.device)
+        for inputs, target in batches:
+            # Augmented whole, so its micro-batches see what the whole batch would have.
+            inputs = self._augment(inputs)
+            for piece_inputs, piece_target in _pieces(inputs, target, self.micro_batches):
+                with self._autocast():
+                    loss = self.criterion(
+                        self._forward(piece_inputs, piece_target, self.net), piece_target
+                    )
+                # Weighted by its share of the group, so k accumulated batches (or pieces)
+                # give the gradient of one batch k times larger (the loss is a sample mean).
+                self.scaler.scale(loss * (len(piece_target) * weight)).backward()
+                total += loss.detach().float() * len(piece_target)
+        return total
+
+    def _memory_metrics(self) -> dict[str, float]:
+        """The trial's peak memory so far and how its batches were cut, reported each epoch."""
+        metrics = {
+            "peak_memory_mb": self.peak_memory.peak_mb(),
+            "micro_batches": self.micro_batches,
+        }
+        if self._largest_step:  # measured where hpo's train_epoch ran
+            metrics["effective_batch_size"] = self._largest_step * self.world
+        return metrics
+
+    def _out_of_memory(self, failed: str, batch_size: int, hint: str) -> TrialOutOfMemory:
+        """The trial's out-of-memory error: where, with which batch, at which peak."""
+        peak = self.peak_memory.peak_mb()
+        where = f"epoch {self.epoch}" + (
+            f", step {self._step_in_epoch}" if self._step_in_epoch else ""
+        )
+        pieces = self.micro_batches
+        cut = (
+            f" in {pieces} micro-batches of up to {math.ceil(batch_size / pieces)}"
+            if pieces > 1
+            else ""
+        )
+        return TrialOutOfMemory(
+            f"out of memory in {where} with batch size {batch_size}{cut}, peak memory "
+            f"{peak:.1f} MB on {self.device.type} ({failed}){hint}",
+            batch_size=batch_size,
+            micro_batches=pieces,
+            peak_memory_mb=peak,
+        )
+
     # --- hpo's loop around it ------------------------------------------------------------
 
     @property
@@ -228,13 +319,28 @@ class Pipeline:
                 metric becomes NaN or infinite.
         """
         while not self.finished:
-            yield self.fit_epoch()
+            failed = None
+            try:
+                metrics = self.fit_epoch()
+            except TrialOutOfMemory:
+                raise
+            except Exception as exc:  # out of memory outside the training step: validation,
+                if not is_out_of_memory(exc):  # or a subclass's own train_epoch
+                    raise
+                failed = _first_line(exc)
+            if failed is None:
+                yield metrics
+                continue
+            # Here, where no exception is handled, nothing holds the failed step's tensors.
+            release_memory(self.device)
+            raise self._out_of_memory(failed, self.config.training.batch_size, "")
 
     def fit_epoch(self) -> dict[str, Any]:
         """Train and validate one epoch, step the LR schedule and early stopping, and return
         the epoch's metrics (what the trial reports)."""
         started = time.perf_counter()
         self.epoch += 1
+        self._step_in_epoch = self._largest_step = 0
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
         trained = self.train_epoch(self.epoch)
         train_loss = trained["train_loss"]
@@ -249,6 +355,7 @@ class Pipeline:
             "lr": lr,
         }
         metrics.setdefault("grad_norm", 0.0)
+        metrics.update(self._memory_metrics())
         # A NaN validation loss (or metric) with a finite training loss: the model's outputs
         # overflowed; the trial fails as it would on a NaN training loss.
         check_finite(metrics, self.config.metric, self.epoch, _NON_FINITE_HINT)
@@ -536,6 +643,27 @@ def _groups(loader: Any, k: int) -> Iterator[list[Any]]:
             group = []
     if group:
         yield group
+
+
+def _pieces(inputs: Any, target: torch.Tensor, n: int) -> list[tuple[Any, torch.Tensor]]:
+    """A batch cut into `n` micro-batches along its first dimension (fewer for a small one);
+    dict inputs (text models' `input_ids=`, ...) are cut key by key."""
+    if n == 1:
+        return [(inputs, target)]
+    size = math.ceil(len(target) / n)
+    targets = target.split(size)
+    if isinstance(inputs, dict):
+        cut = {key: value.split(size) for key, value in inputs.items()}
+        parts: list[Any] = [{key: value[i] for key, value in cut.items()} for i in range(len(targets))]
+    else:
+        parts = list(inputs.split(size))
+    return list(zip(parts, targets, strict=True))
+
+
+def _first_line(exc: BaseException) -> str:
+    """`Type: message` of an exception, its first line only (CUDA's runs on for lines)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _process_group() -> tuple[int, int]:
