@@ -417,6 +417,8 @@ class Pipeline:
             "lr_scheduler": self._lr_schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
             "early_stopping": self.early_stopping.state_dict(),
+            # A trial that had to split its batches resumes split, not out of memory again.
+            "micro_batches": self.micro_batches,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
@@ -438,6 +440,7 @@ class Pipeline:
         self._lr_schedule.load_state_dict(state["lr_scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.early_stopping.load_state_dict(state["early_stopping"])
+        self.micro_batches = int(state.get("micro_batches", 1))  # checkpoints from before: 1
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and self.device.type == "cuda":

@@ -123,7 +123,12 @@ def test_with_on_oom_split_the_step_trains_in_micro_batches_as_one_batch(digits)
     # The first step ran out once whole; from then on every batch came in two pieces.
     assert split.model.sizes[:3] == [64, 32, 32]
     assert max(split.model.sizes[1:]) <= 32
-    assert split.state_dict()["epoch"] == 2
+    # A trial resumed from its checkpoint goes on in two pieces, without running out first.
+    resumed = trainer(digits, "runs_out_above_32", 64, on_oom="split")
+    resumed.load_state_dict(split.state_dict())
+    assert resumed.micro_batches == 2
+    resumed.fit_epoch()
+    assert resumed.model.sizes and max(resumed.model.sizes) <= 32
 
 
 def test_split_doubles_the_pieces_up_to_8_then_fails(digits):
