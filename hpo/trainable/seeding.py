@@ -23,6 +23,7 @@ NOT_SEEDED = {"checkpoint", "early_stopping", "metric", "mode", "metrics"}
 # checkpoints (a resume after an upgrade continues them).
 _ADDED_LATER: dict[str, dict[str, Any]] = {
     "data": {"num_classes": None, "image_size": None, "annotations": None, "channels": 3},
+    "training": {"on_oom": "fail"},
 }
 _ADDED_SECTIONS = ("loader", "transforms", "loss")
 

@@ -40,7 +40,7 @@ def runs_out_above_32(config, input_shape, output_dim):
 def search(workdir: Path, name: str, on_oom: str) -> tuple[int, str, hpo.Experiment]:
     spec = tiny_spec(
         name=name,
-        model={"name": "tests.runner.test_out_of_memory:runs_out_above_32"},
+        model={"name": "tests.runner.test_out_of_memory_search:runs_out_above_32"},
         training={"epochs": 2, "batch_size": 16, "on_oom": on_oom},
         space={"training.batch_size": {"type": "categorical", "choices": [16, 64]}},
         searcher={"name": "optuna", "n_startup_trials": 4},
