@@ -639,8 +639,12 @@ def _trial_table(trials: Any, metric: str) -> Table:
     tests = [c for c in trials.columns if c.startswith("test.")]
     # Where each trial ran, once trials ran on more than one Ray node (a cluster).
     nodes = ["node"] if trials["node"].nunique() > 1 else []
+    # Stores written before hpo measured memory, and user functions, have none.
+    memory = ["peak MB"] if trials["peak_memory_mb"].notna().any() else []
+    micro = ["micro"] if (trials["micro_batches"].fillna(1) > 1).any() else []
     view = Table()
-    for column in ["#", "status", "epochs", f"best {metric}", "final", "seconds", *nodes]:
+    columns = ["#", "status", "epochs", f"best {metric}", "final", "seconds", *memory, *micro]
+    for column in [*columns, *nodes]:
         view.add_column(column, justify="left" if column in ("status", "node") else "right")
     for column in params + tests:
         view.add_column(column.removeprefix("params."), justify="right")
@@ -652,6 +656,8 @@ def _trial_table(trials: Any, metric: str) -> Table:
             _fmt(row.get(f"best.{metric}")),
             _fmt(row.get(f"final.{metric}")),
             _fmt(row["duration_s"], digits=1),
+            *(_fmt(row["peak_memory_mb"], digits=1) for _ in memory),
+            *(_count(row["micro_batches"]) for _ in micro),
             *(str(row["node"] or "") for _ in nodes),
             *(_fmt(row[c]) for c in params + tests),
         )
@@ -705,11 +711,15 @@ def _show_trial(experiment: Any, number: int, fmt: str) -> None:
         hidden = {"trial_id", "iteration", "reported_at"}
         if "epoch" in history and (history["epoch"] == history["iteration"]).all():
             hidden.add("epoch")  # hpo's trainable: the same as the first column
+        hidden |= {"micro_batches", "effective_batch_size"}  # on the memory line below
         metrics = [c for c in history.columns if c not in hidden]
         table = Table("epoch", *metrics)
         for _, row in history.iterrows():
             table.add_row(str(row["iteration"]), *(_fmt(row[c]) for c in metrics))
         console.print(table)
+    memory = _memory_line(trial, history)
+    if memory:
+        console.print(memory, highlight=False)
     if trial["checkpoint_path"]:
         console.print(f"checkpoint: {trial['checkpoint_path']}", highlight=False)
     if trial["error"]:
@@ -719,6 +729,19 @@ def _show_trial(experiment: Any, number: int, fmt: str) -> None:
 
 
 # --- output helpers ----------------------------------------------------------------------------
+
+
+def _memory_line(trial: dict[str, Any], history: Any) -> str:
+    """`memory: peak 41.2 MB, 2 micro-batches (effective batch 64)`, or "" where unmeasured."""
+    peak, pieces = trial.get("peak_memory_mb"), trial.get("micro_batches")
+    if peak is None and pieces is None:
+        return ""
+    parts = [f"peak {peak:.1f} MB" if peak is not None else "peak not measured"]
+    if pieces is not None:
+        parts.append(f"{pieces} micro-batch{'es' if pieces != 1 else ''}")
+        if "effective_batch_size" in history and history["effective_batch_size"].notna().any():
+            parts[-1] += f" (effective batch {int(history['effective_batch_size'].max())})"
+    return "memory: " + ", ".join(parts)
 
 
 def _describe(spec: Spec) -> str:
@@ -747,6 +770,11 @@ def _plain_json(value: Any) -> Any:
 def _plain_values(values: dict[str, Any]) -> dict[str, Any]:
     """numpy scalars from a pandas row as Python values, which YAML can write."""
     return {key: value.item() if hasattr(value, "item") else value for key, value in values.items()}
+
+
+def _count(value: Any) -> str:
+    """A whole number that pandas holds as a float where some rows have none."""
+    return "-" if value is None or value != value else str(int(value))
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

@@ -37,11 +37,17 @@ class StoredTrial:
 
 @dataclass(frozen=True)
 class TrialError:
-    """What a trial raised: its type's name, `Type: message`, and the traceback."""
+    """What a trial raised: its type's name, `Type: message`, and the traceback.
+
+    Running out of memory, whatever raised it, has the type `out_of_memory`; from hpo's
+    trainable it also says the trial's peak memory and the micro-batches it ended with.
+    """
 
     type: str
     message: str
     traceback: str
+    peak_memory_mb: float | None = None
+    micro_batches: int | None = None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ whole search when a `Stopper`'s `stop_all()` says so; this one says so once `thr
 trials have ended with one error before any trial ended without one.
 
 A NaN or infinite loss (`FloatingPointError`) does not count: that is what a bad
-configuration (too high a learning rate) does, and other configurations may train well.
+configuration (too high a learning rate) does, and other configurations may train well. Nor
+does running out of memory (`out_of_memory`): too large a batch or model for the device.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 from ray.tune.stopper import Stopper
 
 from hpo.events._events import Consumer, Event, SearchStarted, TrialEnded, TrialError
+from hpo.trainable.memory import OUT_OF_MEMORY
 
 # Errors that depend on the configuration, so repeating them says nothing about the code.
-_CONFIGURATION_ERRORS = {FloatingPointError.__name__}
+_CONFIGURATION_ERRORS = {FloatingPointError.__name__, OUT_OF_MEMORY}
 
 
 class FailFast(Consumer, Stopper):

@@ -164,6 +164,11 @@ class StoreRecorder(Consumer):
                     columns.update(
                         error_type=error.type, error=error.message, error_traceback=error.traceback
                     )
+                    # A trial out of memory before its first report still has its peak.
+                    if error.peak_memory_mb is not None:
+                        columns["peak_memory_mb"] = error.peak_memory_mb
+                    if error.micro_batches is not None:
+                        columns["micro_batches"] = error.micro_batches
                 if checkpoint:
                     columns["checkpoint_path"] = checkpoint
                 self._stage(trial, **columns)
@@ -202,4 +207,15 @@ class StoreRecorder(Consumer):
             value=metrics.get(self.metric),
             best_value=trial.best.get(self.metric),
             node=event.node,
+            **_memory_columns(metrics),
         )
+
+
+def _memory_columns(metrics: dict[str, float]) -> dict[str, Any]:
+    """The trial's columns of what its trainable reported of its memory (where it did)."""
+    columns: dict[str, Any] = {}
+    if "peak_memory_mb" in metrics:
+        columns["peak_memory_mb"] = metrics["peak_memory_mb"]
+    if "micro_batches" in metrics:
+        columns["micro_batches"] = int(metrics["micro_batches"])
+    return columns

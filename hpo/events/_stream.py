@@ -44,6 +44,7 @@ from hpo.events._waiting import ResourceWait
 from hpo.resuming import split
 from hpo.search import Space
 from hpo.trainable.config import FINAL_KEY, lean
+from hpo.trainable.memory import OUT_OF_MEMORY, TrialOutOfMemory, is_out_of_memory
 from hpo.trainable.node import node_of
 from hpo.types import Mode, TrialStatus, keep_best
 
@@ -340,8 +341,18 @@ def trial_error(trial: Any) -> TrialError:
     message = "".join(traceback.format_exception_only(type(cause), cause)).strip()
     # Ray's RayTaskError carries the trial's remote traceback as its text (older Ray versions
     # kept it in `traceback_str` instead).
-    trace = getattr(exc, "traceback_str", None) or (str(exc) if exc is not cause else "")
-    return TrialError(type(cause).__name__, message, _ANSI.sub("", trace))
+    trace = _ANSI.sub("", getattr(exc, "traceback_str", None) or (str(exc) if exc is not cause else ""))
+    if isinstance(cause, TrialOutOfMemory):  # hpo's trainable: its message says it all
+        return TrialError(
+            OUT_OF_MEMORY,
+            str(cause),
+            trace,
+            peak_memory_mb=cause.peak_memory_mb,
+            micro_batches=cause.micro_batches,
+        )
+    if is_out_of_memory(cause):  # a user's function: torch's or the host's own words
+        return TrialError(OUT_OF_MEMORY, message, trace)
+    return TrialError(type(cause).__name__, message, trace)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -28,7 +28,15 @@ from hpo.search import CategoricalDist, ConstantDist, FloatDist, IntDist, Space
 from hpo.types import TrialStatus
 
 # The metrics the trainable reports that make sense as HParams columns.
-_NOT_METRICS = {"epoch", "epoch_time_s", "time_total_s", "lr", "grad_norm"}
+_NOT_METRICS = {
+    "epoch",
+    "epoch_time_s",
+    "time_total_s",
+    "lr",
+    "grad_norm",
+    "micro_batches",
+    "effective_batch_size",
+}
 
 
 def _plugin_summary(tag: str, **data: Any) -> Any:

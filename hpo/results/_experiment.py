@@ -22,6 +22,8 @@ _TRIAL_COLUMNS = (
     "iterations",
     "started_at",
     "ended_at",
+    "peak_memory_mb",
+    "micro_batches",
     "error_type",
     "error",
     "node",
@@ -69,8 +71,9 @@ class Experiment:
         return pd.concat([table, metrics], axis=1)
 
     def trials(self) -> pd.DataFrame:
-        """One row per trial: id, status, duration, `params.*`, `final.*` and `best.*` of each
-        metric, `test.*` where the trial was evaluated on the test split, and its error."""
+        """One row per trial: id, status, duration, its peak memory (MiB) and micro-batches,
+        `params.*`, `final.*` and `best.*` of each metric, `test.*` where the trial was
+        evaluated on the test split, and its error."""
         rows = self.store.trial_rows(self.row["id"], _TRIAL_COLUMNS + _TRIAL_JSON_COLUMNS)
         table = pd.DataFrame(
             [{c: r[c] for c in _TRIAL_COLUMNS} for r in rows], columns=list(_TRIAL_COLUMNS)

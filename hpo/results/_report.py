@@ -359,6 +359,48 @@ def _predicted_against_true(evaluation: Evaluation) -> Figure | None:
     return fig
 
 
+def _memory(data: _Data) -> Figure | None:
+    """Each trial's peak memory against its best value: what a trial needs of a device (to
+    choose `resources.gpu` fractions), and what it bought; trials that ran out of memory are
+    marked at their peak along the bottom."""
+    measured = data.finished.dropna(subset=["peak_memory_mb"])
+    failed = data.trials[
+        (data.trials["error_type"] == "out_of_memory") & data.trials["peak_memory_mb"].notna()
+    ]
+    if measured.empty:
+        return None
+    fig = Figure(figsize=(5, 3))
+    ax = fig.subplots()
+    for status in _FINISHED:
+        mask = measured["status"] == status
+        if not mask.any():  # no legend entry for a status no trial has
+            continue
+        ax.scatter(
+            measured.loc[mask, "peak_memory_mb"],
+            measured.loc[mask, data.value],
+            s=14,
+            color=_COLORS[status],
+            label=status,
+        )
+    if not failed.empty:
+        bottom = ax.get_ylim()[0]
+        ax.scatter(
+            failed["peak_memory_mb"],
+            [bottom] * len(failed),
+            marker="x",
+            s=24,
+            color=_COLORS[TrialStatus.ERROR.value],
+            label="out of memory",
+            clip_on=False,
+        )
+    ax.set_xlabel("peak memory (MB)")
+    ax.set_ylabel(f"best {data.metric}")
+    ax.set_title("peak memory against the metric", loc="left")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def figures(experiment: Experiment) -> dict[str, Figure]:
     """The report's figures by file-friendly name, in page order; none before a trial finished.
 
@@ -366,9 +408,9 @@ def figures(experiment: Experiment) -> dict[str, Figure]:
         experiment: the experiment to draw.
 
     Returns:
-        `progress`, `parallel`, `importance`, `curves` and `slice-<param>` figures, then the
-        best trial's test evaluation: `confusion` (a classifier) or `predicted-vs-true` (a
-        regression model); each left out where there is nothing to draw.
+        `progress`, `parallel`, `importance`, `curves`, `memory` and `slice-<param>` figures,
+        then the best trial's test evaluation: `confusion` (a classifier) or
+        `predicted-vs-true` (a regression model); each left out where there is nothing to draw.
     """
     return _figures(_Data(experiment))
 
@@ -383,6 +425,7 @@ def _figures(data: _Data) -> dict[str, Figure]:
                 "parallel": _parallel(data) if data.params else None,
                 "importance": _importance(experiment, data),
                 **made,
+                "memory": _memory(data),
             }
             for param in data.params:
                 made[f"slice-{param}"] = _slice(data, param)
@@ -446,10 +489,11 @@ def _sections(experiment: Experiment, data: _Data) -> list[tuple[str, str]]:
             (f"Residuals: trial {evaluation.trial} on the test split", _table(residuals))
         )
     shown = ["number", "status", "iterations", data.value, f"final.{metric}", "duration_s"]
+    shown += ["peak_memory_mb"]
     shown += [c for c in trials if c.startswith(("params.", "test."))]
     sections.append((f"Top {TOP_TRIALS} trials", _table(top[[c for c in shown if c in top]])))
     failed = trials[trials["status"] == TrialStatus.ERROR.value]
-    reasons = failed[["number", "error_type", "error", "node"]]
+    reasons = failed[["number", "error_type", "error", "peak_memory_mb", "node"]]
     sections.append((f"Failed trials ({len(failed)})", _table(reasons)))
     row = experiment.row
     environment = {

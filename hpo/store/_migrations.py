@@ -49,6 +49,8 @@ def _v2_to_v3(op: Operations) -> None:
     )
     # As `metadata.create_all` names the index of a column with `index=True`.
     op.create_index("ix_evaluations_trial_pk", "evaluations", ["trial_pk"])
+    op.add_column("trials", sa.Column("peak_memory_mb", sa.Float))
+    op.add_column("trials", sa.Column("micro_batches", sa.Integer))
 
 
 # version -> the step that upgrades a store of that version to the next one

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 # Version 2 added the environment of a run, per-metric final and best values, the parts of a
 # trial's error, its node, checkpoint and test metrics (see `migrations.py`). Version 3 added
-# the evaluations table.
+# the evaluations table, and a trial's peak memory and the micro-batches it trained in.
 SCHEMA_VERSION = 3
 
 
@@ -66,6 +66,9 @@ trials = sa.Table(
     sa.Column("node", sa.String(255)),
     sa.Column("checkpoint_path", sa.Text),
     sa.Column("test_metrics", sa.JSON),
+    # v3
+    sa.Column("peak_memory_mb", sa.Float),  # CUDA's max allocated, or the peak RSS's growth
+    sa.Column("micro_batches", sa.Integer),  # pieces of each batch (training.on_oom: split)
     sa.UniqueConstraint("experiment_id", "trial_id"),
     sa.Index("ix_trials_experiment_best", "experiment_id", "best_value"),
     sa.Index("ix_trials_experiment_number", "experiment_id", "number"),

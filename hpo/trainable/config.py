@@ -532,6 +532,13 @@ class TrainingConfig(Options):
         False,
         description="torch.autograd.detect_anomaly: name the backward op that made a NaN (slow)",
     )
+    on_oom: Literal["fail", "split"] = Field(
+        "fail",
+        description=(
+            "out of memory: fail the trial (out_of_memory), or retry the step in micro-batches "
+            "with doubled accumulation, up to 3 times (the effective batch is unchanged)"
+        ),
+    )
 
 
 class EarlyStoppingConfig(Options):
@@ -726,15 +733,24 @@ class TrainableConfig(TrainableSections):
 
 
 # What every epoch reports, whatever the task and metrics.
-_EPOCH_METRICS = ("epoch", "train_loss", "val_loss", "lr", "grad_norm", "epoch_time_s")
+_EPOCH_METRICS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "lr",
+    "grad_norm",
+    "epoch_time_s",
+    "peak_memory_mb",
+    "micro_batches",
+)
 
 
 def reported_metrics(config: TrainableSections | DataConfig) -> list[str]:
     """The metrics the trainable reports every epoch (the spec's `metric` is one of them).
 
     Known before any data is loaded, so that a spec naming another metric is rejected early:
-    the epoch's own (`epoch`, `train_loss`, `val_loss`, `lr`, `grad_norm`, `epoch_time_s`)
-    and `val_<name>` of each of the config's `metrics` (a user's `module:fn` as `val_fn`),
+    the epoch's own (`epoch`, `train_loss`, `val_loss`, `lr`, `grad_norm`, `epoch_time_s`,
+    `peak_memory_mb`, `micro_batches`) and `val_<name>` of each of the config's `metrics` (a user's `module:fn` as `val_fn`),
     or of the task's defaults.
 
     Args:

@@ -36,6 +36,7 @@ from hpo.trainable.determinism import set_determinism
 from hpo.trainable.early_stopping import EarlyStopping
 from hpo.trainable.finite import check_finite
 from hpo.trainable.gradients import clip_and_measure, non_finite_gradient, skipped_step
+from hpo.trainable.memory import PeakMemory, TrialOutOfMemory, is_out_of_memory, release_memory
 from hpo.trainable.seeding import (
     host_rng_state,
     identity,
@@ -57,6 +58,9 @@ _ANOMALY = "returned nan values"
 _EVAL_BATCH = 4096
 
 _SPLITS = ("train", "val", "test")
+
+# `training.on_oom: split` halves the micro-batches' size at most this many times (8 pieces).
+_MAX_SPLITS = 3
 
 
 class Pipeline:
@@ -96,6 +100,12 @@ class Pipeline:
         self.device = pick_device(self.config.training)
         # Before anything runs on the device: cuBLAS reads its workspace setting once.
         set_determinism(self.config.training.deterministic, self.device)
+        # From here on: the data and model it loads count towards the trial's peak.
+        self.peak_memory = PeakMemory(self.device)
+        # Pieces each training batch is cut into; `training.on_oom: split` doubles it.
+        self.micro_batches = 1
+        self._step_in_epoch = 0
+        self._largest_step = 0  # samples in this epoch's largest optimizer step
         self.autocast_dtype = pick_precision(self.config.training, self.device)
         self.rank, self.world = _process_group()
         self.epoch = 0
@@ -205,16 +215,8 @@ class Pipeline:
         optimizer.zero_grad(set_to_none=True)
         for step, group in enumerate(_groups(self.train_loader, k), 1):
             batches = [self._split(batch) for batch in group]
-            weight = self._sample_weight(sum(len(target) for _, target in batches))
-            for inputs, target in batches:
-                inputs = self._augment(inputs)
-                with self._autocast():
-                    loss = self.criterion(self._forward(inputs, target, self.net), target)
-                # Weighted by its share of the group, so k accumulated batches give the
-                # gradient of one batch k times larger (the loss is a mean over samples).
-                self.scaler.scale(loss * (len(target) * weight)).backward()
-                total += loss.detach().float() * len(target)
-                seen += len(target)
+            total += self.backward_step(batches)
+            seen += sum(len(target) for _, target in batches)
             self.scaler.unscale_(optimizer)  # clip and measure the true gradient
             norm = self._checked_gradient_norm(epoch, step)
             if self._scaled_step():
@@ -256,6 +258,95 @@ class Pipeline:
             "decode them"
         )
 
+    def backward_step(self, batches: list[tuple[Any, torch.Tensor]]) -> torch.Tensor:
+        """Forward and backward passes of one optimizer step's batches (`(inputs, target)`
+        pairs); returns the sum of their samples' losses.
+
+        Each batch is cut into `micro_batches` pieces. When the step runs out of memory, its
+        gradients are dropped and, with `training.on_oom: split`, it is done again with twice
+        the pieces (up to 8), each weighted by its share: the optimizer step sees the
+        gradient of the whole batch, which stays the size the searcher chose.
+
+        Raises:
+            TrialOutOfMemory: out of memory with `on_oom: fail`, or in 8 pieces too.
+        """
+        self._step_in_epoch += 1
+        samples = sum(len(target) for _, target in batches)
+        self._largest_step = max(self._largest_step, samples)
+        weight = self._sample_weight(samples)
+        # Not in a DDP group: a rank that split alone would leave the others' all-reduce waiting.
+        split = self.config.training.on_oom == "split" and self.world == 1
+        augment_state = self.augment_rng.get_state() if split else None
+        while True:
+            try:
+                return self._accumulate(batches, weight)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                failed = _first_line(exc)
+            # Outside the handler the failed pass's tensors are free (its traceback is gone).
+            self.optimizer.zero_grad(set_to_none=True)
+            release_memory(self.device)
+            largest = max(len(target) for _, target in batches)
+            if not split or self.micro_batches >= 2**_MAX_SPLITS:
+                hint = (
+                    f"; even {self.micro_batches} micro-batches did not fit: lower "
+                    "training.batch_size or the model's size"
+                    if split
+                    else "; lower training.batch_size, or set training.on_oom: split to train "
+                    "each batch in micro-batches"
+                )
+                raise self._out_of_memory(failed, largest, hint)
+            self.micro_batches *= 2
+            if augment_state is not None:  # the same augmentations as the failed pass drew
+                self.augment_rng.set_state(augment_state)
+
+    def _accumulate(self, batches: list[tuple[Any, torch.Tensor]], weight: float) -> torch.Tensor:
+        total = torch.zeros((), device=self.device)
+        for inputs, target in batches:
+            # Augmented whole, so its micro-batches see what the whole batch would have.
+            inputs = self._augment(inputs)
+            for piece_inputs, piece_target in _pieces(inputs, target, self.micro_batches):
+                with self._autocast():
+                    loss = self.criterion(
+                        self._forward(piece_inputs, piece_target, self.net), piece_target
+                    )
+                # Weighted by its share of the group, so k accumulated batches (or pieces)
+                # give the gradient of one batch k times larger (the loss is a sample mean).
+                self.scaler.scale(loss * (len(piece_target) * weight)).backward()
+                total += loss.detach().float() * len(piece_target)
+        return total
+
+    def _memory_metrics(self) -> dict[str, float]:
+        """The trial's peak memory so far and how its batches were cut, reported each epoch."""
+        metrics = {
+            "peak_memory_mb": self.peak_memory.peak_mb(),
+            "micro_batches": self.micro_batches,
+        }
+        if self._largest_step:  # measured where hpo's train_epoch ran
+            metrics["effective_batch_size"] = self._largest_step * self.world
+        return metrics
+
+    def _out_of_memory(self, failed: str, batch_size: int, hint: str) -> TrialOutOfMemory:
+        """The trial's out-of-memory error: where, with which batch, at which peak."""
+        peak = self.peak_memory.peak_mb()
+        where = f"epoch {self.epoch}" + (
+            f", step {self._step_in_epoch}" if self._step_in_epoch else ""
+        )
+        pieces = self.micro_batches
+        cut = (
+            f" in {pieces} micro-batches of up to {math.ceil(batch_size / pieces)}"
+            if pieces > 1
+            else ""
+        )
+        return TrialOutOfMemory(
+            f"out of memory in {where} with batch size {batch_size}{cut}, peak memory "
+            f"{peak:.1f} MB on {self.device.type} ({failed}){hint}",
+            batch_size=batch_size,
+            micro_batches=pieces,
+            peak_memory_mb=peak,
+        )
+
     # --- hpo's loop around it ------------------------------------------------------------
 
     @property
@@ -273,13 +364,28 @@ class Pipeline:
                 loss, a validation loss or the spec's metric becomes NaN or infinite.
         """
         while not self.finished:
-            yield self.fit_epoch()
+            failed = None
+            try:
+                metrics = self.fit_epoch()
+            except TrialOutOfMemory:
+                raise
+            except Exception as exc:  # out of memory outside the training step: validation,
+                if not is_out_of_memory(exc):  # or a subclass's own train_epoch
+                    raise
+                failed = _first_line(exc)
+            if failed is None:
+                yield metrics
+                continue
+            # Here, where no exception is handled, nothing holds the failed step's tensors.
+            release_memory(self.device)
+            raise self._out_of_memory(failed, self.config.training.batch_size, "")
 
     def fit_epoch(self) -> dict[str, Any]:
         """Train and validate one epoch, step the LR schedule and early stopping, and return
         the epoch's metrics (what the trial reports)."""
         started = time.perf_counter()
         self.epoch += 1
+        self._step_in_epoch = self._largest_step = 0
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
         with _anomaly_named(self.config.training.detect_anomaly, self.epoch):
             trained = self.train_epoch(self.epoch)
@@ -297,6 +403,7 @@ class Pipeline:
             "lr": lr,
         }
         metrics.setdefault("grad_norm", 0.0)
+        metrics.update(self._memory_metrics())
         # A NaN validation loss (or metric) with a finite training loss: the model's outputs
         # overflowed; the trial fails as it would on a NaN training loss.
         check_finite(metrics, self.config.metric, self.epoch, _NON_FINITE_HINT)
@@ -373,6 +480,8 @@ class Pipeline:
             "scaler": self.scaler.state_dict(),
             "amp_skipped_steps": self.amp_skipped_steps,
             "early_stopping": self.early_stopping.state_dict(),
+            # A trial that had to split its batches resumes split, not out of memory again.
+            "micro_batches": self.micro_batches,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
@@ -396,6 +505,7 @@ class Pipeline:
         self.scaler.load_state_dict(state["scaler"])
         self.amp_skipped_steps = int(state.get("amp_skipped_steps", 0))  # older checkpoints
         self.early_stopping.load_state_dict(state["early_stopping"])
+        self.micro_batches = int(state.get("micro_batches", 1))  # checkpoints from before: 1
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and self.device.type == "cuda":
@@ -676,6 +786,27 @@ def _groups(loader: Any, k: int) -> Iterator[list[Any]]:
             group = []
     if group:
         yield group
+
+
+def _pieces(inputs: Any, target: torch.Tensor, n: int) -> list[tuple[Any, torch.Tensor]]:
+    """A batch cut into `n` micro-batches along its first dimension (fewer for a small one);
+    dict inputs (text models' `input_ids=`, ...) are cut key by key."""
+    if n == 1:
+        return [(inputs, target)]
+    size = math.ceil(len(target) / n)
+    targets = target.split(size)
+    if isinstance(inputs, dict):
+        cut = {key: value.split(size) for key, value in inputs.items()}
+        parts: list[Any] = [{key: value[i] for key, value in cut.items()} for i in range(len(targets))]
+    else:
+        parts = list(inputs.split(size))
+    return list(zip(parts, targets, strict=True))
+
+
+def _first_line(exc: BaseException) -> str:
+    """`Type: message` of an exception, its first line only (CUDA's runs on for lines)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _process_group() -> tuple[int, int]:

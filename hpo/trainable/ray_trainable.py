@@ -9,6 +9,7 @@ far (`History`), for a resume after the driver died before it recorded them.
 from __future__ import annotations
 
 import tempfile
+import traceback
 from typing import Any
 
 from hpo.resuming import start
@@ -29,6 +30,7 @@ def tune_trainable(
     from ray import tune
 
     from hpo.trainable.checkpoint import load_checkpoint, save_checkpoint
+    from hpo.trainable.memory import release_memory
     from hpo.trainable.node import NODE_KEY, node_label
     from hpo.trainable.pipeline import Pipeline
 
@@ -52,18 +54,29 @@ def tune_trainable(
         last={FINAL_KEY: trainer.finished},
         checkpoint=restored,
     )
-    for metrics in trainer.run():
-        # Iterations are epochs, also for a trial continued from a checkpoint in a new run
-        # (where Ray would count from 1): the scheduler's rungs and the store count epochs.
-        epoch = metrics["epoch"]
-        history.add(epoch, metrics)
-        result = {**metrics, "training_iteration": epoch, NODE_KEY: node}
-        if every and (epoch % every == 0 or metrics[FINAL_KEY]):
-            # Ray copies the directory into the trial's storage before `report` returns.
-            with tempfile.TemporaryDirectory(prefix="hpo-checkpoint-") as directory:
-                save_checkpoint(trainer.state_dict(), directory)
-                checkpoint = tune.Checkpoint.from_directory(directory)
-                checkpoint.set_metadata(history.metadata())
-                tune.report(result, checkpoint=checkpoint)
-        else:
-            tune.report(result)
+    device = trainer.device
+    try:
+        for metrics in trainer.run():
+            # Iterations are epochs, also for a trial continued from a checkpoint in a new run
+            # (where Ray would count from 1): the scheduler's rungs and the store count epochs.
+            epoch = metrics["epoch"]
+            history.add(epoch, metrics)
+            result = {**metrics, "training_iteration": epoch, NODE_KEY: node}
+            if every and (epoch % every == 0 or metrics[FINAL_KEY]):
+                # Ray copies the directory into the trial's storage before `report` returns.
+                with tempfile.TemporaryDirectory(prefix="hpo-checkpoint-") as directory:
+                    save_checkpoint(trainer.state_dict(), directory)
+                    checkpoint = tune.Checkpoint.from_directory(directory)
+                    checkpoint.set_metadata(history.metadata())
+                    tune.report(result, checkpoint=checkpoint)
+            else:
+                tune.report(result)
+    except BaseException as exc:
+        # Ray keeps the exception, and its traceback's frames would keep the model, the
+        # optimizer's state and the failed step's tensors on the device: the worker is reused
+        # for the next trial (`reuse_actors`), so they are let go here. The traceback's text
+        # stays whole; only the frames' variables go.
+        traceback.clear_frames(exc.__traceback__)
+        del trainer
+        release_memory(device)
+        raise

@@ -25,7 +25,7 @@ _ADDED_LATER: dict[str, dict[str, Any]] = {
     "data": {"num_classes": None, "image_size": None, "annotations": None, "channels": 3},
     "optimizer": {"no_decay": []},
     "lr_scheduler": {"interval": "epoch", "T_0": 10, "T_mult": 1, "eta_min": 0.0},
-    "training": {"deterministic": False},
+    "training": {"deterministic": False, "on_oom": "fail"},
 }
 _ADDED_SECTIONS = ("loader", "transforms", "loss")
 # Keys that change how a trial is watched or what its reports call things, not how it

@@ -36,6 +36,7 @@ from hpo.resuming._plan import ContinuedTrial, FinishedTrial, ResumePlan, TrialS
 from hpo.search._space import Distribution, Space
 from hpo.store import Store, TrialStatus
 from hpo.trainable.config import FINAL_KEY
+from hpo.trainable.memory import OUT_OF_MEMORY, TrialOutOfMemory
 from hpo.types import Mode
 
 SPACE = Space(
@@ -261,6 +262,55 @@ def test_fail_fast_trips_on_one_repeated_error_unless_something_worked(tmp_path:
     assert not errors(FailFast(0), bug, bug).stop_all()
     nan = FloatingPointError("nan loss")  # what a bad configuration does
     assert not errors(FailFast(2), nan, nan).stop_all()
+    oom = TrialOutOfMemory("out of memory", batch_size=64, micro_batches=1, peak_memory_mb=9.0)
+    assert not errors(FailFast(2), oom, oom).stop_all()  # so is too large a batch
+    cuda = MemoryError()  # a user's function running out of memory, in its own words
+    assert not errors(FailFast(2), cuda, cuda).stop_all()
+
+
+def test_running_out_of_memory_is_stored_as_out_of_memory_with_its_peak(tmp_path: Path):
+    from ray import cloudpickle
+
+    store = Store(f"sqlite:///{tmp_path / 'hpo.db'}")
+    spec = {"metric": "acc", "mode": "max", "searcher": {"name": "random"}}
+    spec |= {"scheduler": {"name": "fifo"}, "seed": 0, "num_trials": 3}
+    experiment_id, _ = store.create_experiment("oom", spec, storage_path=str(tmp_path))
+    heard = Heard()
+    stream = stream_of(heard, StoreRecorder(store, experiment_id, "acc"))
+    trials = [ray_trial(name, 0.1) for name in "abc"]
+    stream.setup()
+    ours = TrialOutOfMemory(
+        "out of memory in epoch 1, step 3 with batch size 64, peak memory 812.5 MB on cuda (...)",
+        batch_size=64,
+        micro_batches=1,
+        peak_memory_mb=812.5,
+    )
+    theirs = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")  # older torch
+    for trial, error in zip(trials[:2], (ours, theirs), strict=True):
+        trial.pickled_error_file = str(tmp_path / f"{trial.trial_id}.pkl")
+        Path(trial.pickled_error_file).write_bytes(cloudpickle.dumps(error))
+        stream.on_trial_start(0, trials, trial)
+        stream.on_trial_error(0, trials, trial)
+    stream.on_trial_start(0, trials, trials[2])
+    report(stream, trials, trials[2], 1, acc=0.5, peak_memory_mb=40.0, micro_batches=2)
+    stream.on_trial_complete(0, trials, trials[2])
+    stream.on_experiment_end(trials)
+
+    first, second = (event.error for event in heard.of(TrialEnded)[:2])
+    assert (first.type, first.message, first.peak_memory_mb) == (OUT_OF_MEMORY, str(ours), 812.5)
+    assert (second.type, second.message) == (
+        OUT_OF_MEMORY,
+        "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB",
+    )
+    rows = {r["trial_id"]: r for r in store.trial_rows(experiment_id)}
+    assert (rows["a"]["error_type"], rows["a"]["peak_memory_mb"], rows["a"]["micro_batches"]) == (
+        OUT_OF_MEMORY,
+        812.5,
+        1,
+    )
+    assert rows["b"]["peak_memory_mb"] is None  # nothing measured it
+    assert (rows["c"]["peak_memory_mb"], rows["c"]["micro_batches"]) == (40.0, 2)
+    store.close()
 
 
 def test_the_view_shows_each_trials_number_and_the_best_so_far():

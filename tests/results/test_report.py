@@ -126,7 +126,7 @@ def test_the_report_of_a_real_run_renders_offline_in_chromium(ran: Experiment, t
     seen = open_in_chromium(page, screenshot)
 
     expected = list(figures(ran))
-    assert {"progress", "parallel", "importance", "curves"} <= set(expected)
+    assert {"progress", "parallel", "importance", "curves", "memory"} <= set(expected)
     assert {f"slice-{p}" for p in ran.spec["space"]} <= set(expected)
     assert [f["id"] for f in seen["figures"]] == [f"fig-{key}" for key in expected]
     for figure in seen["figures"]:
@@ -286,6 +286,38 @@ def test_no_finished_trial_still_gives_a_report(store: Store, tmp_path: Path, tr
     assert "No finished trial yet" in text
     assert set(figures(experiment)) <= {"curves"}  # a running trial's curve, at most
     assert len(write_png(experiment, tmp_path / "png")) == len(figures(experiment))
+
+
+def test_peak_memory_is_drawn_against_the_metric_with_the_trials_out_of_memory(
+    store: Store, tmp_path: Path
+):
+    adam = {"optimizer.name": "adam"}
+    experiment = fill(
+        store,
+        "memory",
+        [
+            ("COMPLETED", {**adam, "optimizer.lr": 0.01}, [0.9, 0.5]),
+            ("COMPLETED", {**adam, "optimizer.lr": 0.002}, [0.8, 0.4]),
+            ("ERROR", {**adam, "optimizer.lr": 0.05}, []),
+        ],
+    )
+    assert "memory" not in figures(experiment)  # a store from before hpo measured it
+    peaks = {"t0": (120.0, None), "t1": (480.0, None), "t2": (2048.0, "out_of_memory")}
+    for trial_id, (peak, error_type) in peaks.items():
+        row = {"experiment_id": experiment.row["id"], "trial_id": trial_id, "peak_memory_mb": peak}
+        if error_type:
+            row |= {"error_type": error_type, "error": "out of memory in epoch 1, step 1 ..."}
+        store.write([row], [])
+    drawn = figures(experiment)
+    assert list(drawn)[-4:] == ["curves", "memory", "slice-optimizer.name", "slice-optimizer.lr"]
+    (ax,) = drawn["memory"].axes
+    assert ax.get_xlabel() == "peak memory (MB)" and ax.get_ylabel() == "best val_loss"
+    points = sorted(tuple(xy) for c in ax.collections for xy in c.get_offsets().tolist())
+    assert [x for x, _ in points] == [120.0, 480.0, 2048.0]
+    assert [y for x, y in points[:2]] == [0.5, 0.4]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["COMPLETED", "out of memory"]
+    text = write_html(experiment, tmp_path / "memory.html").read_text()
+    assert 'id="fig-memory"' in text and "2048" in text  # the failed trial's peak, listed
 
 
 def test_a_single_finished_trial_has_no_importance(store: Store):
