@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 # Version 2 added the environment of a run, per-metric final and best values, the parts of a
-# trial's error, its node, checkpoint and test metrics (see `migrations.py`).
-SCHEMA_VERSION = 2
+# trial's error, its node, checkpoint and test metrics; version 3 a trial's `repeat_of` (see
+# `migrations.py`).
+SCHEMA_VERSION = 3
 
 
 metadata = sa.MetaData()
@@ -65,6 +66,9 @@ trials = sa.Table(
     sa.Column("node", sa.String(255)),
     sa.Column("checkpoint_path", sa.Text),
     sa.Column("test_metrics", sa.JSON),
+    # v3: the number of the finished trial whose config this one repeats; it was not trained
+    # (its searcher was told that trial's result), and it has no value of its own.
+    sa.Column("repeat_of", sa.Integer),
     sa.UniqueConstraint("experiment_id", "trial_id"),
     sa.Index("ix_trials_experiment_best", "experiment_id", "best_value"),
     sa.Index("ix_trials_experiment_number", "experiment_id", "number"),
