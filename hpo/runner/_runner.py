@@ -18,7 +18,7 @@ from hpo.results import Experiment
 from hpo.runner._cluster import Placement, connect
 from hpo.runner._resources import check_resources
 from hpo.runner._tuner import run_tuner
-from hpo.spec import Spec, check_stored, load_spec
+from hpo.spec import Spec, check_stored, gather, load_spec
 from hpo.store import ExperimentStatus, Store, resolve_url
 from hpo.trainable.evaluation import evaluate_on_test, evaluate_remotely
 from hpo.trainable.preflight import check_user_code, load_data, loads_in_driver
@@ -185,24 +185,6 @@ def resume(
     # Told again: a searcher rebuilt from the store knows what the first run's knew.
     run.prior = gather(spec, store.url)
     return _search(run, callbacks, live, resume=plan)
-
-
-def gather(spec: Spec, store_url: str) -> Prior:
-    """What the spec's `warm_start` and `enqueue` give its searcher (see `hpo.search._prior`)."""
-    from hpo.resuming import Prior
-    from hpo.search._prior import gather_prior
-
-    if spec.warm_start is None and not spec.enqueue:
-        return Prior()
-    store = Store(store_url, create=False) if spec.warm_start is not None else None
-    return gather_prior(
-        store,  # type: ignore[arg-type]  (read only with a warm_start)
-        spec.warm_start,
-        spec.enqueue,
-        spec.search_space(),
-        spec.metric,
-        spec.mode,
-    )
 
 
 def _told(prior: Prior, console: Console) -> Prior:

@@ -13,7 +13,7 @@
 from hpo.spec._check import check
 from hpo.spec._ray import RayOptions, check_address
 from hpo.spec._spec import DEFAULT_NUM_SAMPLES, Spec, load_spec
-from hpo.spec._stored import check_stored
+from hpo.spec._stored import check_stored, gather
 from hpo.spec._user_code import TrainableKind
 from hpo.types import Mode
 
@@ -26,5 +26,6 @@ __all__ = [
     "check",
     "check_address",
     "check_stored",
+    "gather",
     "load_spec",
 ]
