@@ -284,3 +284,56 @@ def pd_isna(value) -> bool:
 
 def grid_objective(config: dict) -> None:
     hpo.report({"loss": (config["a"] - 2) ** 2 + (config["b"] - 5) ** 2 / 4})
+
+
+def test_a_resumed_run_does_not_propose_the_enqueued_configs_again():
+    from hpo.resuming import WarmStart
+
+    first = [{"x": 1, "y": "b"}, {"x": 2, "y": "b"}, {"x": 3, "y": "b"}]
+    done = [
+        FinishedTrial(f"t{i}", TrialStatus.COMPLETED, p, 0.1 * i, {1: 0.1 * i}, i)
+        for i, p in enumerate(first[:2])
+    ]
+    warm = WarmStart(done, [], 2, 2, Prior(first=first))
+    assert warm.first() == first[2:]
+    repeats = []
+    search, _ = OptunaSearcher(name="optuna").build(
+        _space(),
+        {},
+        metric="loss",
+        mode=Mode.MIN,
+        seed=0,
+        num_samples=4,
+        max_concurrent=None,
+        warm=warm,
+        on_repeat=repeats.append,
+    )
+    search.set_search_properties("loss", "min", {})
+    assert search.suggest("r0") == {"x": 3, "y": "b"}  # the one not yet run
+    # The last of the budget: a new config, or a repeat of an earlier run's trial, which is
+    # answered from it (and counts), never trained.
+    second = search.suggest("r1")
+    if second == "FINISHED":
+        assert [r.earlier.trial_id for r in repeats] in (["t0"], ["t1"])
+    else:
+        assert (second["x"], second["y"]) not in {(1, "b"), (2, "b")}
+
+
+def test_an_empty_space_runs_the_base_config_once_or_repeated_with_other_seeds():
+    from hpo.search import RandomSearcher
+
+    spec = load_spec({"name": "plain", "data": {"name": "digits"}})
+    assert spec.num_trials() == 1
+    spec = load_spec({"name": "plain", "data": {"name": "digits"}, "budget": {"num_samples": 3}})
+    assert spec.num_trials() == 3
+    for searcher in (RandomSearcher(name="random"), OptunaSearcher(name="optuna")):
+        search, _ = searcher.build(
+            spec.search_space(),
+            spec.base_config(),
+            metric="val_loss",
+            mode=Mode.MIN,
+            seed=0,
+            num_samples=3,
+            max_concurrent=None,
+        )
+        assert [p["seed"] for p in search._points_to_evaluate] == [0, 1, 2]
