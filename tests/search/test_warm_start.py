@@ -251,7 +251,7 @@ def test_a_suggestion_that_repeats_a_running_trial_waits_for_its_result():
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_session")
-def test_tpe_with_8_at_once_on_32_points_trains_no_config_twice():
+def test_tpe_with_8_at_once_on_32_points_trains_no_config_twice(capsys):
     experiment = hpo.tune(
         grid_objective,
         space={
@@ -274,6 +274,12 @@ def test_tpe_with_8_at_once_on_32_points_trains_no_config_twice():
         original = trials[trials["number"] == row["repeat_of"]].iloc[0]
         assert (original["params.a"], original["params.b"]) == (row["params.a"], row["params.b"])
         assert pd_isna(original["repeat_of"])
+    if not repeats.empty:
+        from hpo.cli import main
+
+        capsys.readouterr()
+        assert main(["show", experiment.name]) == 0
+        assert "repeat of" in capsys.readouterr().out
 
 
 def pd_isna(value) -> bool:
