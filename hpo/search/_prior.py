@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 class WarmStartOptions(Options):
     """Start from the trials of earlier experiments in the store."""
 
-    model_config = ConfigDict(populate_by_name=True)  # merged with Options' own
+    # `from` is the key (a Python keyword, so the field is `from_`), also when dumped.
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     from_: list[str] = Field(
         alias="from", min_length=1, description="names of experiments in the store"
