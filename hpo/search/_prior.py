@@ -40,7 +40,7 @@ class WarmStartOptions(Options):
 
 
 def gather_prior(
-    store: Store,
+    store: Store | None,
     options: WarmStartOptions | None,
     enqueue: Sequence[Mapping[str, Any]],
     space: Space,
@@ -50,7 +50,8 @@ def gather_prior(
     """The trials and first configs that `options` and `enqueue` give a search of `space`.
 
     A trial's value is its last reported `metric` (the experiment's own metric may be
-    another); repeats and trials without that metric are not told.
+    another); repeats and trials without that metric are not told. `store` is read only for
+    a `warm_start` (hand-picked configs alone need none).
     """
     notes: list[str] = []
     first: list[dict[str, Any]] = []
@@ -69,7 +70,7 @@ def gather_prior(
     if enqueue:
         notes.append(f"enqueued {len(first)} hand-picked configs")
     told: list[FinishedTrial] = []
-    if options is not None:
+    if options is not None and store is not None:
         for name in options.from_:
             trials, total = _fitting_trials(store, name, space, metric)
             told += trials

@@ -32,7 +32,7 @@ def gather(spec: Spec, store_url: str) -> Prior:
 
     store = Store(store_url, create=False) if spec.warm_start is not None else None
     return gather_prior(
-        store,  # type: ignore[arg-type]  (read only with a warm_start)
+        store,
         spec.warm_start,
         spec.enqueue,
         spec.search_space(),
