@@ -70,6 +70,8 @@ class NoRepeats(Searcher):
         self.finished: dict[str, _Done] = {}  # config key -> its result
         self.running: dict[str, str] = {}  # config key -> Ray id of the trial that trains it
         self.keys: dict[str, str] = {}  # Ray id -> its config key
+        # Ray id -> the id its suggestion has in `searcher` (another where repeats came first)
+        self.inner: dict[str, str] = {}
         self.waiting: dict[str, list[str]] = defaultdict(list)  # Ray id -> repeats' inner ids
         self.repeats = 0
         for trial in known:
@@ -94,6 +96,7 @@ class NoRepeats(Searcher):
                 return config
             self.proposed += 1
             if split(config)[1] is not None:  # a continued trial: it goes on, never a repeat
+                self.inner[trial_id] = inner
                 return config
             params = self.space.params_of(config)
             key = config_key(params)
@@ -107,6 +110,7 @@ class NoRepeats(Searcher):
             else:
                 self.running[key] = trial_id
                 self.keys[trial_id] = key
+                self.inner[trial_id] = inner
                 return config
             attempt += 1
         return Searcher.FINISHED
@@ -117,12 +121,13 @@ class NoRepeats(Searcher):
             self.on_repeat(repeat)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        self.searcher.on_trial_result(trial_id, result)
+        self.searcher.on_trial_result(self.inner.get(trial_id, trial_id), result)
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        self.searcher.on_trial_complete(trial_id, result=result, error=error)
+        inner = self.inner.pop(trial_id, trial_id)
+        self.searcher.on_trial_complete(inner, result=result, error=error)
         key = self.keys.pop(trial_id, None)
         if key is None:
             return

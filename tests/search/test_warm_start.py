@@ -210,12 +210,21 @@ def test_constant_liar_is_on_when_trials_run_at_once_unless_turned_off():
     OptunaSearcher(name="optuna", sampler="random", allow_repeats=True)  # every sampler's
 
 
-def test_no_repeats_answers_a_repeated_suggestion_from_the_result_and_counts_it():
+def _sampler(seed: int):
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+@pytest.mark.parametrize("seed", range(8))  # in some, a repeat comes before a new config
+def test_no_repeats_answers_a_repeated_suggestion_from_the_result_and_counts_it(seed):
     from ray.tune.search import Searcher
     from ray.tune.search.optuna import OptunaSearch
 
     space = Space({"x": IntDist(type="int", low=0, high=1)})
-    inner = OptunaSearch(space.optuna_define_by_run(), metric="loss", mode="min")
+    inner = OptunaSearch(
+        space.optuna_define_by_run(), metric="loss", mode="min", sampler=_sampler(seed)
+    )
     repeats = []
     search = NoRepeats(inner, space, budget=6, on_repeat=repeats.append)
     trained = []
@@ -230,6 +239,7 @@ def test_no_repeats_answers_a_repeated_suggestion_from_the_result_and_counts_it(
     assert {r.params["x"] for r in repeats} <= {0, 1}
     finished = [t for t in inner._ot_study.get_trials() if t.state.name == "COMPLETE"]
     assert len(finished) == 6  # the repeats were told their original's result
+    assert [t.value for t in finished].count(1.0) >= 1  # each trained config told its own
 
 
 def test_a_suggestion_that_repeats_a_running_trial_waits_for_its_result():
