@@ -23,7 +23,7 @@ from rich.table import Table
 
 from hpo.errors import HpoError, RunInterrupted, SpecError, SpecWarning, UsageError
 from hpo.search import nest
-from hpo.spec import Spec, load_spec
+from hpo.spec import Spec, check_stored, gather, load_spec
 from hpo.store import TrialStatus, resolve_url
 
 # Off a terminal (a pipe, a CI log) rich would cut tables at 80 columns; keep them whole.
@@ -138,6 +138,7 @@ def run(
     # JSON is YAML: the name stays a string whatever it looks like.
     spec = _load_spec(spec_path, [*overrides, *([f"name={json.dumps(name)}"] if name else [])])
     store_url = resolve_url(store, spec.store)
+    check_stored(spec, store_url)
     if dry_run:
         _print_dry_run(spec, store_url)
         return
@@ -208,6 +209,7 @@ def resume(
 def validate(spec_path: Path, overrides: tuple[str, ...]) -> None:
     """Check a spec without running anything (the code it names is imported, not run)."""
     spec = _load_spec(spec_path, overrides)
+    check_stored(spec, resolve_url(None, spec.store))
     console.print(f"[green]ok[/] {spec_path}: {_describe(spec)}")
 
 
@@ -642,8 +644,11 @@ def _trial_table(trials: Any, metric: str) -> Table:
     # Stores written before hpo measured memory, and user functions, have none.
     memory = ["peak MB"] if trials["peak_memory_mb"].notna().any() else []
     micro = ["micro"] if (trials["micro_batches"].fillna(1) > 1).any() else []
+    # Untrained repeats of a trial's config, once there are any.
+    repeats = ["repeat of"] if trials["repeat_of"].notna().any() else []
     view = Table()
-    columns = ["#", "status", "epochs", f"best {metric}", "final", "seconds", *memory, *micro]
+    columns = ["#", "status", *repeats, "epochs", f"best {metric}", "final", "seconds"]
+    columns += [*memory, *micro]
     for column in [*columns, *nodes]:
         view.add_column(column, justify="left" if column in ("status", "node") else "right")
     for column in params + tests:
@@ -652,6 +657,7 @@ def _trial_table(trials: Any, metric: str) -> Table:
         view.add_row(
             str(row["number"]),
             row["status"],
+            *(_count(row["repeat_of"]) for _ in repeats),
             str(row["iterations"]),
             _fmt(row.get(f"best.{metric}")),
             _fmt(row.get(f"final.{metric}")),
@@ -773,8 +779,11 @@ def _plain_values(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _count(value: Any) -> str:
-    """A whole number that pandas holds as a float where some rows have none."""
-    return "-" if value is None or value != value else str(int(value))
+    """A whole number of a nullable column (pandas holds it as a float, missing as NaN)."""
+    try:
+        return str(int(value))
+    except (TypeError, ValueError):
+        return "-"
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -790,11 +799,19 @@ def _print_dry_run(spec: Spec, store_url: str) -> None:
     console.print(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), markup=False)
     console.print(_describe(spec))
     console.print(f"store: {store_url}")
-    previews = spec.searcher.preview(
-        spec.search_space(),
-        seed=spec.seed,
-        n=min(PREVIEW_TRIALS, spec.num_trials()),
-    )
+    prior = gather(spec, store_url)
+    for note in prior.notes:
+        console.print(f"Warm start: {note}", highlight=False)
+    n = min(PREVIEW_TRIALS, spec.num_trials())
+    first = [dict(p) for p in prior.first[:n]]
+    previews = first + spec.searcher.preview(spec.search_space(), seed=spec.seed, n=n - len(first))
+    if first:
+        console.print(f"Trials 0 to {len(first) - 1} are the enqueued configs.")
+    if not spec.search_space().searched() and spec.num_trials() > 1:
+        console.print(
+            f"Nothing is searched: the base config runs {spec.num_trials()} times, with trial "
+            f"seeds {spec.seed} to {spec.seed + spec.num_trials() - 1}."
+        )
     console.print(f"First {len(previews)} trials the {spec.searcher.name} searcher proposes:")
     view = Table()
     keys = list(spec.search_space())
@@ -815,6 +832,18 @@ def _print_summary(experiment: Any, store: str | None, *, brief: bool = False) -
         f"\n[bold]{experiment.name}[/]: {len(trials)} trials: "
         + ", ".join(f"{n} {status.lower()}" for status, n in counts.items())
     )
+    repeats = int(trials["repeat_of"].notna().sum())
+    if repeats:
+        console.print(
+            f"{repeats} of them repeated a finished trial's config and were told its result "
+            "instead of training again (`repeat of` in hpo show)"
+        )
+    seeds = [c.get("seed") for c in (experiment.config(n) for n in trials["number"].head(2))]
+    if not experiment.spec.get("space") and len(trials) > 1 and seeds[0] != seeds[-1]:
+        console.print(
+            f"Nothing was searched: the same config ran {len(trials)} times, each with its "
+            "own trial seed (`seed` in each trial's config)"
+        )
     top = experiment.best(5)
     if not top.empty:
         row = top.iloc[0]

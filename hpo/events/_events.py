@@ -33,6 +33,7 @@ class StoredTrial:
     last: dict[str, float] = field(default_factory=dict)  # its last result's metrics
     best: dict[str, float] = field(default_factory=dict)  # each metric's best so far
     continued: bool = False  # continued by `hpo resume` from an earlier run
+    repeat_of: int | None = None  # the number of the trial whose config it repeats, untrained
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,14 @@ class TrialEnded:
 
 
 @dataclass(frozen=True)
+class TrialRepeated:
+    """The searcher suggested a finished trial's config again: it was told that trial's
+    result instead of training it (`trial.repeat_of`; `trial.status` is the original's)."""
+
+    trial: StoredTrial
+
+
+@dataclass(frozen=True)
 class StepEnded:
     """Ray's loop went round once (many times a second): time for work done by the clock."""
 
@@ -135,6 +144,7 @@ Event = (
     | TrialStarted
     | TrialReported
     | TrialEnded
+    | TrialRepeated
     | TrialsWaiting
     | StepEnded
     | SearchEnded

@@ -27,6 +27,7 @@ from hpo.events._events import (
     StepEnded,
     StoredTrial,
     TrialEnded,
+    TrialRepeated,
     TrialReported,
     TrialStarted,
     TrialsWaiting,
@@ -116,6 +117,8 @@ class _Progress(Consumer):
                 self.counts["running"] = max(0, self.counts["running"] - 1)
                 self.counts[_COUNTED[trial.status]] += 1
                 self.trial_ended(trial)
+            case TrialRepeated(trial=trial):  # answered from its original: nothing ran
+                self.counts[_COUNTED.get(trial.status, "completed")] += 1
             case SearchStarted():
                 self.begin()
             case StepEnded():

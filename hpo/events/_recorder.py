@@ -22,6 +22,7 @@ from hpo.events._events import (
     StoredTrial,
     TrialAdded,
     TrialEnded,
+    TrialRepeated,
     TrialReported,
     TrialStarted,
 )
@@ -172,6 +173,17 @@ class StoreRecorder(Consumer):
                 if checkpoint:
                     columns["checkpoint_path"] = checkpoint
                 self._stage(trial, **columns)
+                self.flush()
+            case TrialRepeated(trial=trial):
+                self._stage(
+                    trial,
+                    number=trial.number,
+                    status=trial.status.value,
+                    params=trial.params,
+                    config=trial.config,
+                    repeat_of=trial.repeat_of,
+                    ended_at=now(),
+                )
                 self.flush()
             case SearchEnded():
                 self.flush()

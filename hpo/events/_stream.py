@@ -36,6 +36,7 @@ from hpo.events._events import (
     TrialAdded,
     TrialEnded,
     TrialError,
+    TrialRepeated,
     TrialReported,
     TrialStarted,
     TrialsWaiting,
@@ -50,6 +51,7 @@ from hpo.types import Mode, TrialStatus, keep_best
 
 if TYPE_CHECKING:
     from hpo.resuming import RunStart, TrialStart
+    from hpo.search._no_repeats import Repeat
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +138,13 @@ class TrialStream(Callback):
         self._statuses: Counter[TrialStatus] = Counter()
         self._failed: set[int] = set()  # best-effort consumers that failed, by index
         self._wait = wait or ResourceWait()
+        self._repeats: list[Repeat] = []  # told by the searcher, recorded once settled
+
+    def repeated(self, repeat: Repeat) -> None:
+        """The searcher answered a suggestion from the result of the trial it repeats (see
+        `hpo.search._no_repeats`): recorded once that trial has ended and Ray's newer trials
+        have their numbers."""
+        self._repeats.append(repeat)
 
     # --- what others tell the stream -------------------------------------------------------
 
@@ -199,6 +208,27 @@ class TrialStream(Callback):
             self._statuses[trial.status] += 1
             self._emit(TrialAdded(trial))
         self._known = len(trials)
+        self._settle_repeats()
+
+    def _settle_repeats(self) -> None:
+        """Record the repeats whose original has ended, each with its original's status."""
+        waiting = []
+        for repeat in self._repeats:
+            if repeat.earlier is not None:
+                number, status = repeat.earlier.number, TrialStatus(repeat.earlier.status)
+                config = repeat.earlier.config or {}
+            else:
+                original = self._trials.get(repeat.of)
+                if original is None or not original.status.finished:
+                    waiting.append(repeat)
+                    continue
+                number, status, config = original.number, original.status, original.config
+            mine, self._next_number = self._next_number, self._next_number + 1
+            trial = StoredTrial(
+                f"repeat_{mine}", mine, repeat.params, config, status, repeat_of=number
+            )
+            self._emit(TrialRepeated(trial))
+        self._repeats = waiting
 
     def _update(self, ray_trial: Any, **changes: Any) -> StoredTrial:
         before = self._trials[ray_trial.trial_id]
@@ -267,6 +297,7 @@ class TrialStream(Callback):
         self._ended(trial, TrialStatus.ERROR, trial_error(trial))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._add_new(trials)
         self._emit(SearchEnded())
 
     def _ended(self, ray_trial: Any, status: TrialStatus, error: TrialError | None = None) -> None:
@@ -279,6 +310,7 @@ class TrialStream(Callback):
                 folders=_folders(ray_trial),
             )
         )
+        self._settle_repeats()
 
     def _finished_by_itself(self, trial: Any) -> bool:
         """Whether a trial ended on its own rather than being stopped by the scheduler.

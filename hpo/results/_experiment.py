@@ -20,6 +20,7 @@ _TRIAL_COLUMNS = (
     "number",
     "status",
     "iterations",
+    "repeat_of",  # the trial whose config it repeats, untrained (else missing)
     "started_at",
     "ended_at",
     "peak_memory_mb",
@@ -80,7 +81,8 @@ class Experiment:
         )
         for column in ("started_at", "ended_at"):
             table[column] = pd.to_datetime(table[column])
-        table.insert(6, "duration_s", (table["ended_at"] - table["started_at"]).dt.total_seconds())
+        table["repeat_of"] = table["repeat_of"].astype("Int64")  # missing where trained
+        table.insert(7, "duration_s", (table["ended_at"] - table["started_at"]).dt.total_seconds())
         parts = [table]
         for prefix, column in (
             ("params.", "params"),

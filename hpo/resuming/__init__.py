@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     )
     from hpo.resuming._rungs import RungHistory, move_rungs, restore_rungs
     from hpo.resuming._start import start
-    from hpo.resuming._warm import Enqueued, WarmStart, warm_start
+    from hpo.resuming._warm import Enqueued, Prior, WarmStart, fresh, warm_start
 
 _EXPORTS = {
     "CONTINUE_KEY": "_marker",
@@ -52,6 +52,8 @@ _EXPORTS = {
     "move_rungs": "_rungs",
     "restore_rungs": "_rungs",
     "Enqueued": "_warm",
+    "Prior": "_warm",
+    "fresh": "_warm",
     "WarmStart": "_warm",
     "warm_start": "_warm",
 }
@@ -62,11 +64,13 @@ __all__ = [
     "Enqueued",
     "FinishedTrial",
     "History",
+    "Prior",
     "ResumePlan",
     "RunStart",
     "RungHistory",
     "TrialStart",
     "WarmStart",
+    "fresh",
     "latest_checkpoints",
     "mark",
     "move_rungs",

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from hpo.resuming._history import saved_results
 from hpo.resuming._marker import Continuation
 from hpo.resuming._rungs import RungHistory
-from hpo.resuming._warm import WarmStart, warm_start
+from hpo.resuming._warm import Prior, WarmStart, warm_start
 from hpo.types import Mode, TrialStatus, keep_best
 
 if TYPE_CHECKING:
@@ -38,6 +38,9 @@ class FinishedTrial:
     params: dict[str, Any]
     value: float | None  # the spec's metric, last reported
     values: dict[int, float]  # the spec's metric by iteration
+    number: int | None = None  # its number in its experiment
+    config: dict[str, Any] | None = None  # its whole config, where the plan read it
+    repeat_of: int | None = None  # the number of the trial it repeats, untrained
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,10 @@ class ResumePlan:
             succeeded=any(TrialStatus(t.status).succeeded for t in self.finished),
         )
 
-    def warm_start(self) -> WarmStart:
-        """What the searcher starts from: this plan's part that it needs."""
-        return warm_start(self)
+    def warm_start(self, prior: Prior | None = None) -> WarmStart:
+        """What the searcher starts from: this plan's part that it needs, and what the spec's
+        `warm_start` and `enqueue` give it (`prior`)."""
+        return warm_start(self, prior)
 
 
 def plan_resume(
@@ -125,7 +129,7 @@ def plan_resume(
     metric, mode = experiment["metric"], Mode(experiment["mode"])
     rows = store.trial_rows(
         experiment["id"],
-        ["trial_id", "number", "status", "params", "config", "value", "started_at"],
+        ["trial_id", "number", "status", "params", "config", "value", "started_at", "repeat_of"],
     )
     results: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
     for row in store.result_rows(experiment["id"]):
@@ -133,12 +137,33 @@ def plan_resume(
     checkpoints = latest_checkpoints(trial_folders)
 
     finished, continued = [], []
+    by_number = {row["number"]: row for row in rows}
     for row in rows:
         trial_id, by_iteration = row["trial_id"], results.get(row["trial_id"], {})
         values = {it: m[metric] for it, m in by_iteration.items() if metric in m}
-        status = TrialStatus(row["status"])
+        status, value = TrialStatus(row["status"]), row["value"]
+        original = by_number.get(row["repeat_of"]) if row["repeat_of"] is not None else None
+        if original is not None and status.finished:
+            # An untrained repeat: its searcher was told its original's result, as again now.
+            value = original["value"]
+            values = {
+                it: m[metric]
+                for it, m in results.get(original["trial_id"], {}).items()
+                if metric in m
+            }
         if status.finished and not (errored and status is TrialStatus.ERROR):
-            finished.append(FinishedTrial(trial_id, status, row["params"], row["value"], values))
+            finished.append(
+                FinishedTrial(
+                    trial_id,
+                    status,
+                    row["params"],
+                    value,
+                    values,
+                    row["number"],
+                    row["config"],
+                    row["repeat_of"],
+                )
+            )
             continue
         stored_step = max(by_iteration, default=0)
         # The latest checkpoint whose results the store has, or it holds itself: one without

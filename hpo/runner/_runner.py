@@ -20,13 +20,13 @@ from hpo.runner._cluster import Placement, connect
 from hpo.runner._local_ray import TRAINABLE_MODULES
 from hpo.runner._resources import check_resources
 from hpo.runner._tuner import run_tuner
-from hpo.spec import Spec, load_spec
+from hpo.spec import Spec, check_stored, gather, load_spec
 from hpo.store import ExperimentStatus, Store, resolve_url
 from hpo.trainable.evaluation import evaluate_on_test, evaluate_remotely
 from hpo.trainable.preflight import check_user_code, load_data, loads_in_driver
 
 if TYPE_CHECKING:
-    from hpo.resuming import ResumePlan
+    from hpo.resuming import Prior, ResumePlan
 
 DEFAULT_RESULTS_DIR = "hpo-results"
 
@@ -89,6 +89,8 @@ def execute(
     """
     console = console or Console()
     spec_data = {**spec.model_dump(mode="json"), "num_trials": spec.num_trials()}
+    check_stored(spec, store_url)  # before anything starts
+    prior = gather(spec, store_url)
 
     def record(placement: Placement) -> tuple[Store, int, str]:
         store = Store(store_url)
@@ -117,6 +119,7 @@ def execute(
         address=address,
         storage_path=storage_path,
     )
+    run.prior = _told(prior, console)
     return _search(run, callbacks, live, resume=None, on_end=on_end)
 
 
@@ -187,7 +190,15 @@ def resume(
         address=address,
         storage_path=row["storage_path"],  # the trials go on where they were stored
     )
+    # Told again: a searcher rebuilt from the store knows what the first run's knew.
+    run.prior = gather(spec, store.url)
     return _search(run, callbacks, live, resume=plan, on_end=on_end)
+
+
+def _told(prior: Prior, console: Console) -> Prior:
+    for note in prior.notes:
+        console.print(f"Warm start: {note}", highlight=False)
+    return prior
 
 
 def _prepare(
@@ -300,6 +311,7 @@ class _Run:
     pipeline: type[Any] | None  # the user's Pipeline subclass (None: hpo's own, or a function)
     dataset: Any  # hpo's in-memory data, loaded here (None: opened in the trials)
     placement: Placement
+    prior: Prior | None = None  # what the spec's warm_start and enqueue tell the searcher
 
 
 def _search(

@@ -64,6 +64,7 @@ def run_tuner(run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePla
     from ray.tune.stopper import CombinedStopper
 
     from hpo.events import EarlierRuns, FailFast, TrialStream
+    from hpo.resuming import Prior, fresh
     from hpo.runner._signals import StopRequested
 
     spec, name, store, storage_path = run.spec, run.name, run.store, run.storage_path
@@ -79,6 +80,8 @@ def run_tuner(run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePla
         EarlierRuns.of(None if resume is None else resume.run_start()),
         lean=run.function is None,  # a user's own function's config is its own
     )
+    prior = run.prior or Prior()
+    warm = fresh(prior, num_trials) if resume is None else resume.warm_start(prior)
     try:
         search_alg, param_space = spec.searcher.build(
             space,
@@ -88,7 +91,8 @@ def run_tuner(run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePla
             seed=spec.seed,
             num_samples=spec.num_trials(),
             max_concurrent=spec.budget.max_concurrent,
-            warm=None if resume is None else resume.warm_start(),
+            warm=warm,
+            on_repeat=stream.repeated,
         )
         trainable = tune.with_resources(trainable, trial_resources(spec.resources))
         tuner = tune.Tuner(

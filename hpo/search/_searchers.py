@@ -30,11 +30,12 @@ from hpo.search._optuna_bridge import (
     optuna_trial,
     quiet_optuna,
 )
-from hpo.search._space import OptunaDefineByRun, Space, get_path, nest, set_path
+from hpo.search._space import OptunaDefineByRun, Space, config_key, get_path, nest, set_path
 from hpo.types import Mode
 
 if TYPE_CHECKING:
     from hpo.resuming import WarmStart
+    from hpo.search._no_repeats import Repeat
 
 
 # name -> the option model of a searcher (the spec's `searcher` section is one of them).
@@ -56,6 +57,7 @@ class _Searcher(Options):
         num_samples: int,
         max_concurrent: int | None,
         warm: WarmStart | None = None,
+        on_repeat: Callable[[Repeat], None] | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         """Returns Ray's search algorithm and the param space (the base config) to give the Tuner.
 
@@ -66,7 +68,11 @@ class _Searcher(Options):
         With `warm`, the search goes on from where an earlier run stopped: it knows the
         earlier trials, proposes the continued trials first (each config marked with its
         continuation, `hpo.resuming.mark`) and then the new ones, `warm.new` of them, as an
-        uninterrupted run would have gone on.
+        uninterrupted run would have gone on. Its `prior` (the spec's `warm_start` and
+        `enqueue`) is told too, and its first configs are the search's first proposals.
+
+        `on_repeat` is told each suggestion that repeats a trial's config and is therefore
+        not trained (see `hpo.search._no_repeats`), where the searcher answers those.
         """
         raise NotImplementedError
 
@@ -94,13 +100,33 @@ def _presets(
     )
 
 
+def _with_first(
+    points: list[dict[str, Any]], warm: WarmStart | None, *, once: bool = False
+) -> list[dict[str, Any]]:
+    """The search's proposals: the spec's first configs, then the searcher's own `points`
+    (with `once`, as for a grid, those the first configs already are left out)."""
+    if warm is None or not warm.prior.first:
+        return points
+    first = [dict(p) for p in warm.prior.first]
+    if once:
+        seen = {config_key(p) for p in first}
+        points = [p for p in points if config_key(p) not in seen]
+    return first + points
+
+
+def _seeded(points: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Repeats of the one config of an empty space, each with its own trial seed (the
+    trainable's seed comes from its config, so the same config would train the same)."""
+    return [{**p, "seed": seed + i} for i, p in enumerate(points)]
+
+
 def _base(base: dict[str, Any], space: Space, warm: WarmStart | None) -> dict[str, Any]:
     return _marked(_with_every_key(base, space), warm)
 
 
 def _marked(base: dict[str, Any], warm: WarmStart | None) -> dict[str, Any]:
     """The base config of a resumed run has the empty marker, for continued trials to set."""
-    return base if warm is None else mark(base, None)
+    return base if warm is None or not warm.resumed else mark(base, None)
 
 
 def _with_every_key(base: dict[str, Any], space: Space) -> dict[str, Any]:
@@ -122,8 +148,11 @@ class GridSearcher(_Searcher):
     name: Literal["grid"]
     needs_grid: ClassVar[bool] = True
 
-    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None):
-        return _presets(list(space.grid()), seed, max_concurrent, warm), _base(base, space, warm)
+    def build(
+        self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None, **_
+    ):
+        points = _with_first(list(space.grid()), warm, once=True)
+        return _presets(points, seed, max_concurrent, warm), _base(base, space, warm)
 
     def preview(self, space, *, seed, n):
         return list(itertools.islice(space.grid(), n))
@@ -135,9 +164,13 @@ class RandomSearcher(_Searcher):
 
     name: Literal["random"]
 
-    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None):
+    def build(
+        self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None, **_
+    ):
         # The same draws as an uninterrupted run: a resumed run takes them from where it stopped.
-        points = self.preview(space, seed=seed, n=num_samples)
+        points = _with_first(self.preview(space, seed=seed, n=num_samples), warm)
+        if not space.searched() and "seed" in base:
+            points = _seeded(points, base["seed"])
         return _presets(points, seed, max_concurrent, warm), _base(base, space, warm)
 
     def preview(self, space, *, seed, n):
@@ -153,12 +186,17 @@ SAMPLERS: Registry[Callable[[OptunaSearcher, int], Any]] = Registry(
 )
 
 
-@SAMPLERS.register("tpe", options={"n_startup_trials", "multivariate"}, description="TPE")
+@SAMPLERS.register(
+    "tpe", options={"n_startup_trials", "multivariate", "constant_liar"}, description="TPE"
+)
 def _tpe(options: OptunaSearcher, seed: int) -> Any:
     import optuna
 
     return optuna.samplers.TPESampler(
-        seed=seed, n_startup_trials=options.n_startup_trials, multivariate=options.multivariate
+        seed=seed,
+        n_startup_trials=options.n_startup_trials,
+        multivariate=options.multivariate,
+        constant_liar=bool(options.constant_liar),
     )
 
 
@@ -189,11 +227,15 @@ def _sampler_names(schema: dict[str, Any]) -> None:
     schema["description"] = f"Optuna's sampler: {SAMPLERS.describe()}"
 
 
+# Options of the searcher itself, whichever sampler it runs.
+_EVERY_SAMPLER = {"name", "sampler", "allow_repeats"}
+
+
 def _read_by(schema: dict[str, Any]) -> None:
     """Say in each sampler option's description which samplers read it, from the registry
     (when the schema is made, so that plugins are named too)."""
     for key, prop in schema.get("properties", {}).items():
-        if key in ("name", "sampler"):
+        if key in _EVERY_SAMPLER:
             continue
         readers = [s for s in SAMPLERS if (read := SAMPLERS.options(s)) is None or key in read]
         prop["description"] = f"{prop.get('description', key)}; for {', '.join(readers)}"
@@ -209,6 +251,16 @@ class OptunaSearcher(_Searcher):
     sampler: str = Field("tpe", json_schema_extra=_sampler_names)
     n_startup_trials: int = Field(10, ge=0, description="random trials before the model takes over")
     multivariate: bool = Field(True, description="model parameters jointly")
+    constant_liar: bool | None = Field(
+        None,
+        description="count running trials as bad ones, so that trials running at once get "
+        "different configs (default: on unless budget.max_concurrent is 1)",
+    )
+    allow_repeats: bool = Field(
+        False,
+        description="train a suggestion that repeats a finished trial's config again (for "
+        "noisy objectives); by default it is told that trial's result instead",
+    )
 
     @field_validator("sampler")
     @classmethod
@@ -221,7 +273,7 @@ class OptunaSearcher(_Searcher):
         read = SAMPLERS.options(self.sampler)
         if read is None:  # a plugin's sampler may read every option
             return self
-        stray = sorted(self.model_fields_set - read - {"name", "sampler"})
+        stray = sorted(self.model_fields_set - read - _EVERY_SAMPLER)
         if stray:
             verb = "does" if len(stray) == 1 else "do"
             raise ValueError(
@@ -230,27 +282,62 @@ class OptunaSearcher(_Searcher):
             )
         return self
 
-    def _study_sampler(self, seed: int) -> Any:
-        return SAMPLERS[self.sampler](self, seed)
+    def _study_sampler(self, seed: int, max_concurrent: int | None = 1) -> Any:
+        options = self
+        if self.constant_liar is None:
+            # Trials at once without the lie are proposed from the same model, alike.
+            options = self.model_copy(update={"constant_liar": max_concurrent != 1})
+        return SAMPLERS[self.sampler](options, seed)
 
-    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None):
+    def build(
+        self,
+        space,
+        base,
+        *,
+        metric,
+        mode,
+        seed,
+        num_samples,
+        max_concurrent,
+        warm=None,
+        on_repeat=None,
+    ):
         from ray.tune.search.optuna import OptunaSearch
 
+        from hpo.search._no_repeats import NoRepeats
+
+        if not space.searched():  # nothing to model: the base config, repeated with seeds
+            return RandomSearcher(name="random").build(
+                space,
+                base,
+                metric=metric,
+                mode=mode,
+                seed=seed,
+                num_samples=num_samples,
+                max_concurrent=max_concurrent,
+                warm=warm,
+            )
         define: Any = space.optuna_define_by_run()
         storage = None
+        budget = num_samples
         if warm is not None:
-            define = _Continuing(define)
             storage = _resumed_study(space, mode, warm)
-            # A sampler seeded as the first run's would draw its first trials' values again
-            # (the continued trials are enqueued and draw nothing).
-            seed += warm.taken
+            if warm.resumed:
+                define = _Continuing(define)
+                budget = len(warm.enqueued) + warm.new
+                # A sampler seeded as the first run's would draw its first trials' values
+                # again (the continued trials are enqueued and draw nothing).
+                seed += warm.taken
         search = OptunaSearch(
             define,
             metric=metric,
             mode=mode.value,
-            sampler=self._study_sampler(seed),
+            sampler=self._study_sampler(seed, max_concurrent),
             storage=storage,
         )
+        if not self.allow_repeats:
+            known = warm.told if warm is not None else []
+            search = NoRepeats(search, space, budget=budget, known=known, on_repeat=on_repeat)
         if max_concurrent:
             from ray.tune.search import ConcurrencyLimiter
 
@@ -311,6 +398,7 @@ def _resumed_study(space: Space, mode: Mode, warm: WarmStart) -> Any:
     # OptunaSearch opens the study by its default name, "optuna", and finds these trials.
     study = optuna_study(mode, storage=storage, study_name="optuna")
     dists = optuna_distributions(space.dists)
+    # Other experiments' trials (the spec's `warm_start`) first, as they came first.
     study.add_trials(
         [
             optuna_trial(
@@ -322,7 +410,7 @@ def _resumed_study(space: Space, mode: Mode, warm: WarmStart) -> Any:
                 pruned_as_complete=True,
                 optuna_names=True,
             )
-            for trial in warm.told
+            for trial in warm.every_told()
         ]
     )
     for trial in warm.enqueued:
@@ -330,6 +418,8 @@ def _resumed_study(space: Space, mode: Mode, warm: WarmStart) -> Any:
             optuna_params(trial.params, dists, optuna_names=True),
             user_attrs={_CONTINUATION: trial.continuation.to_config()},
         )
+    for params in warm.first():  # the spec's first configs not yet proposed
+        study.enqueue_trial(optuna_params(params, dists, optuna_names=True))
     return storage
 
 

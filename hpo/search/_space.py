@@ -8,6 +8,7 @@ sampled, and set in the trial's config, only while its condition holds.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
@@ -39,6 +40,10 @@ class Dist(Options):
         """Values that stand for the whole range when checking them against the config."""
         return self.points() or []
 
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is one this distribution can take (a stored trial's, say)."""
+        return any(_same(value, point) for point in self.points() or [])
+
     def to_ray(self) -> Any:
         """Ray Tune's domain for this distribution."""
         raise NotImplementedError
@@ -53,6 +58,19 @@ class Dist(Options):
             parent: allowed if isinstance(allowed, list) else [allowed]
             for parent, allowed in (self.when or {}).items()
         }
+
+
+def _same(value: Any, point: Any) -> bool:
+    """Equal as values of a parameter: `True` is not 1, and floats compare to rounding."""
+    if isinstance(value, bool) or isinstance(point, bool):
+        return value is point
+    if isinstance(value, float) or isinstance(point, float):
+        return _is_number(value) and _is_number(point) and math.isclose(value, point)
+    return value == point
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _check_range(low: float, high: float, log: bool, step: float | None) -> None:
@@ -99,6 +117,11 @@ class FloatDist(Dist):
     def extremes(self) -> list[float]:
         return [self.low, self.high]
 
+    def contains(self, value: Any) -> bool:
+        if self.step is not None:
+            return super().contains(value)
+        return _is_number(value) and self.low <= value <= self.high
+
     def to_ray(self) -> Any:
         from ray import tune
 
@@ -133,6 +156,10 @@ class IntDist(Dist):
 
     def extremes(self) -> list[int]:
         return [self.low, self.high]
+
+    def contains(self, value: Any) -> bool:
+        integral = _is_number(value) and float(value).is_integer()
+        return integral and self.low <= value <= self.high and (value - self.low) % self.step == 0
 
     def to_ray(self) -> Any:
         from ray import tune
@@ -217,6 +244,11 @@ Distribution = Annotated[
     ],
     BeforeValidator(_bare_value_is_constant),
 ]
+
+
+def config_key(params: Mapping[str, Any]) -> str:
+    """One string per distinct config: equal params give equal keys, in any key order."""
+    return json.dumps(dict(params), sort_keys=True, default=str)
 
 
 def optuna_name(key: str) -> str:
@@ -311,6 +343,10 @@ class Space:
             for parent, allowed in self.dists[key].conditions().items()
         )
 
+    def searched(self) -> list[str]:
+        """The keys that are searched (not constants)."""
+        return [key for key, dist in self.dists.items() if not isinstance(dist, ConstantDist)]
+
     def continuous_keys(self) -> list[str]:
         return [key for key, dist in self.dists.items() if dist.points() is None]
 
@@ -351,6 +387,45 @@ class Space:
         """A define-by-run function for Optuna: one suggestion per active key."""
         return OptunaDefineByRun(self)
 
+    def fit(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A stored trial's `params` as a trial of this space: its active keys, each with a
+        value the distribution can take (keys this space does not search are dropped), or
+        None where an active key is missing or has a value outside its distribution."""
+        fitted: dict[str, Any] = {}
+        for key, dist in self.dists.items():
+            if not self.is_active(key, fitted):
+                continue
+            if isinstance(dist, ConstantDist):
+                if key in params and not _same(params[key], dist.value):
+                    return None
+                fitted[key] = dist.value
+            elif key in params and dist.contains(params[key]):
+                fitted[key] = params[key]
+            else:
+                return None
+        return fitted
+
+    def outside(self, params: Mapping[str, Any]) -> tuple[str, str] | None:
+        """Why hand-picked `params` are not a trial of this space: (key, message), or None."""
+        unknown = [key for key in params if key not in self.dists]
+        if unknown:
+            return unknown[0], f"{unknown[0]!r} is not a parameter of `space` ({', '.join(self)})"
+        active: dict[str, Any] = {}
+        for key, dist in self.dists.items():
+            if not self.is_active(key, active):
+                if key in params:
+                    return key, f"{key!r} is inactive here: its `when` does not hold"
+                continue
+            if key not in params:
+                if isinstance(dist, ConstantDist):
+                    active[key] = dist.value
+                    continue
+                return key, f"{key!r} is missing; every active parameter needs a value"
+            if not dist.contains(params[key]):
+                return key, f"{params[key]!r} is outside {key}'s {_describe_dist(dist)}"
+            active[key] = params[key]
+        return None
+
     def params_of(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The active searched parameters of a trial's config, by dotted key."""
         params: dict[str, Any] = {}
@@ -358,6 +433,15 @@ class Space:
             if self.is_active(key, params):
                 params[key] = get_path(config, key)
         return params
+
+
+def _describe_dist(dist: Dist) -> str:
+    if isinstance(dist, FloatDist | IntDist):
+        step = f" every {dist.step}" if dist.step not in (None, 1) else ""
+        return f"range [{dist.low}, {dist.high}]{step}"
+    if isinstance(dist, ConstantDist):
+        return f"constant {dist.value!r}"
+    return f"values {dist.points()}"
 
 
 def _plain_value(value: Any) -> Any:

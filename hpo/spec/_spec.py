@@ -33,6 +33,7 @@ from hpo.search import (
     Space,
     set_path,
 )
+from hpo.search._prior import WarmStartOptions
 from hpo.spec._ray import RayOptions
 from hpo.spec._user_code import TrainableKind, code_problems, trainable_kind
 from hpo.spec._yaml_source import Path as KeyPath
@@ -104,6 +105,19 @@ class Tracking(Options):
     mlflow: MlflowTracking | None = None
 
 
+class _Where:
+    """Where a spec's keys are in its file, and which overrides set keys: not part of what
+    the spec says, so two specs are equal whatever they were loaded from."""
+
+    def __init__(self, lines: dict[KeyPath, int], origins: dict[KeyPath, str]):
+        self.lines, self.origins = lines, origins
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Where)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class Spec(TrainableSections):
     """A whole spec: the trainable's sections (its base config; `space` keys are dotted paths
     into them), and what to search, how, for how long, and where to keep the results."""
@@ -128,12 +142,30 @@ class Spec(TrainableSections):
         default_factory=dict, description="the base config your own `trainable` receives"
     )
     store: str | None = Field(None, description="SQLAlchemy URL or path of the results store")
+    warm_start: WarmStartOptions | None = Field(
+        None, description="tell the searcher the finished trials of earlier experiments"
+    )
+    enqueue: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="hand-picked configs to run first, each {dotted key: value} of the space",
+    )
     tracking: Tracking = Tracking()
     ray: RayOptions = RayOptions()
 
     # What `trainable` names, told once (by `load_spec`, which reports an import error at the
     # key's line; otherwise on first use).
     _kind: TrainableKind | None = PrivateAttr(None)
+    # Where each key is in the file (and the overrides that set keys), for problems found
+    # after loading (a `warm_start` that names no stored experiment) to point at.
+    _where: _Where = PrivateAttr(default_factory=lambda: _Where({}, {}))
+
+    def issues_at(self, found: list[tuple[KeyPath, str]]) -> list[SpecIssue]:
+        """Problems at spec keys as issues with the key's line in the file it was loaded from."""
+        lines, origins = self._where.lines, self._where.origins
+        return [
+            _place(SpecIssue(".".join(map(str, path)), message), lines, origins, path)
+            for path, message in found
+        ]
 
     def model_post_init(self, context: Any, /) -> None:
         if self.trainable is None:  # known without importing anything
@@ -205,6 +237,9 @@ class Spec(TrainableSections):
     def num_trials(self) -> int:
         if self.searcher.needs_grid:
             return self.search_space().grid_size() or 1
+        if not self.search_space().searched():
+            # Nothing to search: the base config once, or repeated (with other trial seeds).
+            return self.budget.num_samples or 1
         return self.budget.num_samples or DEFAULT_NUM_SAMPLES
 
 
@@ -242,7 +277,17 @@ def load_spec(
             raise SpecError(name, [SpecIssue("", f"cannot read the file ({exc})")]) from None
         data, lines = load_yaml(text, name)
         if data is None:
-            data = {}
+            raise SpecError(
+                name,
+                [
+                    SpecIssue(
+                        "",
+                        "the spec is empty; it needs at least what to train and search "
+                        "(see search_spaces/ for examples, or `hpo schema` for every key)",
+                        1,
+                    )
+                ],
+            )
         if isinstance(data, dict):
             data.setdefault("name", path.stem)
     if not isinstance(data, dict):
@@ -282,6 +327,7 @@ def load_spec(
         issues += [issue for issue in place(own) if issue.key not in reported]
         raise SpecError(name, issues) from None
     spec._kind = kind
+    spec._where = _Where(lines, origins)
     issues = place(own + _cross_check(spec))
     if issues:
         raise SpecError(name, issues)
@@ -538,6 +584,8 @@ def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
         issues += code_problems(spec)
     space = spec.search_space()
     issues += [(("space", key, "when"), message) for key, message in space.problems]
+    if not space.problems:
+        issues += _check_enqueue(spec, space)
     for key, dist in space.dists.items():
         if spec.searcher.needs_grid and dist.points() is None:
             issues.append(
@@ -585,6 +633,18 @@ def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
                     f"set it to at most {max_t}",
                 )
             )
+    return issues
+
+
+def _check_enqueue(spec: Spec, space: Space) -> list[tuple[KeyPath, str]]:
+    """Each hand-picked config is a trial of the space: its keys, values inside the ranges."""
+    issues: list[tuple[KeyPath, str]] = []
+    for i, params in enumerate(spec.enqueue):
+        problem = space.outside(params)
+        if problem is not None:
+            key, message = problem
+            where: KeyPath = ("enqueue", i, key) if key in params else ("enqueue", i)
+            issues.append((where, f"{message}; each enqueued config must be a trial of `space`"))
     return issues
 
 

@@ -51,6 +51,7 @@ def _v2_to_v3(op: Operations) -> None:
     op.create_index("ix_evaluations_trial_pk", "evaluations", ["trial_pk"])
     op.add_column("trials", sa.Column("peak_memory_mb", sa.Float))
     op.add_column("trials", sa.Column("micro_batches", sa.Integer))
+    op.add_column("trials", sa.Column("repeat_of", sa.Integer))
 
 
 # version -> the step that upgrades a store of that version to the next one

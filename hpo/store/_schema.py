@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 # Version 2 added the environment of a run, per-metric final and best values, the parts of a
 # trial's error, its node, checkpoint and test metrics (see `migrations.py`). Version 3 added
-# the evaluations table, and a trial's peak memory and the micro-batches it trained in.
+# the evaluations table, a trial's peak memory, the micro-batches it trained in and `repeat_of`.
 SCHEMA_VERSION = 3
 
 
@@ -69,6 +69,9 @@ trials = sa.Table(
     # v3
     sa.Column("peak_memory_mb", sa.Float),  # CUDA's max allocated, or the peak RSS's growth
     sa.Column("micro_batches", sa.Integer),  # pieces of each batch (training.on_oom: split)
+    # the number of the finished trial whose config this one repeats; it was not trained
+    # (its searcher was told that trial's result), and it has no value of its own.
+    sa.Column("repeat_of", sa.Integer),
     sa.UniqueConstraint("experiment_id", "trial_id"),
     sa.Index("ix_trials_experiment_best", "experiment_id", "best_value"),
     sa.Index("ix_trials_experiment_number", "experiment_id", "number"),

@@ -29,6 +29,11 @@ def write_spec(path: Path, **changes) -> Path:
 def test_validate_accepts_the_shipped_specs():
     for path in SEARCH_SPACES.glob("*.yaml"):
         result = invoke("validate", str(path))
+        if "warm_start:" in path.read_text():
+            # It starts from an experiment another shipped spec runs: not in this empty store.
+            assert result.exit_code == 2, result.output
+            assert "warm_start.from.0: no experiment 'digits_random'" in result.output
+            continue
         assert result.exit_code == 0, result.output
         assert "ok" in result.output
 

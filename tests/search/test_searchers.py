@@ -68,9 +68,9 @@ def test_optuna_searcher_knows_the_earlier_trials_and_proposes_the_continued_one
     assert [m["trial_id"] for m in markers[:3]] == ["t3", "t4", "t5"]
     assert suggested[0]["optimizer"]["lr"] == pytest.approx(0.004)
     assert markers[3] is None  # a new trial
-    states = [t.state.name for t in search._ot_study.get_trials()]
+    states = [t.state.name for t in _study(search).get_trials()]
     assert states[:3] == ["COMPLETE", "COMPLETE", "FAIL"]
-    assert search._ot_study.get_trials()[0].intermediate_values == {
+    assert _study(search).get_trials()[0].intermediate_values == {
         1: pytest.approx(0.501),
         2: pytest.approx(0.502),
         3: pytest.approx(0.503),
@@ -137,7 +137,7 @@ def test_a_run_that_is_not_resumed_has_no_marker(searcher):
 
 def test_optuna_searcher_tells_its_study_the_warm_starts_trials_and_enqueues_the_rest():
     search, base = OptunaSearcher(name="optuna").build(_optuna_space(), {}, warm=WARM, **BUILD)
-    told = search._ot_study.get_trials()
+    told = _study(search).get_trials()
     assert [(t.state.name, t.value, t.params) for t in told[:2]] == [
         ("COMPLETE", 0.3, {"optimizer/name": "adam"}),
         ("FAIL", None, {"optimizer/name": "adam"}),
@@ -155,3 +155,10 @@ def _optuna_space() -> Space:
         "model.hidden_size": {"type": "int", "low": 8, "high": 32},
     }
     return Space({key: TypeAdapter(Distribution).validate_python(v) for key, v in raw.items()})
+
+
+def _study(search):
+    """The Optuna study inside hpo's wrappers of Ray's OptunaSearch (`NoRepeats`)."""
+    while hasattr(search, "searcher"):
+        search = search.searcher
+    return search._ot_study
