@@ -676,6 +676,10 @@ def _print_dry_run(spec: Spec, store_url: str) -> None:
     console.print(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), markup=False)
     console.print(_describe(spec))
     console.print(f"store: {store_url}")
+    epochs = spec.training.epochs if spec.trainable_kind.uses_sections else None
+    console.print(f"{spec.scheduler.name} scheduler:", highlight=False)
+    for line in spec.scheduler.describe(epochs=epochs):
+        console.print(f"  {line}", highlight=False)
     previews = spec.searcher.preview(
         spec.search_space(),
         seed=spec.seed,

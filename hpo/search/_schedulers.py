@@ -1,4 +1,5 @@
-"""Trial schedulers by name: FIFO (run every trial to the end) and ASHA (prune early).
+"""Trial schedulers by name: FIFO (run every trial to the end), ASHA and Hyperband (prune at
+rungs), the median stopping rule, and Population Based Training (`_pbt`).
 
 As with searchers, each option model is both the spec section and its Ray Tune builder,
 registered in `SCHEDULERS`, which the spec's union (`SchedulerSpec`) is formed from.
@@ -6,6 +7,7 @@ registered in `SCHEDULERS`, which the spec's union (`SchedulerSpec`) is formed f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,6 +22,11 @@ if TYPE_CHECKING:
 
 # name -> the option model of a trial scheduler (the spec's `scheduler` section).
 SCHEDULERS: Registry[type[_Scheduler]] = Registry("scheduler")
+
+# A user's function without `max_t` reports as often as it likes: the rungs go on without
+# end, as in Optuna's `SuccessiveHalvingPruner`. Ray's ASHA needs a last rung; one this far
+# out is never reached (2**53 reports), and its rungs below are grace * rf**k.
+UNBOUNDED_T = 2**53
 
 
 class _Scheduler(Options):
@@ -40,6 +47,10 @@ class _Scheduler(Options):
         """
         raise NotImplementedError
 
+    def describe(self, *, epochs: int | None) -> list[str]:
+        """What the scheduler will do, for `--dry-run`: its rungs, brackets or rule."""
+        return []
+
 
 @register_options(SCHEDULERS)
 class FifoScheduler(_Scheduler):
@@ -51,6 +62,9 @@ class FifoScheduler(_Scheduler):
         from ray.tune.schedulers import FIFOScheduler
 
         return FIFOScheduler()
+
+    def describe(self, *, epochs):
+        return ["every trial runs to its end"]
 
 
 @register_options(SCHEDULERS)
@@ -69,49 +83,213 @@ class AshaScheduler(_Scheduler):
     )
 
     def build(self, *, epochs, on_prune=None, history=None):
-        from ray.tune.schedulers import ASHAScheduler, TrialScheduler
-
-        from hpo.resuming import move_rungs, restore_rungs
-
-        class RecordingASHA(ASHAScheduler):
-            """Ray's ASHA, noting which trials it stops before their last rung, and starting
-            from the rungs of the earlier runs in a resumed one (see `hpo.resuming._rungs`).
-            """
-
-            def __init__(self, *args: Any, **kwargs: Any):
-                super().__init__(*args, **kwargs)
-                self._history = dict(history or {})
-
-            def set_search_properties(self, metric: Any, mode: Any, **spec: Any) -> bool:
-                accepted = super().set_search_properties(metric, mode, **spec)
-                self._restore_rungs()
-                return accepted
-
-            def _restore_rungs(self) -> None:
-                # Once, as soon as the mode is known (Ray sets it before the first trial).
-                if self._history and restore_rungs(self, self._history):
-                    self._history = {}
-
-            def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
-                self._restore_rungs()
-                super().on_trial_add(tune_controller, trial)
-                move_rungs(self, trial)
-
-            def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-                decision = super().on_trial_result(tune_controller, trial, result)
-                stopped_early = result.get(self._time_attr, 0) < self._max_t
-                if decision == TrialScheduler.STOP and stopped_early and on_prune is not None:
-                    on_prune(trial.trial_id)
-                return decision
-
-        # Metric and mode come from TuneConfig. Iterations are epochs: the trainable reports
-        # once per epoch.
-        return RecordingASHA(
-            time_attr="training_iteration",
-            max_t=self.max_t or epochs,
+        return _recording_asha(
+            max_t=self.last_rung(epochs),
             grace_period=self.grace_period,
             reduction_factor=self.reduction_factor,
+            brackets=1,
+            on_prune=on_prune,
+            history=history,
         )
+
+    def last_rung(self, epochs: int | None) -> int:
+        """`max_t`, else the trials' epochs, else (a user's function) no last rung."""
+        return self.max_t or epochs or UNBOUNDED_T
+
+    def describe(self, *, epochs):
+        return [_bracket_line(self.grace_period, self.reduction_factor, self.last_rung(epochs), 0)]
+
+
+@register_options(SCHEDULERS)
+class HyperbandScheduler(AshaScheduler):
+    """Hyperband: several brackets of successive halving, each starting at a later rung.
+
+    Asynchronous Hyperband (Li et al., "A System for Massively Parallel Hyperparameter
+    Tuning", 2020, section 3.3) is Ray's `AsyncHyperBandScheduler` with `brackets` > 1: bracket
+    s has its first rung at grace_period * reduction_factor**s, and each trial is put in one
+    bracket. Ray's synchronous `HyperBandScheduler` pauses trials and would need a checkpoint
+    at every rung; the asynchronous one does not.
+    """
+
+    name: Literal["hyperband"]  # type: ignore[assignment]
+    brackets: int = Field(3, ge=1, description="brackets of successive halving (1: ASHA)")
+
+    def build(self, *, epochs, on_prune=None, history=None):
+        return _recording_asha(
+            max_t=self.last_rung(epochs),
+            grace_period=self.grace_period,
+            reduction_factor=self.reduction_factor,
+            brackets=self.brackets,
+            on_prune=on_prune,
+            history=history,
+        )
+
+    def describe(self, *, epochs):
+        max_t = self.last_rung(epochs)
+        return [
+            f"bracket {s}: " + _bracket_line(self.grace_period, self.reduction_factor, max_t, s)
+            for s in range(self.brackets)
+        ]
+
+
+def milestones(grace: int, rf: float, max_t: int, s: int) -> list[int]:
+    """The rungs of one bracket as Ray's ASHA computes them, lowest first."""
+    count = int(math.log(max_t / grace) / math.log(rf) - s + 1)
+    return [int(grace * rf ** (k + s)) for k in range(count)]
+
+
+def _bracket_line(grace: int, rf: float, max_t: int, s: int) -> str:
+    rungs = milestones(grace, rf, max_t, s)
+    if max_t == UNBOUNDED_T:
+        shown = ", ".join(map(str, rungs[:5]))
+        return (
+            f"rungs at reports {shown}, ... (grace_period * {rf:g}**k, without end: no max_t); "
+            f"the best 1/{rf:g} go on at each"
+        )
+    return (
+        f"rungs at epochs {', '.join(map(str, rungs)) or '(none)'}, last {max_t}; "
+        f"the best 1/{rf:g} go on at each"
+    )
+
+
+def _recording_asha(
+    *,
+    max_t: int,
+    grace_period: int,
+    reduction_factor: float,
+    brackets: int,
+    on_prune: Callable[[str], None] | None,
+    history: RungHistory | None,
+) -> Any:
+    """Ray's ASHA (one bracket) or asynchronous Hyperband (several)."""
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    from hpo.resuming import move_rungs, restore_rungs
+
+    class RecordingASHA(ASHAScheduler):
+        """Ray's ASHA, noting which trials it stops before their last rung, and starting
+        from the rungs of the earlier runs in a resumed one (see `hpo.resuming._rungs`).
+        """
+
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self._history = dict(history or {})
+
+        def set_search_properties(self, metric: Any, mode: Any, **spec: Any) -> bool:
+            accepted = super().set_search_properties(metric, mode, **spec)
+            self._restore_rungs()
+            return accepted
+
+        def _restore_rungs(self) -> None:
+            # Once, as soon as the mode is known (Ray sets it before the first trial).
+            if self._history and restore_rungs(self, self._history):
+                self._history = {}
+
+        def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+            self._restore_rungs()
+            super().on_trial_add(tune_controller, trial)
+            move_rungs(self, trial)
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            decision = super().on_trial_result(tune_controller, trial, result)
+            stopped_early = result.get(self._time_attr, 0) < self._max_t
+            if decision == TrialScheduler.STOP and stopped_early and on_prune is not None:
+                on_prune(trial.trial_id)
+            return decision
+
+    # Metric and mode come from TuneConfig. Iterations are epochs: the trainable reports
+    # once per epoch.
+    return RecordingASHA(
+        time_attr="training_iteration",
+        max_t=max_t,
+        grace_period=grace_period,
+        reduction_factor=reduction_factor,
+        brackets=brackets,
+    )
+
+
+@register_options(SCHEDULERS)
+class MedianScheduler(_Scheduler):
+    """Ray's median stopping rule: stop a trial whose best is worse than the others' median.
+
+    At each epoch t past `grace_period`, a trial stops when its best value so far is worse
+    than the median of the running means (epochs grace_period..t) of the other trials that
+    reached t, once there are `min_samples_required` of them. A NaN or infinite value counts
+    for no one (ray-project/ray#24809): it is left out of every running mean and best, so
+    one diverged trial neither drags the median nor stops another; it fails alone (hpo's
+    trainable ends it with FloatingPointError). It never pauses a trial for want of samples
+    (Ray's default would restart a trial without a checkpoint from scratch).
+    """
+
+    name: Literal["median"]
+    grace_period: int = Field(
+        1, ge=1, description="epochs every trial runs before it can be stopped"
+    )
+    min_samples_required: int = Field(
+        3, ge=1, description="other trials that must have reached an epoch to judge at it"
+    )
+
+    def build(self, *, epochs, on_prune=None, history=None):
+        return _finite_median_rule(
+            grace_period=self.grace_period,
+            min_samples_required=self.min_samples_required,
+            on_prune=on_prune,
+        )
+
+    def describe(self, *, epochs):
+        return [
+            f"from epoch {self.grace_period} on, a trial stops when its best is worse than the "
+            f"median of the running means of at least {self.min_samples_required} other trials "
+            "at that epoch (NaN and infinite values left out)"
+        ]
+
+
+def _finite_median_rule(
+    *, grace_period: int, min_samples_required: int, on_prune: Callable[[str], None] | None
+) -> Any:
+    import numpy as np
+    from ray.tune.schedulers import MedianStoppingRule, TrialScheduler
+
+    class FiniteMedianRule(MedianStoppingRule):
+        """Ray's rule on the finite values only (see `MedianScheduler`)."""
+
+        def _running_mean(self, trial: Any, time: float) -> Any:
+            values = [
+                r[self._metric]
+                for r in self._results[trial]
+                if self._grace_period <= r[self._time_attr] <= time
+                and _finite(r.get(self._metric))
+            ]
+            return np.mean(values) if values else np.nan
+
+        def _best_result(self, trial: Any) -> Any:
+            values = [
+                r[self._metric] for r in self._results[trial] if _finite(r.get(self._metric))
+            ]
+            # No finite value yet: nothing to judge it by, so no worse than the median.
+            return self._compare_op(values) if values else np.nan
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            if not _finite(result.get(self._metric)):
+                self._results[trial].append(result)  # kept, and left out of every mean
+                return TrialScheduler.CONTINUE
+            decision = super().on_trial_result(tune_controller, trial, result)
+            if decision == TrialScheduler.STOP and on_prune is not None:
+                on_prune(trial.trial_id)
+            return decision
+
+        def _on_insufficient_samples(self, tune_controller: Any, trial: Any, time: float) -> str:
+            return TrialScheduler.CONTINUE
+
+    return FiniteMedianRule(
+        time_attr="training_iteration",
+        grace_period=grace_period,
+        min_samples_required=min_samples_required,
+    )
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 SchedulerSpec = tagged_union(SCHEDULERS)

@@ -627,14 +627,6 @@ def _check_user_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
                 "remove resources.workers",
             )
         )
-    if isinstance(spec.scheduler, AshaScheduler) and spec.scheduler.max_t is None:
-        issues.append(
-            (
-                ("scheduler", "max_t"),
-                "ASHA needs the length of a trial, which hpo cannot know for your own function; "
-                "set max_t to the number of times it reports",
-            )
-        )
     return issues
 
 

@@ -202,9 +202,9 @@ BAD_SPECS = [
         "unknown searcher 'bayes'; available: grid, optuna, random",
     ),
     (
-        "scheduler: hyperband",
+        "scheduler: hyperbnd",
         "2: scheduler",
-        "unknown scheduler 'hyperband'; available: asha, fifo",
+        "unknown scheduler 'hyperbnd'; did you mean 'hyperband'? available: asha, fifo, hyperband, median",
     ),
     (
         "searcher: {name: optuna, sampler: cmaes}",
@@ -268,6 +268,22 @@ BAD_SPECS = [
         "training: {epochs: 5}\nscheduler: {name: asha, max_t: 9}",
         "3: scheduler.max_t",
         "max_t=9 exceeds training.epochs=5",
+    ),
+    (
+        "training: {epochs: 5}\nscheduler: {name: hyperband, grace_period: 8}",
+        "3: scheduler.grace_period",
+        "grace_period=8 exceeds the last rung (5 epochs); set it to at most 5",
+    ),
+    (
+        "scheduler: {name: hyperband, brackets: 0}",
+        "2: scheduler.brackets",
+        "Input should be greater than or equal to 1 (got 0)",
+    ),
+    # median stopping
+    (
+        "scheduler: {name: median, min_samples_required: 0}",
+        "2: scheduler.min_samples_required",
+        "Input should be greater than or equal to 1 (got 0)",
     ),
     # conditions
     (
