@@ -257,15 +257,12 @@ def _finite_median_rule(
             values = [
                 r[self._metric]
                 for r in self._results[trial]
-                if self._grace_period <= r[self._time_attr] <= time
-                and _finite(r.get(self._metric))
+                if self._grace_period <= r[self._time_attr] <= time and _finite(r.get(self._metric))
             ]
             return np.mean(values) if values else np.nan
 
         def _best_result(self, trial: Any) -> Any:
-            values = [
-                r[self._metric] for r in self._results[trial] if _finite(r.get(self._metric))
-            ]
+            values = [r[self._metric] for r in self._results[trial] if _finite(r.get(self._metric))]
             # No finite value yet: nothing to judge it by, so no worse than the median.
             return self._compare_op(values) if values else np.nan
 

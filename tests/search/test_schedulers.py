@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -44,7 +45,7 @@ def test_asha_without_max_t_has_rungs_without_end():
     scheduler = AshaScheduler(name="asha", grace_period=2, reduction_factor=3).build(epochs=None)
     rungs = sorted(int(m) for m, _ in scheduler._brackets[0]._rungs)
     assert rungs[:5] == [2, 6, 18, 54, 162]
-    assert all(b == a * 3 for a, b in zip(rungs, rungs[1:], strict=False))
+    assert all(b == a * 3 for a, b in itertools.pairwise(rungs))
     assert scheduler._max_t == UNBOUNDED_T
     (line,) = AshaScheduler(name="asha").describe(epochs=None)
     assert "without end" in line and "1, 3, 9, 27, 81" in line
@@ -120,7 +121,10 @@ def test_the_median_rule_never_pauses_for_want_of_samples():
     [
         ({"name": "fifo"}, "every trial runs to its end"),
         ({"name": "asha", "reduction_factor": 2}, "rungs at epochs 1, 2, 4, 8, last 8"),
-        ({"name": "hyperband", "brackets": 2, "reduction_factor": 2}, "bracket 1: rungs at epochs 2, 4, 8"),
+        (
+            {"name": "hyperband", "brackets": 2, "reduction_factor": 2},
+            "bracket 1: rungs at epochs 2, 4, 8",
+        ),
         ({"name": "median", "min_samples_required": 4}, "at least 4 other trials"),
     ],
 )

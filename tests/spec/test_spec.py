@@ -469,8 +469,9 @@ def test_the_schema_describes_names_from_the_registries():
     assert definitions["OptimizerConfig"]["properties"]["name"]["description"] == (
         "sgd, adam, adamw or rmsprop"
     )
-    assert "'package.module:function'" in (
-        definitions["ModelConfig"]["properties"]["name"]["description"]
+    assert (
+        "'package.module:function'"
+        in (definitions["ModelConfig"]["properties"]["name"]["description"])
     )
     # Each option says which kinds read it: the registry's options, not a hand-kept list.
     assert definitions["OptimizerConfig"]["properties"]["momentum"]["description"] == (
