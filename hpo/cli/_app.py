@@ -164,6 +164,12 @@ def run(
 @click.argument("name")
 @store_option
 @click.option("--errored", is_flag=True, help="Also run the trials that ended with an error again.")
+@click.option(
+    "--continue",
+    "go_on",
+    is_flag=True,
+    help="Go on with an experiment that budget.stop_when stopped, up to its budget.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress; only the result.")
 @click.option(
     "-v", "--verbose", is_flag=True, help="A line per finished trial instead of the live view."
@@ -171,7 +177,13 @@ def run(
 @address_option
 @debug_option
 def resume(
-    name: str, store: str | None, errored: bool, quiet: bool, verbose: bool, address: str | None
+    name: str,
+    store: str | None,
+    errored: bool,
+    go_on: bool,
+    quiet: bool,
+    verbose: bool,
+    address: str | None,
 ) -> None:
     """Go on with an experiment that stopped before its end (Ctrl-C, a killed run).
 
@@ -188,6 +200,7 @@ def resume(
         console=progress,
         live=not verbose,
         address=address,
+        go_on=go_on,
     )
     _print_summary(experiment, store, brief=quiet)
 
@@ -381,10 +394,14 @@ def list_experiments(store: str | None) -> None:
     view = Table(
         "name", "status", "metric", "best", "trials", "completed", "pruned", "errors", "started"
     )
+    stopped = []
     for row in table.itertuples():
+        reason = getattr(row, "stop_reason", None)
+        if isinstance(reason, str):
+            stopped.append((row.name, reason))
         view.add_row(
             row.name,
-            row.status,
+            f"{row.status} (stopped early)" if isinstance(reason, str) else row.status,
             f"{row.mode} {row.metric}",
             _fmt(row.best_value),
             *(
@@ -394,6 +411,8 @@ def list_experiments(store: str | None) -> None:
             f"{row.started_at:%Y-%m-%d %H:%M}",
         )
     console.print(view)
+    for name, reason in stopped:
+        console.print(f"{name} stopped early: {reason}", highlight=False)
 
 
 @cli.command()
@@ -458,6 +477,7 @@ def show(
     console.print(
         f"[bold]{experiment.name}[/]: {experiment.status}, {experiment.mode} {experiment.metric}"
     )
+    _print_stop_reason(experiment)
     if test:
         console.print(
             "test split, best trial: " + ", ".join(f"{k} {_fmt(v)}" for k, v in test.items())
@@ -696,6 +716,13 @@ def _print_dry_run(spec: Spec, store_url: str) -> None:
     console.print(view)
 
 
+def _print_stop_reason(experiment: Any) -> None:
+    """Why the search stopped before its budget (`budget.stop_when`), if it did."""
+    reason = experiment.row.get("stop_reason")
+    if reason:
+        console.print(f"Stopped early: {reason}", highlight=False)
+
+
 def _print_summary(experiment: Any, store: str | None, *, brief: bool = False) -> None:
     """The end of a run: counts, the best trial (its config as ready-to-paste YAML), the top
     five, failures with their reasons, where everything is, and what to run next."""
@@ -705,6 +732,7 @@ def _print_summary(experiment: Any, store: str | None, *, brief: bool = False) -
         f"\n[bold]{experiment.name}[/]: {len(trials)} trials: "
         + ", ".join(f"{n} {status.lower()}" for status, n in counts.items())
     )
+    _print_stop_reason(experiment)
     top = experiment.best(5)
     if not top.empty:
         row = top.iloc[0]

@@ -176,7 +176,9 @@ def experiments(store: Store | str | None = None) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table["best_value"] = table["min_value"].where(table["mode"] == Mode.MIN.value, table["max_value"])
+    table["best_value"] = table["min_value"].where(
+        table["mode"] == Mode.MIN.value, table["max_value"]
+    )
     return table.drop(columns=["min_value", "max_value"])
 
 

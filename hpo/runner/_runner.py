@@ -125,6 +125,7 @@ def resume(
     function: Callable[..., Any] | None = None,
     live: bool = True,
     address: str | None = None,
+    go_on: bool = False,
 ) -> Experiment:
     """Go on with an experiment that stopped before its end (Ctrl-C, a killed driver, a lost
     machine): its unfinished trials continue from their latest checkpoints, and new trials
@@ -135,12 +136,29 @@ def resume(
         errored: also run its errored trials again.
         function: the user's training function, for an experiment of `hpo.tune`.
         address: the Ray cluster to run on (default: the spec's, as for `hpo run`).
+        go_on: go on with an experiment that `budget.stop_when` stopped (`--continue`), up
+            to its budget; without it, such an experiment is refused.
+
+    Raises:
+        UsageError: the experiment had stopped early by its `budget.stop_when`, and `go_on`
+            is not set.
     """
     from hpo.resuming import plan_resume
 
     console = console or Console()
     store = Store(resolve_url(store_url), create=False)
     row = store.experiment(name)
+    stopped = row.get("stop_reason")
+    if stopped and not go_on:
+        raise UsageError(
+            f"{name!r} had stopped early, as its spec asked: {stopped}. It is complete; "
+            f"`hpo resume {name} --continue` runs it on to its budget"
+        )
+    if stopped:
+        console.print(
+            f"[bold]{name}[/] had stopped early ({stopped}); going on (--continue).",
+            highlight=False,
+        )
     # The spec as it ran (validated then; every section dumped, defaults included).
     try:
         spec = Spec.model_validate({k: v for k, v in row["spec"].items() if k != "num_trials"})
@@ -268,7 +286,7 @@ def _search(
     from hpo.search import quiet_optuna
 
     store = run.store
-    status, first_error = ExperimentStatus.FAILED, None
+    status, first_error, stop_reason = ExperimentStatus.FAILED, None, None
     try:
         if resume is not None and not resume.num_trials:
             # A run killed after its last trial and before its end has only its end to record.
@@ -288,7 +306,9 @@ def _search(
                 quiet_optuna(),
             ):
                 try:
-                    run_tuner(run, callbacks, live, resume)
+                    stop_reason = run_tuner(run, callbacks, live, resume)
+                    if stop_reason is not None:
+                        run.console.print(f"Stopped early: {stop_reason}", highlight=False)
                     if stop_requested.is_set():
                         status = ExperimentStatus.INTERRUPTED
                     else:
@@ -302,7 +322,12 @@ def _search(
         status = ExperimentStatus.INTERRUPTED
         raise
     finally:
-        _record_end(store, run.experiment_id, status)
+        _record_end(
+            store,
+            run.experiment_id,
+            status,
+            stop_reason if status is ExperimentStatus.COMPLETED else None,
+        )
     if status is ExperimentStatus.INTERRUPTED:
         raise RunInterrupted(run.name, resume_command(run.name, store.url, run.placement))
     if status is ExperimentStatus.FAILED:
@@ -332,10 +357,12 @@ def _stop_at_once(run: _Run) -> None:
         sys.stderr.write(f"Continue it with: {command}\n")
 
 
-def _record_end(store: Store, experiment_id: int, status: ExperimentStatus) -> None:
+def _record_end(
+    store: Store, experiment_id: int, status: ExperimentStatus, stop_reason: str | None = None
+) -> None:
     if status is ExperimentStatus.INTERRUPTED:
         store.interrupt_trials(experiment_id)
-    store.finish_experiment(experiment_id, status)
+    store.finish_experiment(experiment_id, status, stop_reason)
 
 
 def resume_command(name: str, store_url: str, placement: Placement) -> str:

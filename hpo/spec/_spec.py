@@ -53,6 +53,25 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 DEFAULT_NUM_SAMPLES = 20
 
 
+class NoImprovement(Options):
+    """Stop the search after `trials` finished trials in a row that did not improve the best."""
+
+    trials: int = Field(ge=1, description="finished trials without an improvement (patience)")
+    min_delta: float = Field(
+        0.0, ge=0, description="how much better than the best a value must be to count"
+    )
+
+
+class StopWhen(Options):
+    """Stop the whole search early; running trials end INTERRUPTED, the experiment COMPLETED
+    with its stop reason stored."""
+
+    no_improvement: NoImprovement | None = None
+    reaches: float | None = Field(
+        None, description="stop once the best value of the spec's metric reaches this"
+    )
+
+
 class Budget(Options):
     num_samples: int | None = Field(
         None, ge=1, description=f"trials to run (default {DEFAULT_NUM_SAMPLES}; grid: the grid)"
@@ -69,6 +88,9 @@ class Budget(Options):
         ge=0,
         description="stop the search when this many trials fail with the same error before "
         "any trial succeeds (a bug in the training code, not a bad configuration); 0: never",
+    )
+    stop_when: StopWhen | None = Field(
+        None, description="stop the search before its budget: no_improvement, reaches"
     )
 
 

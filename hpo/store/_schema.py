@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 # Version 2 added the environment of a run, per-metric final and best values, the parts of a
-# trial's error, its node, checkpoint and test metrics (see `migrations.py`).
-SCHEMA_VERSION = 2
+# trial's error, its node, checkpoint and test metrics (see `migrations.py`); version 3 why a
+# search stopped before its budget (`budget.stop_when`).
+SCHEMA_VERSION = 3
 
 
 metadata = sa.MetaData()
@@ -37,6 +38,8 @@ experiments = sa.Table(
     sa.Column("git_dirty", sa.Boolean),
     sa.Column("versions", sa.JSON),  # python, hpo, torch, ray, optuna
     sa.Column("test_metrics", sa.JSON),  # the best trial's, on the held-out test split
+    # v3: why the search stopped before its budget (budget.stop_when); None: it did not
+    sa.Column("stop_reason", sa.Text),
 )
 
 trials = sa.Table(

@@ -250,21 +250,24 @@ class Store:
                 .values(test_metrics=metrics)
             )
 
-    def finish_experiment(self, experiment_id: int, status: ExperimentStatus) -> None:
+    def finish_experiment(
+        self, experiment_id: int, status: ExperimentStatus, stop_reason: str | None = None
+    ) -> None:
+        """Record how the experiment ended, and why it stopped before its budget, if it did."""
         with self.engine.begin() as conn:
             conn.execute(
                 experiments.update()
                 .where(experiments.c.id == experiment_id)
-                .values(status=status.value, finished_at=now())
+                .values(status=status.value, finished_at=now(), stop_reason=stop_reason)
             )
 
     def reopen_experiment(self, experiment_id: int) -> None:
-        """Mark an experiment running again (`hpo resume`)."""
+        """Mark an experiment running again (`hpo resume`); a stop reason goes with its end."""
         with self.engine.begin() as conn:
             conn.execute(
                 experiments.update()
                 .where(experiments.c.id == experiment_id)
-                .values(status=ExperimentStatus.RUNNING.value, finished_at=None)
+                .values(status=ExperimentStatus.RUNNING.value, finished_at=None, stop_reason=None)
             )
 
     def interrupt_trials(self, experiment_id: int) -> int:
@@ -388,6 +391,7 @@ class Store:
                 experiments.c.scheduler,
                 experiments.c.started_at,
                 experiments.c.finished_at,
+                experiments.c.stop_reason,
                 counts.c.trials,
                 counts.c.completed,
                 counts.c.pruned,

@@ -279,6 +279,17 @@ BAD_SPECS = [
         "2: scheduler.brackets",
         "Input should be greater than or equal to 1 (got 0)",
     ),
+    # study-level stopping
+    (
+        "budget:\n  stop_when: {no_improvement: {trials: -3}}",
+        "3: budget.stop_when.no_improvement.trials",
+        "Input should be greater than or equal to 1 (got -3)",
+    ),
+    (
+        "budget:\n  stop_when: {no_improvement: {trials: 5, min_delta: -0.1}}",
+        "3: budget.stop_when.no_improvement.min_delta",
+        "Input should be greater than or equal to 0 (got -0.1)",
+    ),
     # median stopping
     (
         "scheduler: {name: median, min_samples_required: 0}",
