@@ -169,6 +169,10 @@ def resume(
         ) from None
     # Checkpoints are read where the trials wrote them: a folder of this machine, or shared.
     # (At a cloud URI they are not searched, and continued trials start over; see README.)
+    if stopped:  # it goes on to its budget: the stop it met would only stop it again
+        spec = spec.model_copy(
+            update={"budget": spec.budget.model_copy(update={"stop_when": None})}
+        )
     trial_folders = Path(row["storage_path"]) / name
     plan = plan_resume(store, row, spec.num_trials(), trial_folders, errored=errored)
     ended = row["status"] in (ExperimentStatus.COMPLETED.value, ExperimentStatus.FAILED.value)
