@@ -613,6 +613,30 @@ def _trial_table(trials: Any, metric: str) -> Table:
     return view
 
 
+def _print_schedule(experiment: Any, number: int) -> None:
+    """A trial's PBT schedule, where PBT cloned another trial into it."""
+    import pandas as pd
+
+    schedule = experiment.schedule()
+    mine = schedule[schedule["number"] == number]
+    if len(mine) < 2:
+        return
+    params = [c for c in mine.columns if c.startswith("params.")]
+    view = Table(
+        "segment", "from epoch", "cloned from", *(c.removeprefix("params.") for c in params)
+    )
+    for _, row in mine.iterrows():
+        source = row["cloned_from"]
+        view.add_row(
+            str(row["segment"]),
+            str(row["start_iteration"] + 1),
+            "-" if pd.isna(source) else f"trial {source}",
+            *(_fmt(row[c]) for c in params),
+        )
+    console.print("schedule (PBT):")
+    console.print(view)
+
+
 def _show_trial(experiment: Any, number: int, fmt: str) -> None:
     """`hpo show NAME --trial N`: one trial, whole."""
     trial = experiment.trial(number)
@@ -635,6 +659,7 @@ def _show_trial(experiment: Any, number: int, fmt: str) -> None:
         highlight=False,
     )
     console.print("params: " + ", ".join(f"{k} {_fmt(v)}" for k, v in trial["params"].items()))
+    _print_schedule(experiment, number)
     if not history.empty:
         hidden = {"trial_id", "iteration", "reported_at"}
         if "epoch" in history and (history["epoch"] == history["iteration"]).all():

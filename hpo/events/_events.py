@@ -106,6 +106,17 @@ class TrialEnded:
 
 
 @dataclass(frozen=True)
+class TrialExploited:
+    """PBT cloned `source` into `trial`: from `iteration` on, `trial` goes on from the
+    checkpoint of `source` at that epoch, with `params` (the values of PBT's mutated keys)."""
+
+    trial: StoredTrial
+    source: StoredTrial
+    iteration: int
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class StepEnded:
     """Ray's loop went round once (many times a second): time for work done by the clock."""
 
@@ -129,6 +140,7 @@ Event = (
     | TrialStarted
     | TrialReported
     | TrialEnded
+    | TrialExploited
     | TrialsWaiting
     | StepEnded
     | SearchEnded

@@ -22,6 +22,7 @@ from hpo.events._events import (
     StoredTrial,
     TrialAdded,
     TrialEnded,
+    TrialExploited,
     TrialReported,
     TrialStarted,
 )
@@ -168,6 +169,16 @@ class StoreRecorder(Consumer):
                     columns["checkpoint_path"] = checkpoint
                 self._stage(trial, **columns)
                 self.flush()
+            case TrialExploited(trial=trial, source=source, iteration=iteration, params=params):
+                self.flush()  # both trials' rows are in the store before the segment refers to them
+                self.store.add_segment(
+                    self.experiment_id,
+                    trial.trial_id,
+                    start_iteration=iteration,
+                    params=params,
+                    source_trial_id=source.trial_id,
+                    source_number=source.number,
+                )
             case SearchEnded():
                 self.flush()
 

@@ -180,6 +180,16 @@ def resume(
         console.print(f"[bold]{name}[/] has nothing left to run.")
         return Experiment(name, store)
 
+    if spec.scheduler.name == "pbt":
+        raise UsageError(
+            f"{name!r} ran Population Based Training, which cannot be resumed: its population "
+            "(each trial's score and time of its last perturbation, and which checkpoint each "
+            "clone goes on from) lives in Ray's scheduler and is not saved, so continued "
+            "trials would be judged against a population they never met and their schedules "
+            f"would be wrong; run it again with `hpo run` ({plan.num_trials} of "
+            f"{spec.num_trials()} trials were left)"
+        )
+
     def record(placement: Placement) -> tuple[Store, int, str]:
         store.reopen_experiment(row["id"])
         recovered = sum(len(t.recovered) for t in plan.continued)

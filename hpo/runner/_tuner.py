@@ -129,6 +129,8 @@ def run_tuner(
                     epochs=None if run.function else spec.training.epochs,
                     on_prune=stream.pruned,
                     history=None if resume is None else resume.history(),
+                    space=space,
+                    on_exploit=stream.exploited,
                 ),
                 num_samples=num_trials,
                 time_budget_s=spec.budget.time_budget_s,
@@ -148,7 +150,9 @@ def run_tuner(
                 # trial keeps its best few by the spec's metric.
                 failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
                 checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=spec.checkpoint.keep,
+                    # PBT clones a trial from another's latest checkpoint: Ray must not have
+                    # deleted it for a better one (the ended trials' go as `keep_trials` says).
+                    num_to_keep=None if spec.scheduler.keeps_checkpoints else spec.checkpoint.keep,
                     checkpoint_score_attribute=spec.metric,
                     checkpoint_score_order=spec.mode.value,
                 ),

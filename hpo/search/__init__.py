@@ -3,7 +3,7 @@
 - `_space`: distributions with inclusive bounds and `when:` conditions, translated for Ray and
   Optuna in one place;
 - `_searchers`: grid, random and Optuna, each both its spec section and its Ray builder;
-- `_schedulers`: FIFO, ASHA, Hyperband and the median rule (Ray's);
+- `_schedulers`: FIFO, ASHA, Hyperband, the median rule and PBT (Ray's; `_pbt` builds PBT);
 - `_optuna_bridge`: stored trials as Optuna trials (export, importances, a resumed study).
 """
 
@@ -15,12 +15,14 @@ from hpo.search._optuna_bridge import (
     quiet_optuna,
 )
 from hpo.search._schedulers import (
+    PBT_MUTABLE_PREFIXES,
     SCHEDULERS,
     UNBOUNDED_T,
     AshaScheduler,
     FifoScheduler,
     HyperbandScheduler,
     MedianScheduler,
+    PbtScheduler,
     SchedulerSpec,
     milestones,
 )
@@ -46,6 +48,7 @@ from hpo.search._space import (
 )
 
 __all__ = [
+    "PBT_MUTABLE_PREFIXES",
     "SAMPLERS",
     "SCHEDULERS",
     "SEARCHERS",
@@ -61,6 +64,7 @@ __all__ = [
     "IntDist",
     "MedianScheduler",
     "OptunaSearcher",
+    "PbtScheduler",
     "RandomSearcher",
     "SchedulerSpec",
     "SearcherSpec",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -18,6 +18,8 @@ from hpo._registry import Registry
 
 if TYPE_CHECKING:
     from hpo.resuming import RungHistory
+    from hpo.search._pbt import Exploit
+    from hpo.search._space import Space
 
 
 # name -> the option model of a trial scheduler (the spec's `scheduler` section).
@@ -30,12 +32,18 @@ UNBOUNDED_T = 2**53
 
 
 class _Scheduler(Options):
+    # Whether a trial may go on from any checkpoint another trial still holds (PBT), so that
+    # Ray must keep each trial's checkpoints while it runs rather than the best few.
+    keeps_checkpoints: ClassVar[bool] = False
+
     def build(
         self,
         *,
         epochs: int | None,
         on_prune: Callable[[str], None] | None = None,
         history: RungHistory | None = None,
+        space: Space | None = None,
+        on_exploit: Callable[[Exploit], None] | None = None,
     ) -> Any:
         """Ray's scheduler for trials of at most `epochs` epochs (one report per epoch).
 
@@ -44,6 +52,8 @@ class _Scheduler(Options):
             on_prune: told the Ray id of each trial the scheduler stops before its end.
             history: in a resumed run, the results of the earlier runs' trials, so that the
                 scheduler decides as it would have without the interruption.
+            space: the search space (PBT mutates within its distributions).
+            on_exploit: told each time PBT clones a trial into another (`Exploit`).
         """
         raise NotImplementedError
 
@@ -58,7 +68,7 @@ class FifoScheduler(_Scheduler):
 
     name: Literal["fifo"]
 
-    def build(self, *, epochs, on_prune=None, history=None):
+    def build(self, *, epochs, on_prune=None, history=None, space=None, on_exploit=None):
         from ray.tune.schedulers import FIFOScheduler
 
         return FIFOScheduler()
@@ -82,7 +92,7 @@ class AshaScheduler(_Scheduler):
         None, ge=1, description="epochs of the last rung (default: training.epochs)"
     )
 
-    def build(self, *, epochs, on_prune=None, history=None):
+    def build(self, *, epochs, on_prune=None, history=None, space=None, on_exploit=None):
         return _recording_asha(
             max_t=self.last_rung(epochs),
             grace_period=self.grace_period,
@@ -114,7 +124,7 @@ class HyperbandScheduler(AshaScheduler):
     name: Literal["hyperband"]  # type: ignore[assignment]
     brackets: int = Field(3, ge=1, description="brackets of successive halving (1: ASHA)")
 
-    def build(self, *, epochs, on_prune=None, history=None):
+    def build(self, *, epochs, on_prune=None, history=None, space=None, on_exploit=None):
         return _recording_asha(
             max_t=self.last_rung(epochs),
             grace_period=self.grace_period,
@@ -229,7 +239,7 @@ class MedianScheduler(_Scheduler):
         3, ge=1, description="other trials that must have reached an epoch to judge at it"
     )
 
-    def build(self, *, epochs, on_prune=None, history=None):
+    def build(self, *, epochs, on_prune=None, history=None, space=None, on_exploit=None):
         return _finite_median_rule(
             grace_period=self.grace_period,
             min_samples_required=self.min_samples_required,
@@ -287,6 +297,60 @@ def _finite_median_rule(
 
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
+
+
+@register_options(SCHEDULERS)
+class PbtScheduler(_Scheduler):
+    """Ray's Population Based Training: every `perturbation_interval` epochs, a trial in the
+    bottom quantile continues from the checkpoint of one in the top quantile, with the
+    `mutate` keys perturbed within their distributions in `space`.
+
+    It needs a checkpoint of every trial at each perturbation (the spec's check:
+    `checkpoint.every` divides `perturbation_interval`), and clones only a trial that has one
+    at that epoch (`hpo.search._pbt`). The store records each trial's schedule: the params of
+    each segment, and the trial and epoch it was cloned from (`Experiment.schedule()`).
+    """
+
+    name: Literal["pbt"]
+    keeps_checkpoints: ClassVar[bool] = True
+    perturbation_interval: int = Field(
+        ge=1, description="epochs between perturbations (a multiple of checkpoint.every)"
+    )
+    quantile_fraction: float = Field(
+        0.25, gt=0, le=0.5, description="the top and bottom fraction of the population"
+    )
+    resample_probability: float = Field(
+        0.25, ge=0, le=1, description="chance that a key is drawn afresh rather than perturbed"
+    )
+    mutate: list[str] | None = Field(
+        None,
+        description="the space keys PBT changes while a trial trains (default: every key "
+        "of `space` under optimizer.)",
+    )
+
+    def mutated_keys(self, space_keys: list[str]) -> list[str]:
+        """The keys PBT mutates: `mutate`, else the space's optimizer keys."""
+        if self.mutate is not None:
+            return list(self.mutate)
+        return [key for key in space_keys if key.startswith(PBT_MUTABLE_PREFIXES)]
+
+    def build(self, *, epochs, on_prune=None, history=None, space=None, on_exploit=None):
+        from hpo.search._pbt import build_pbt
+
+        return build_pbt(self, space=space, on_exploit=on_exploit)
+
+    def describe(self, *, epochs):
+        keys = "the space's optimizer keys" if self.mutate is None else ", ".join(self.mutate)
+        return [
+            f"every {self.perturbation_interval} epochs, the bottom {self.quantile_fraction:g} "
+            f"of the trials continue from a checkpoint of the top {self.quantile_fraction:g}, "
+            f"with {keys} perturbed (or drawn afresh, p={self.resample_probability:g})"
+        ]
+
+
+# What a clone may take another value of without changing its model's weights: the
+# optimizer's hyperparameters (a new `model.hidden_size` would not fit the cloned weights).
+PBT_MUTABLE_PREFIXES = ("optimizer.",)
 
 
 SchedulerSpec = tagged_union(SCHEDULERS)

@@ -22,11 +22,13 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_valid
 from hpo._options import Options
 from hpo.errors import SpecError, SpecIssue, SpecWarning
 from hpo.search import (
+    PBT_MUTABLE_PREFIXES,
     SCHEDULERS,
     SEARCHERS,
     AshaScheduler,
     Distribution,
     FifoScheduler,
+    PbtScheduler,
     RandomSearcher,
     SchedulerSpec,
     SearcherSpec,
@@ -607,6 +609,89 @@ def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
                     f"set it to at most {max_t}",
                 )
             )
+    if isinstance(spec.scheduler, PbtScheduler):
+        issues += _check_pbt(spec, kind)
+    return issues
+
+
+def _check_pbt(spec: Spec, kind: TrainableKind | None) -> list[tuple[KeyPath, str]]:
+    """PBT clones trials from checkpoints and mutates keys of the space: both must hold."""
+    pbt, space = spec.scheduler, spec.search_space()
+    assert isinstance(pbt, PbtScheduler)
+    interval = pbt.perturbation_interval
+    issues: list[tuple[KeyPath, str]] = []
+    if kind is TrainableKind.FUNCTION:
+        issues.append(
+            (
+                ("scheduler", "name"),
+                "PBT continues a trial from another trial's checkpoint, which hpo writes and "
+                "loads only for its own trainable or a subclass of hpo.Pipeline; for your "
+                "function choose asha, hyperband or median",
+            )
+        )
+    elif kind is not None:
+        every = spec.checkpoint.every
+        if every == 0:
+            issues.append(
+                (
+                    ("checkpoint", "every"),
+                    "PBT needs checkpoints: at each perturbation a trial goes on from another "
+                    f"trial's checkpoint of that epoch; set checkpoint.every to {interval} "
+                    "(scheduler.perturbation_interval) or a divisor of it",
+                )
+            )
+        elif interval % every:
+            issues.append(
+                (
+                    ("scheduler", "perturbation_interval"),
+                    f"perturbation_interval={interval} is not a multiple of checkpoint.every="
+                    f"{every}, so trials have no checkpoint at some perturbations; set it to "
+                    f"{interval - interval % every or every} or {interval + every - interval % every}",
+                )
+            )
+        if spec.resources.workers > 1:
+            issues.append(
+                (
+                    ("resources", "workers"),
+                    "PBT runs one process per trial; remove resources.workers",
+                )
+            )
+    keys = pbt.mutated_keys(list(space))
+    if not keys:
+        issues.append(
+            (
+                ("scheduler", "mutate"),
+                "PBT has nothing to mutate: no key of `space` is under optimizer.; add one "
+                "(e.g. optimizer.lr: {type: float, low: 1e-4, high: 0.1, log: true})",
+            )
+        )
+    for key in keys:
+        dist = space.dists.get(key)
+        points = None if dist is None else dist.points()
+        if dist is None:
+            message = (
+                f"{key!r} has no distribution in `space` to mutate within; add it to `space` "
+                f"or leave it out of scheduler.mutate (space keys: {', '.join(space) or 'none'})"
+            )
+        elif points is not None and len(points) < 2:
+            message = (
+                f"{key!r} has a single value in `space`: PBT has no other value to move it to; "
+                "give it a range, or leave it out of scheduler.mutate"
+            )
+        elif dist.conditions():
+            message = (
+                f"{key!r} applies only `when` another key has some value; PBT would set it "
+                "where it does not apply: leave it out of scheduler.mutate"
+            )
+        elif not key.startswith(PBT_MUTABLE_PREFIXES):
+            message = (
+                f"PBT cannot change {key!r} while a trial trains: a trial goes on from another's "
+                "weights, which keep their shape; only the optimizer's keys "
+                f"({', '.join(PBT_MUTABLE_PREFIXES)}) can change; leave it out of scheduler.mutate"
+            )
+        else:
+            continue
+        issues.append((("scheduler", "mutate"), message))
     return issues
 
 

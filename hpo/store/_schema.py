@@ -83,3 +83,19 @@ results = sa.Table(
     sa.Column("reported_at", sa.DateTime, nullable=False),
     sa.UniqueConstraint("trial_pk", "iteration"),
 )
+
+# v3: a trial's schedule under PBT. Segment 0 is the trial as it started (its row's params);
+# each exploit starts the next: from `start_iteration` on, the trial goes on from the
+# checkpoint of trial `source_number` at that epoch, with `params`.
+segments = sa.Table(
+    "segments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("trial_pk", sa.ForeignKey("trials.id"), nullable=False, index=True),
+    sa.Column("segment", sa.Integer, nullable=False),
+    sa.Column("start_iteration", sa.Integer, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("source_trial_id", sa.String(100)),
+    sa.Column("source_number", sa.Integer),
+    sa.UniqueConstraint("trial_pk", "segment"),
+)

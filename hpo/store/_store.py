@@ -29,6 +29,7 @@ from hpo.store._schema import (
     metadata,
     results,
     schema_version,
+    segments,
     trials,
 )
 from hpo.types import ExperimentStatus, Mode, TrialStatus
@@ -315,6 +316,57 @@ class Store:
                 )
             if inserts:
                 conn.execute(results.insert(), inserts)
+
+    def add_segment(
+        self,
+        experiment_id: int,
+        trial_id: str,
+        *,
+        start_iteration: int,
+        params: dict[str, Any],
+        source_trial_id: str,
+        source_number: int,
+    ) -> int:
+        """Record that PBT cloned trial `source_trial_id` into `trial_id` at `start_iteration`,
+        with `params`; returns the new segment's number (the trial as it started is 0)."""
+        with self.engine.begin() as conn:
+            pk = self._pks.get((experiment_id, trial_id)) or self._trial_pk(
+                conn, experiment_id, trial_id
+            )
+            if pk is None:
+                raise ValueError(f"no trial {trial_id!r} in experiment {experiment_id}")
+            last = conn.execute(
+                sa.select(sa.func.max(segments.c.segment)).where(segments.c.trial_pk == pk)
+            ).scalar()
+            number = (last or 0) + 1
+            conn.execute(
+                segments.insert().values(
+                    trial_pk=pk,
+                    segment=number,
+                    start_iteration=start_iteration,
+                    params=params,
+                    source_trial_id=source_trial_id,
+                    source_number=source_number,
+                )
+            )
+            return number
+
+    def segment_rows(self, experiment_id: int) -> list[dict[str, Any]]:
+        """The recorded PBT segments of an experiment's trials (each exploit's), in order."""
+        query = (
+            sa.select(
+                trials.c.number,
+                segments.c.segment,
+                segments.c.start_iteration,
+                segments.c.params,
+                segments.c.source_number,
+            )
+            .join(trials, trials.c.id == segments.c.trial_pk)
+            .where(trials.c.experiment_id == experiment_id)
+            .order_by(trials.c.number, segments.c.segment)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     def delete_results(self, experiment_id: int, trial_id: str, from_iteration: int) -> None:
         """Forget a trial's results from `from_iteration` on: a retried trial reports them again."""
