@@ -632,9 +632,13 @@ def _check_pbt(spec: Spec, kind: TrainableKind | None) -> list[tuple[KeyPath, st
     elif kind is not None:
         every = spec.checkpoint.every
         if every == 0:
+            # At the checkpoint key where the file has one; else at the scheduler's line.
+            where = (
+                ("checkpoint", "every") if "checkpoint" in spec.model_fields_set else ("scheduler",)
+            )
             issues.append(
                 (
-                    ("checkpoint", "every"),
+                    where,
                     "PBT needs checkpoints: at each perturbation a trial goes on from another "
                     f"trial's checkpoint of that epoch; set checkpoint.every to {interval} "
                     "(scheduler.perturbation_interval) or a divisor of it",

@@ -14,10 +14,15 @@ from hpo.search import (
     SCHEDULERS,
     UNBOUNDED_T,
     AshaScheduler,
+    FloatDist,
     HyperbandScheduler,
+    IntDist,
     MedianScheduler,
+    PbtScheduler,
+    Space,
     milestones,
 )
+from hpo.search._pbt import mutations, within_bounds
 
 
 def _trial(trial_id: str) -> Trial:
@@ -29,7 +34,7 @@ def _report(scheduler, trial: Trial, epoch: int, loss: float) -> str:
 
 
 def test_every_scheduler_is_in_the_registry():
-    assert {"fifo", "asha", "hyperband", "median"} <= set(SCHEDULERS)
+    assert {"fifo", "asha", "hyperband", "median", "pbt"} <= set(SCHEDULERS)
 
 
 def test_hyperband_brackets_start_at_later_rungs():
@@ -131,3 +136,67 @@ def test_the_median_rule_never_pauses_for_want_of_samples():
 def test_each_scheduler_describes_itself_for_the_dry_run(options, fragment):
     lines = SCHEDULERS[options["name"]](**options).describe(epochs=8)
     assert any(fragment in line for line in lines), lines
+
+
+# --- PBT ---------------------------------------------------------------------------------
+
+
+def _space() -> Space:
+    return Space(
+        {
+            "optimizer.lr": FloatDist(type="float", low=1e-3, high=0.1, log=True),
+            "optimizer.momentum": FloatDist(type="float", low=0.0, high=0.9, step=0.3),
+            "model.hidden_size": IntDist(type="int", low=8, high=64),
+        }
+    )
+
+
+def test_pbt_mutates_the_optimizer_keys_within_their_distributions():
+    space = _space()
+    pbt = PbtScheduler(name="pbt", perturbation_interval=2)
+    keys = pbt.mutated_keys(list(space))
+    assert keys == ["optimizer.lr", "optimizer.momentum"]
+    found = mutations(space, keys)
+    assert found["optimizer"]["momentum"] == [0.0, 0.3, 0.6, 0.9]  # moved to a neighbour
+    assert found["optimizer"]["lr"].lower == 1e-3  # Ray's loguniform, drawn afresh or scaled
+    clip = within_bounds(space, keys)
+    assert clip({"optimizer": {"lr": 0.2, "momentum": 0.6}}) == {
+        "optimizer": {"lr": 0.1, "momentum": 0.6}
+    }
+    assert clip({"optimizer": {"lr": 1e-4, "momentum": 0.3}})["optimizer"]["lr"] == 1e-3
+
+
+def test_pbt_builds_ray_pbt_that_reports_each_exploit():
+    told = []
+    scheduler = PbtScheduler(name="pbt", perturbation_interval=2).build(
+        epochs=8, space=_space(), on_exploit=told.append
+    )
+    assert scheduler._perturbation_interval == 2
+    assert set(scheduler._hyperparam_mutations["optimizer"]) == {"lr", "momentum"}
+    assert (PbtScheduler.keeps_checkpoints, AshaScheduler.keeps_checkpoints) == (True, False)
+
+
+def test_a_clone_keeps_its_own_optimizer_hyperparameters_and_the_schedule_progress():
+    import torch
+
+    from hpo.trainable.pipeline import _keep_hyperparameters
+    from hpo.trainable.schedules import LRSchedule
+
+    def optimizer(lr: float, momentum: float):
+        opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=lr, momentum=momentum)
+        return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+
+    source, source_steps = optimizer(0.1, 0.9)
+    for _ in range(2):  # the source's schedule has halved its rate twice: 0.025
+        source.step()
+        source_steps.step()
+    mine, my_steps = optimizer(0.02, 0.5)
+    own = [{k: v for k, v in g.items() if k != "params"} for g in mine.param_groups]
+    mine.load_state_dict(source.state_dict())
+    my_steps.load_state_dict(source_steps.state_dict())
+    _keep_hyperparameters(mine, own, LRSchedule(my_steps))
+    group = mine.param_groups[0]
+    assert group["momentum"] == 0.5
+    assert group["lr"] == pytest.approx(0.02 * 0.25)  # mine, as far along the schedule
+    my_steps.step()
+    assert mine.param_groups[0]["lr"] == pytest.approx(0.02 * 0.125)

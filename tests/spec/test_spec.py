@@ -290,6 +290,38 @@ BAD_SPECS = [
         "3: budget.stop_when.no_improvement.min_delta",
         "Input should be greater than or equal to 0 (got -0.1)",
     ),
+    # PBT
+    (
+        "space:\n  optimizer.lr: {type: float, low: 0.001, high: 0.1}\nscheduler: {name: pbt, perturbation_interval: 4}",
+        "4: scheduler",
+        "PBT needs checkpoints: at each perturbation a trial goes on from another trial's "
+        "checkpoint of that epoch; set checkpoint.every to 4",
+    ),
+    (
+        "checkpoint: {every: 3}\nspace:\n  optimizer.lr: {type: float, low: 0.001, high: 0.1}\nscheduler: {name: pbt, perturbation_interval: 4}",
+        "5: scheduler.perturbation_interval",
+        "perturbation_interval=4 is not a multiple of checkpoint.every=3",
+    ),
+    (
+        "checkpoint: {every: 2}\nspace:\n  optimizer.lr: {type: float, low: 0.001, high: 0.1}\nscheduler: {name: pbt, perturbation_interval: 4, mutate: [optimizer.momentum]}",
+        "5: scheduler.mutate",
+        "'optimizer.momentum' has no distribution in `space` to mutate within",
+    ),
+    (
+        "checkpoint: {every: 2}\nspace:\n  optimizer.lr: 0.01\nscheduler: {name: pbt, perturbation_interval: 4, mutate: [optimizer.lr]}",
+        "5: scheduler.mutate",
+        "'optimizer.lr' has a single value in `space`: PBT has no other value to move it to",
+    ),
+    (
+        "checkpoint: {every: 2}\nspace:\n  model.hidden_size: {type: int, low: 8, high: 64}\nscheduler: {name: pbt, perturbation_interval: 4, mutate: [model.hidden_size]}",
+        "5: scheduler.mutate",
+        "PBT cannot change 'model.hidden_size' while a trial trains",
+    ),
+    (
+        "checkpoint: {every: 2}\nspace:\n  model.hidden_size: {type: int, low: 8, high: 64}\nscheduler: {name: pbt, perturbation_interval: 4}",
+        "5: scheduler.mutate",
+        "PBT has nothing to mutate: no key of `space` is under optimizer.",
+    ),
     # median stopping
     (
         "scheduler: {name: median, min_samples_required: 0}",
