@@ -41,7 +41,7 @@ def _v2_to_v3(op: Operations) -> None:
     op.create_table(
         "segments",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("trial_pk", sa.ForeignKey("trials.id"), nullable=False, index=True),
+        sa.Column("trial_pk", sa.Integer, sa.ForeignKey("trials.id"), nullable=False, index=True),
         sa.Column("segment", sa.Integer, nullable=False),
         sa.Column("start_iteration", sa.Integer, nullable=False),
         sa.Column("params", sa.JSON, nullable=False),

@@ -60,3 +60,12 @@ def test_ls_reads_a_store_of_the_release_before_and_upgrades_it(old_store: str):
     listed = invoke("ls", "--store", old_store)
     assert listed.exit_code == 0, listed.output
     assert NAME in listed.output and "stopped early" not in listed.output
+
+
+def test_an_old_experiment_has_no_stop_reason_and_a_schedule_of_first_segments(old_store: str):
+    import hpo
+
+    experiment = hpo.load(NAME, old_store)
+    assert experiment.row["stop_reason"] is None
+    schedule = experiment.schedule()
+    assert sorted(schedule["number"]) == [0, 1] and set(schedule["segment"]) == {0}
