@@ -118,7 +118,9 @@ class HyperbandScheduler(AshaScheduler):
     Tuning", 2020, section 3.3) is Ray's `AsyncHyperBandScheduler` with `brackets` > 1: bracket
     s has its first rung at grace_period * reduction_factor**s, and each trial is put in one
     bracket. Ray's synchronous `HyperBandScheduler` pauses trials and would need a checkpoint
-    at every rung; the asynchronous one does not.
+    at every rung; the asynchronous one does not. A resumed run rebuilds the rungs of every
+    bracket from the earlier trials' results (the store does not keep which bracket a trial
+    was in), so they are judged a little more strictly than in one uninterrupted run.
     """
 
     name: Literal["hyperband"]  # type: ignore[assignment]

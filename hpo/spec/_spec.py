@@ -28,11 +28,13 @@ from hpo.search import (
     AshaScheduler,
     Distribution,
     FifoScheduler,
+    HyperbandScheduler,
     PbtScheduler,
     RandomSearcher,
     SchedulerSpec,
     SearcherSpec,
     Space,
+    milestones,
     set_path,
 )
 from hpo.spec._ray import RayOptions
@@ -607,6 +609,23 @@ def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
                     ("scheduler", "grace_period"),
                     f"grace_period={asha.grace_period} exceeds the last rung ({max_t} epochs); "
                     f"set it to at most {max_t}",
+                )
+            )
+        elif isinstance(asha, HyperbandScheduler) and not milestones(
+            asha.grace_period, asha.reduction_factor, max_t, asha.brackets - 1
+        ):
+            fit = next(
+                s
+                for s in range(asha.brackets, 0, -1)
+                if milestones(asha.grace_period, asha.reduction_factor, max_t, s - 1)
+            )
+            issues.append(
+                (
+                    ("scheduler", "brackets"),
+                    f"brackets={asha.brackets}: the last bracket's first rung (epoch "
+                    f"{asha.grace_period * asha.reduction_factor ** (asha.brackets - 1):g}) is "
+                    f"past the last rung ({max_t} epochs), so its trials would never be judged; "
+                    f"set brackets to at most {fit}",
                 )
             )
     if isinstance(spec.scheduler, PbtScheduler):

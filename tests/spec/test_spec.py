@@ -275,6 +275,12 @@ BAD_SPECS = [
         "grace_period=8 exceeds the last rung (5 epochs); set it to at most 5",
     ),
     (
+        "training: {epochs: 8}\nscheduler: {name: hyperband, brackets: 4}",
+        "3: scheduler.brackets",
+        "brackets=4: the last bracket's first rung (epoch 27) is past the last rung (8 epochs), "
+        "so its trials would never be judged; set brackets to at most 2",
+    ),
+    (
         "scheduler: {name: hyperband, brackets: 0}",
         "2: scheduler.brackets",
         "Input should be greater than or equal to 1 (got 0)",
