@@ -205,7 +205,7 @@ class Registry(Generic[T]):
 
 
 def closest(name: str, names: Iterable[str]) -> str:
-    """ "; did you mean 'adam'?" for the name closest to `name`, or "" when none is close."""
+    """"; did you mean 'adam'?" for the name closest to `name`, or "" when none is close."""
     close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 

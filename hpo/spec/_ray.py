@@ -49,3 +49,4 @@ def check_address(address: str) -> str:
             "with `ray start`) or HOST:PORT of the head node (port 6379 by default)"
         )
     return address
+

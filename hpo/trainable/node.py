@@ -22,3 +22,4 @@ def node_label() -> str:
 def node_of(result: dict[str, Any]) -> str | None:
     """The node of a result: what hpo's trainables report, else Ray's hostname."""
     return result.get(NODE_KEY) or result.get("hostname")
+

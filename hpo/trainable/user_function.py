@@ -178,3 +178,5 @@ def shipped_by_value(fn: Callable[..., Any]) -> Callable[..., Any]:
 def function_name(fn: Callable[..., Any]) -> str:
     """`module:qualname` of a function, as the spec records it."""
     return f"{fn.__module__}:{fn.__qualname__}"
+
+

@@ -226,9 +226,7 @@ def test_hpo_run_stops_early_and_exits_1_with_the_error(workdir: Path):
     assert "failed: KeyError: 'lerning_rate'" in one.output
     assert 'hpo.report({"loss": config["lerning_rate"]})' in one.output  # the line that broke
     as_json = json.loads(
-        CliRunner()
-        .invoke(cli, ["show", "buggy", "--trial", str(first_failed), "-f", "json"])
-        .output
+        CliRunner().invoke(cli, ["show", "buggy", "--trial", str(first_failed), "-f", "json"]).output
     )
     assert as_json["error_type"] == "KeyError" and as_json["history"] == []
     missing = CliRunner().invoke(cli, ["show", "buggy", "--trial", "99"])

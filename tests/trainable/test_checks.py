@@ -110,9 +110,7 @@ def test_a_sound_model_passes_every_check(user_models):
     assert report.ok, [(r.name, r.reason) for r in report.failed]
     assert set(report.configs) == {"base"}
     overfit = by_name(report, "one batch overfits")
-    assert (
-        overfit.details["end"] < 0.1 * overfit.details["start"] or overfit.details["accuracy"] == 1
-    )
+    assert overfit.details["end"] < 0.1 * overfit.details["start"] or overfit.details["accuracy"] == 1
     assert "batch size 64" in by_name(report, "memory: one training step").reason
 
 

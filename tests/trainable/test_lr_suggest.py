@@ -64,7 +64,7 @@ def test_the_range_spans_the_suggestions_and_stays_below_the_minimum():
     assert found.low <= min(found.steepest.lr, found.valley.lr) / 5
     assert max(found.steepest.lr, found.valley.lr) <= found.high <= found.minimum_lr * 1.5
     assert found.high / found.low >= 10
-    assert 10 ** FALL[1] / 3 <= found.minimum_lr <= 10 ** FALL[1] * 3
+    assert 10**FALL[1] / 3 <= found.minimum_lr <= 10**FALL[1] * 3
     assert found.range_line() == (
         f"optimizer.lr: {{type: float, low: {format_lr(found.low)}, "
         f"high: {format_lr(found.high)}, log: true}}"
