@@ -87,11 +87,11 @@ class Experiment:
             }
             for r in started
         ]
+        first = {row["number"]: row for row in rows}
         for r in self.store.segment_rows(self.row["id"]):
-            base = next(row for row in rows if row["number"] == r["number"] and row["segment"] == 0)
             rows.append(
                 {
-                    **base,
+                    **first[r["number"]],  # keys PBT does not mutate keep their first value
                     "segment": r["segment"],
                     "start_iteration": r["start_iteration"],
                     "cloned_from": r["source_number"],
