@@ -166,6 +166,12 @@ def run(
 @click.argument("name")
 @store_option
 @click.option("--errored", is_flag=True, help="Also run the trials that ended with an error again.")
+@click.option(
+    "--continue",
+    "go_on",
+    is_flag=True,
+    help="Go on with an experiment that budget.stop_when stopped, up to its budget.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress; only the result.")
 @click.option(
     "-v", "--verbose", is_flag=True, help="A line per finished trial instead of the live view."
@@ -173,7 +179,13 @@ def run(
 @address_option
 @debug_option
 def resume(
-    name: str, store: str | None, errored: bool, quiet: bool, verbose: bool, address: str | None
+    name: str,
+    store: str | None,
+    errored: bool,
+    go_on: bool,
+    quiet: bool,
+    verbose: bool,
+    address: str | None,
 ) -> None:
     """Go on with an experiment that stopped before its end (Ctrl-C, a killed run).
 
@@ -197,6 +209,7 @@ def resume(
         live=not verbose,
         address=address,
         on_end=summary,
+        go_on=go_on,
     )
     if not shown:  # nothing was left to run
         _print_summary(experiment, store, brief=quiet)
@@ -392,10 +405,14 @@ def list_experiments(store: str | None) -> None:
     view = Table(
         "name", "status", "metric", "best", "trials", "completed", "pruned", "errors", "started"
     )
+    stopped = []
     for row in table.itertuples():
+        reason = getattr(row, "stop_reason", None)
+        if isinstance(reason, str):
+            stopped.append((row.name, reason))
         view.add_row(
             row.name,
-            row.status,
+            f"{row.status} (stopped early)" if isinstance(reason, str) else row.status,
             f"{row.mode} {row.metric}",
             _fmt(row.best_value),
             *(
@@ -405,6 +422,8 @@ def list_experiments(store: str | None) -> None:
             f"{row.started_at:%Y-%m-%d %H:%M}",
         )
     console.print(view)
+    for name, reason in stopped:
+        console.print(f"{name} stopped early: {reason}", highlight=False)
 
 
 @cli.command()
@@ -485,6 +504,7 @@ def show(
     console.print(
         f"[bold]{experiment.name}[/]: {experiment.status}, {experiment.mode} {experiment.metric}"
     )
+    _print_stop_reason(experiment)
     if test:
         console.print(
             "test split, best trial: " + ", ".join(f"{k} {_fmt(v)}" for k, v in test.items())
@@ -691,6 +711,30 @@ def _show_best(experiment: Any, fmt: str, store: str | None) -> None:
     show_best(experiment, console, store_flag=f" --store {store}" if store else "")
 
 
+def _print_schedule(experiment: Any, number: int) -> None:
+    """A trial's PBT schedule, where PBT cloned another trial into it."""
+    import pandas as pd
+
+    schedule = experiment.schedule()
+    mine = schedule[schedule["number"] == number]
+    if len(mine) < 2:
+        return
+    params = [c for c in mine.columns if c.startswith("params.")]
+    view = Table(
+        "segment", "from epoch", "cloned from", *(c.removeprefix("params.") for c in params)
+    )
+    for _, row in mine.iterrows():
+        source = row["cloned_from"]
+        view.add_row(
+            str(row["segment"]),
+            str(row["start_iteration"] + 1),
+            "-" if pd.isna(source) else f"trial {source}",
+            *(_fmt(row[c]) for c in params),
+        )
+    console.print("schedule (PBT):")
+    console.print(view)
+
+
 def _show_trial(experiment: Any, number: int, fmt: str) -> None:
     """`hpo show NAME --trial N`: one trial, whole."""
     trial = experiment.trial(number)
@@ -713,6 +757,7 @@ def _show_trial(experiment: Any, number: int, fmt: str) -> None:
         highlight=False,
     )
     console.print("params: " + ", ".join(f"{k} {_fmt(v)}" for k, v in trial["params"].items()))
+    _print_schedule(experiment, number)
     if not history.empty:
         hidden = {"trial_id", "iteration", "reported_at"}
         if "epoch" in history and (history["epoch"] == history["iteration"]).all():
@@ -799,6 +844,10 @@ def _print_dry_run(spec: Spec, store_url: str) -> None:
     console.print(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), markup=False)
     console.print(_describe(spec))
     console.print(f"store: {store_url}")
+    epochs = spec.training.epochs if spec.trainable_kind.uses_sections else None
+    console.print(f"{spec.scheduler.name} scheduler:", highlight=False)
+    for line in spec.scheduler.describe(epochs=epochs):
+        console.print(f"  {line}", highlight=False)
     prior = gather(spec, store_url)
     for note in prior.notes:
         console.print(f"Warm start: {note}", highlight=False)
@@ -823,6 +872,13 @@ def _print_dry_run(spec: Spec, store_url: str) -> None:
     console.print(view)
 
 
+def _print_stop_reason(experiment: Any) -> None:
+    """Why the search stopped before its budget (`budget.stop_when`), if it did."""
+    reason = experiment.row.get("stop_reason")
+    if reason:
+        console.print(f"Stopped early: {reason}", highlight=False)
+
+
 def _print_summary(experiment: Any, store: str | None, *, brief: bool = False) -> None:
     """The end of a run: counts, the best trial (its config as ready-to-paste YAML), the top
     five, failures with their reasons, where everything is, and what to run next."""
@@ -844,6 +900,7 @@ def _print_summary(experiment: Any, store: str | None, *, brief: bool = False) -
             f"Nothing was searched: the same config ran {len(trials)} times, each with its "
             "own trial seed (`seed` in each trial's config)"
         )
+    _print_stop_reason(experiment)
     top = experiment.best(5)
     if not top.empty:
         row = top.iloc[0]

@@ -121,6 +121,17 @@ class TrialRepeated:
 
 
 @dataclass(frozen=True)
+class TrialExploited:
+    """PBT cloned `source` into `trial`: from `iteration` on, `trial` goes on from the
+    checkpoint of `source` at that epoch, with `params` (the values of PBT's mutated keys)."""
+
+    trial: StoredTrial
+    source: StoredTrial
+    iteration: int
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class StepEnded:
     """Ray's loop went round once (many times a second): time for work done by the clock."""
 
@@ -145,6 +156,7 @@ Event = (
     | TrialReported
     | TrialEnded
     | TrialRepeated
+    | TrialExploited
     | TrialsWaiting
     | StepEnded
     | SearchEnded

@@ -23,6 +23,7 @@ from hpo.events._events import (
     TrialAdded,
     TrialEnded,
     TrialRepeated,
+    TrialExploited,
     TrialReported,
     TrialStarted,
 )
@@ -185,6 +186,16 @@ class StoreRecorder(Consumer):
                     ended_at=now(),
                 )
                 self.flush()
+            case TrialExploited(trial=trial, source=source, iteration=iteration, params=params):
+                self.flush()  # both trials' rows are in the store before the segment refers to them
+                self.store.add_segment(
+                    self.experiment_id,
+                    trial.trial_id,
+                    start_iteration=iteration,
+                    params=params,
+                    source_trial_id=source.trial_id,
+                    source_number=source.number,
+                )
             case SearchEnded():
                 self.flush()
 

@@ -37,6 +37,7 @@ from hpo.events._events import (
     TrialEnded,
     TrialError,
     TrialRepeated,
+    TrialExploited,
     TrialReported,
     TrialStarted,
     TrialsWaiting,
@@ -151,6 +152,13 @@ class TrialStream(Callback):
     def pruned(self, ray_trial_id: str) -> None:
         """The scheduler stopped this trial before its end (see `hpo.search` schedulers)."""
         self._pruned.add(ray_trial_id)
+
+    def exploited(self, exploit: Any) -> None:
+        """PBT cloned one trial into another (an `hpo.search._pbt.Exploit`, by Ray's ids)."""
+        trial, source = self._trials.get(exploit.trial), self._trials.get(exploit.source)
+        if trial is None or source is None:
+            return  # not a trial of this stream (cannot happen: each is added first)
+        self._emit(TrialExploited(trial, source, exploit.iteration, dict(exploit.params)))
 
     # --- the events ------------------------------------------------------------------------
 

@@ -71,6 +71,43 @@ class Experiment:
         metrics = pd.json_normalize(table.pop("metrics").tolist())
         return pd.concat([table, metrics], axis=1)
 
+    def schedule(self) -> pd.DataFrame:
+        """Each trial's schedule under PBT: one row per segment, with `number`, `segment`,
+        `start_iteration` (its first epoch is the one after), `cloned_from` (the trial whose
+        checkpoint of that epoch it went on from; none for segment 0, the trial as it
+        started) and `params.*`, the values it trained with from there.
+
+        Trials that PBT never cloned into have only their segment 0; an experiment of
+        another scheduler has only those.
+        """
+        started = self.store.trial_rows(self.row["id"], ["number", "params"])
+        rows = [
+            {
+                "number": r["number"],
+                "segment": 0,
+                "start_iteration": 0,
+                "cloned_from": None,
+                **{f"params.{k}": v for k, v in (r["params"] or {}).items()},
+            }
+            for r in started
+        ]
+        first = {row["number"]: row for row in rows}
+        for r in self.store.segment_rows(self.row["id"]):
+            rows.append(
+                {
+                    **first[r["number"]],  # keys PBT does not mutate keep their first value
+                    "segment": r["segment"],
+                    "start_iteration": r["start_iteration"],
+                    "cloned_from": r["source_number"],
+                    **{f"params.{k}": v for k, v in r["params"].items()},
+                }
+            )
+        columns = ["number", "segment", "start_iteration", "cloned_from"]
+        table = pd.DataFrame(rows, columns=None if rows else columns)
+        table = table.sort_values(["number", "segment"], ignore_index=True)
+        table["cloned_from"] = table["cloned_from"].astype("Int64")
+        return table
+
     def trials(self) -> pd.DataFrame:
         """One row per trial: id, status, duration, its peak memory (MiB) and micro-batches,
         `params.*`, `final.*` and `best.*` of each metric, `test.*` where the trial was
@@ -219,7 +256,9 @@ def experiments(store: Store | str | None = None) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table["best_value"] = table["min_value"].where(table["mode"] == Mode.MIN.value, table["max_value"])
+    table["best_value"] = table["min_value"].where(
+        table["mode"] == Mode.MIN.value, table["max_value"]
+    )
     return table.drop(columns=["min_value", "max_value"])
 
 

@@ -532,6 +532,8 @@ def html_page(experiment: Experiment) -> str:
         f"{summary}; {html.escape(str(experiment.row['searcher']))} search, "
         f"{html.escape(str(experiment.row['scheduler']))} scheduler.</p>"
     ]
+    if experiment.row.get("stop_reason"):
+        parts.append(f"<p>Stopped early: {html.escape(experiment.row['stop_reason'])}</p>")
     if data.finished.empty:
         parts.append(
             "<p class=note>No finished trial yet: nothing to rank or plot "

@@ -134,6 +134,7 @@ def resume(
     live: bool = True,
     address: str | None = None,
     on_end: Callable[[Experiment], None] | None = None,
+    go_on: bool = False,
 ) -> Experiment:
     """Go on with an experiment that stopped before its end (Ctrl-C, a killed driver, a lost
     machine): its unfinished trials continue from their latest checkpoints, and new trials
@@ -146,12 +147,29 @@ def resume(
         address: the Ray cluster to run on (default: the spec's, as for `hpo run`).
         on_end: called as `execute`'s is, once the resumed experiment has completed (not
             when it had nothing left to run).
+        go_on: go on with an experiment that `budget.stop_when` stopped (`--continue`), up
+            to its budget; without it, such an experiment is refused.
+
+    Raises:
+        UsageError: the experiment had stopped early by its `budget.stop_when`, and `go_on`
+            is not set.
     """
     from hpo.resuming import plan_resume
 
     console = console or Console()
     store = Store(resolve_url(store_url), create=False)
     row = store.experiment(name)
+    stopped = row.get("stop_reason")
+    if stopped and not go_on:
+        raise UsageError(
+            f"{name!r} had stopped early, as its spec asked: {stopped}. It is complete; "
+            f"`hpo resume {name} --continue` runs it on to its budget"
+        )
+    if stopped:
+        console.print(
+            f"[bold]{name}[/] had stopped early ({stopped}); going on (--continue).",
+            highlight=False,
+        )
     # The spec as it ran (validated then; every section dumped, defaults included).
     try:
         spec = Spec.model_validate({k: v for k, v in row["spec"].items() if k != "num_trials"})
@@ -162,12 +180,26 @@ def resume(
         ) from None
     # Checkpoints are read where the trials wrote them: a folder of this machine, or shared.
     # (At a cloud URI they are not searched, and continued trials start over; see README.)
+    if stopped:  # it goes on to its budget: the stop it met would only stop it again
+        spec = spec.model_copy(
+            update={"budget": spec.budget.model_copy(update={"stop_when": None})}
+        )
     trial_folders = Path(row["storage_path"]) / name
     plan = plan_resume(store, row, spec.num_trials(), trial_folders, errored=errored)
     ended = row["status"] in (ExperimentStatus.COMPLETED.value, ExperimentStatus.FAILED.value)
     if plan.num_trials == 0 and ended:
         console.print(f"[bold]{name}[/] has nothing left to run.")
         return Experiment(name, store)
+
+    if spec.scheduler.name == "pbt":
+        raise UsageError(
+            f"{name!r} ran Population Based Training, which cannot be resumed: its population "
+            "(each trial's score and time of its last perturbation, and which checkpoint each "
+            "clone goes on from) lives in Ray's scheduler and is not saved, so continued "
+            "trials would be judged against a population they never met and their schedules "
+            f"would be wrong; run it again with `hpo run` ({plan.num_trials} of "
+            f"{spec.num_trials()} trials were left)"
+        )
 
     def record(placement: Placement) -> tuple[Store, int, str]:
         store.reopen_experiment(row["id"])
@@ -328,7 +360,7 @@ def _search(
     from hpo.search import quiet_optuna
 
     store = run.store
-    status, first_error = ExperimentStatus.FAILED, None
+    status, first_error, stop_reason = ExperimentStatus.FAILED, None, None
     recorded = False
 
     def end() -> None:
@@ -338,7 +370,7 @@ def _search(
         if status is ExperimentStatus.COMPLETED and _has_test_split(run):
             _evaluate_best_on_test(run)
         if status is ExperimentStatus.COMPLETED:
-            _record_end(store, run.experiment_id, status)
+            _record_end(store, run.experiment_id, status, stop_reason)
             recorded = True
             if on_end is not None:
                 on_end(Experiment(run.name, store))
@@ -360,7 +392,9 @@ def _search(
                 quiet_optuna(),
             ):
                 try:
-                    run_tuner(run, callbacks, live, resume)
+                    stop_reason = run_tuner(run, callbacks, live, resume)
+                    if stop_reason is not None and on_end is None:  # else the summary says it
+                        run.console.print(f"Stopped early: {stop_reason}", highlight=False)
                     if stop_requested.is_set():
                         status = ExperimentStatus.INTERRUPTED
                     else:  # while Ray is up: a test split on disk is read where trials ran,
@@ -374,7 +408,12 @@ def _search(
         raise
     finally:
         if not recorded:
-            _record_end(store, run.experiment_id, status)
+            _record_end(
+                store,
+                run.experiment_id,
+                status,
+                stop_reason if status is ExperimentStatus.COMPLETED else None,
+            )
     if status is ExperimentStatus.INTERRUPTED:
         raise RunInterrupted(run.name, resume_command(run.name, store.url, run.placement))
     if status is ExperimentStatus.FAILED:
@@ -404,10 +443,12 @@ def _stop_at_once(run: _Run) -> None:
         sys.stderr.write(f"Continue it with: {command}\n")
 
 
-def _record_end(store: Store, experiment_id: int, status: ExperimentStatus) -> None:
+def _record_end(
+    store: Store, experiment_id: int, status: ExperimentStatus, stop_reason: str | None = None
+) -> None:
     if status is ExperimentStatus.INTERRUPTED:
         store.interrupt_trials(experiment_id)
-    store.finish_experiment(experiment_id, status)
+    store.finish_experiment(experiment_id, status, stop_reason)
 
 
 def resume_command(name: str, store_url: str, placement: Placement) -> str:

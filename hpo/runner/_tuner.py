@@ -58,8 +58,31 @@ def _consumers(run: _Run, live: bool, num_trials: int, fail_fast: Any) -> list[A
     return consumers
 
 
-def run_tuner(run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePlan | None) -> None:
-    """Run the search on Ray Tune (a signal stops it gracefully: see `_search`)."""
+def _study_stop(spec: Spec) -> Any:
+    """The stopper of `budget.stop_when`, or None where the spec sets none."""
+    from hpo.events import StudyStop
+
+    when = spec.budget.stop_when
+    if when is None or (when.no_improvement is None and when.reaches is None):
+        return None
+    patience = when.no_improvement
+    return StudyStop(
+        spec.metric,
+        spec.mode,
+        patience=None if patience is None else patience.trials,
+        min_delta=0.0 if patience is None else patience.min_delta,
+        reaches=when.reaches,
+    )
+
+
+def run_tuner(
+    run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePlan | None
+) -> str | None:
+    """Run the search on Ray Tune (a signal stops it gracefully: see `_search`).
+
+    Returns:
+        Why `budget.stop_when` stopped the search before its budget (None: it did not).
+    """
     from ray import tune
     from ray.tune.stopper import CombinedStopper
 
@@ -72,8 +95,12 @@ def run_tuner(run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePla
     trainable = _trainable(spec, run)
     num_trials = spec.num_trials() if resume is None else resume.num_trials
     fail_fast = FailFast(spec.budget.fail_fast)  # also a stopper: it stops the search
+    study_stop = _study_stop(spec)  # likewise
+    consumers = _consumers(run, live, num_trials, fail_fast)
+    if study_stop is not None:  # after the store: a trial's end is recorded before it counts
+        consumers.insert(1, study_stop)
     stream = TrialStream(
-        _consumers(run, live, num_trials, fail_fast),
+        consumers,
         space,
         spec.metric,
         spec.mode,
@@ -106,6 +133,8 @@ def run_tuner(run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePla
                     epochs=None if run.function else spec.training.epochs,
                     on_prune=stream.pruned,
                     history=None if resume is None else resume.history(),
+                    space=space,
+                    on_exploit=stream.exploited,
                 ),
                 num_samples=num_trials,
                 time_budget_s=spec.budget.time_budget_s,
@@ -118,12 +147,16 @@ def run_tuner(run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePla
                 name=name,
                 storage_path=run.placement.storage_path,
                 verbose=0,
-                stop=CombinedStopper(StopRequested(), fail_fast),
+                stop=CombinedStopper(
+                    StopRequested(), fail_fast, *([study_stop] if study_stop else [])
+                ),
                 # Checkpoints exist only at the spec's cadence (`checkpoint.every`); each
                 # trial keeps its best few by the spec's metric.
                 failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
                 checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=spec.checkpoint.keep,
+                    # PBT clones a trial from another's latest checkpoint: Ray must not have
+                    # deleted it for a better one (the ended trials' go as `keep_trials` says).
+                    num_to_keep=None if spec.scheduler.keeps_checkpoints else spec.checkpoint.keep,
                     checkpoint_score_attribute=spec.metric,
                     checkpoint_score_order=spec.mode.value,
                 ),
@@ -139,6 +172,7 @@ def run_tuner(run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePla
         store.interrupt_trials(run.experiment_id)
         if fail_fast.tripped:
             raise RunFailed(fail_fast.reason())
+        return None if study_stop is None else study_stop.reason
     finally:
         stream.close()  # Ray stays up: the caller releases it (see `_search`)
 

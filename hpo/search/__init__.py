@@ -3,7 +3,7 @@
 - `_space`: distributions with inclusive bounds and `when:` conditions, translated for Ray and
   Optuna in one place;
 - `_searchers`: grid, random and Optuna, each both its spec section and its Ray builder;
-- `_schedulers`: FIFO and ASHA (Ray's);
+- `_schedulers`: FIFO, ASHA, Hyperband, the median rule and PBT (Ray's; `_pbt` builds PBT);
 - `_optuna_bridge`: stored trials as Optuna trials (export, importances, a resumed study).
 """
 
@@ -14,7 +14,18 @@ from hpo.search._optuna_bridge import (
     optuna_trial,
     quiet_optuna,
 )
-from hpo.search._schedulers import SCHEDULERS, AshaScheduler, FifoScheduler, SchedulerSpec
+from hpo.search._schedulers import (
+    PBT_MUTABLE_PREFIXES,
+    SCHEDULERS,
+    UNBOUNDED_T,
+    AshaScheduler,
+    FifoScheduler,
+    HyperbandScheduler,
+    MedianScheduler,
+    PbtScheduler,
+    SchedulerSpec,
+    milestones,
+)
 from hpo.search._searchers import (
     SAMPLERS,
     SEARCHERS,
@@ -37,9 +48,11 @@ from hpo.search._space import (
 )
 
 __all__ = [
+    "PBT_MUTABLE_PREFIXES",
     "SAMPLERS",
     "SCHEDULERS",
     "SEARCHERS",
+    "UNBOUNDED_T",
     "AshaScheduler",
     "CategoricalDist",
     "ConstantDist",
@@ -47,13 +60,17 @@ __all__ = [
     "FifoScheduler",
     "FloatDist",
     "GridSearcher",
+    "HyperbandScheduler",
     "IntDist",
+    "MedianScheduler",
     "OptunaSearcher",
+    "PbtScheduler",
     "RandomSearcher",
     "SchedulerSpec",
     "SearcherSpec",
     "Space",
     "get_path",
+    "milestones",
     "nest",
     "optuna_distributions",
     "optuna_name",

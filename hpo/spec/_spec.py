@@ -22,15 +22,19 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_valid
 from hpo._options import Options
 from hpo.errors import SpecError, SpecIssue, SpecWarning
 from hpo.search import (
+    PBT_MUTABLE_PREFIXES,
     SCHEDULERS,
     SEARCHERS,
     AshaScheduler,
     Distribution,
     FifoScheduler,
+    HyperbandScheduler,
+    PbtScheduler,
     RandomSearcher,
     SchedulerSpec,
     SearcherSpec,
     Space,
+    milestones,
     set_path,
 )
 from hpo.search._prior import WarmStartOptions
@@ -54,6 +58,25 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 DEFAULT_NUM_SAMPLES = 20
 
 
+class NoImprovement(Options):
+    """Stop the search after `trials` finished trials in a row that did not improve the best."""
+
+    trials: int = Field(ge=1, description="finished trials without an improvement (patience)")
+    min_delta: float = Field(
+        0.0, ge=0, description="how much better than the best a value must be to count"
+    )
+
+
+class StopWhen(Options):
+    """Stop the whole search early; running trials end INTERRUPTED, the experiment COMPLETED
+    with its stop reason stored."""
+
+    no_improvement: NoImprovement | None = None
+    reaches: float | None = Field(
+        None, description="stop once the best value of the spec's metric reaches this"
+    )
+
+
 class Budget(Options):
     num_samples: int | None = Field(
         None, ge=1, description=f"trials to run (default {DEFAULT_NUM_SAMPLES}; grid: the grid)"
@@ -70,6 +93,9 @@ class Budget(Options):
         ge=0,
         description="stop the search when this many trials fail with the same error before "
         "any trial succeeds (a bug in the training code, not a bad configuration); 0: never",
+    )
+    stop_when: StopWhen | None = Field(
+        None, description="stop the search before its budget: no_improvement, reaches"
     )
 
 
@@ -633,6 +659,110 @@ def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
                     f"set it to at most {max_t}",
                 )
             )
+        elif isinstance(asha, HyperbandScheduler) and not milestones(
+            asha.grace_period, asha.reduction_factor, max_t, asha.brackets - 1
+        ):
+            fit = next(
+                s
+                for s in range(asha.brackets, 0, -1)
+                if milestones(asha.grace_period, asha.reduction_factor, max_t, s - 1)
+            )
+            issues.append(
+                (
+                    ("scheduler", "brackets"),
+                    f"brackets={asha.brackets}: the last bracket's first rung (epoch "
+                    f"{asha.grace_period * asha.reduction_factor ** (asha.brackets - 1):g}) is "
+                    f"past the last rung ({max_t} epochs), so its trials would never be judged; "
+                    f"set brackets to at most {fit}",
+                )
+            )
+    if isinstance(spec.scheduler, PbtScheduler):
+        issues += _check_pbt(spec, kind)
+    return issues
+
+
+def _check_pbt(spec: Spec, kind: TrainableKind | None) -> list[tuple[KeyPath, str]]:
+    """PBT clones trials from checkpoints and mutates keys of the space: both must hold."""
+    pbt, space = spec.scheduler, spec.search_space()
+    assert isinstance(pbt, PbtScheduler)
+    interval = pbt.perturbation_interval
+    issues: list[tuple[KeyPath, str]] = []
+    if kind is TrainableKind.FUNCTION:
+        issues.append(
+            (
+                ("scheduler", "name"),
+                "PBT continues a trial from another trial's checkpoint, which hpo writes and "
+                "loads only for its own trainable or a subclass of hpo.Pipeline; for your "
+                "function choose asha, hyperband or median",
+            )
+        )
+    elif kind is not None:
+        every = spec.checkpoint.every
+        if every == 0:
+            # At the checkpoint key where the file has one; else at the scheduler's line.
+            where = (
+                ("checkpoint", "every") if "checkpoint" in spec.model_fields_set else ("scheduler",)
+            )
+            issues.append(
+                (
+                    where,
+                    "PBT needs checkpoints: at each perturbation a trial goes on from another "
+                    f"trial's checkpoint of that epoch; set checkpoint.every to {interval} "
+                    "(scheduler.perturbation_interval) or a divisor of it",
+                )
+            )
+        elif interval % every:
+            issues.append(
+                (
+                    ("scheduler", "perturbation_interval"),
+                    f"perturbation_interval={interval} is not a multiple of checkpoint.every="
+                    f"{every}, so trials have no checkpoint at some perturbations; set it to "
+                    f"{interval - interval % every or every} or {interval + every - interval % every}",
+                )
+            )
+        if spec.resources.workers > 1:
+            issues.append(
+                (
+                    ("resources", "workers"),
+                    "PBT runs one process per trial; remove resources.workers",
+                )
+            )
+    keys = pbt.mutated_keys(list(space))
+    if not keys:
+        issues.append(
+            (
+                ("scheduler", "mutate"),
+                "PBT has nothing to mutate: no key of `space` is under optimizer.; add one "
+                "(e.g. optimizer.lr: {type: float, low: 1e-4, high: 0.1, log: true})",
+            )
+        )
+    for key in keys:
+        dist = space.dists.get(key)
+        points = None if dist is None else dist.points()
+        if dist is None:
+            message = (
+                f"{key!r} has no distribution in `space` to mutate within; add it to `space` "
+                f"or leave it out of scheduler.mutate (space keys: {', '.join(space) or 'none'})"
+            )
+        elif points is not None and len(points) < 2:
+            message = (
+                f"{key!r} has a single value in `space`: PBT has no other value to move it to; "
+                "give it a range, or leave it out of scheduler.mutate"
+            )
+        elif dist.conditions():
+            message = (
+                f"{key!r} applies only `when` another key has some value; PBT would set it "
+                "where it does not apply: leave it out of scheduler.mutate"
+            )
+        elif not key.startswith(PBT_MUTABLE_PREFIXES):
+            message = (
+                f"PBT cannot change {key!r} while a trial trains: a trial goes on from another's "
+                "weights, which keep their shape; only the optimizer's keys "
+                f"({', '.join(PBT_MUTABLE_PREFIXES)}) can change; leave it out of scheduler.mutate"
+            )
+        else:
+            continue
+        issues.append((("scheduler", "mutate"), message))
     return issues
 
 
@@ -685,14 +815,6 @@ def _check_user_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
                 "several workers per trial (distributed data parallel) need hpo's own "
                 "trainable or a subclass of hpo.Pipeline; your function runs as one process: "
                 "remove resources.workers",
-            )
-        )
-    if isinstance(spec.scheduler, AshaScheduler) and spec.scheduler.max_t is None:
-        issues.append(
-            (
-                ("scheduler", "max_t"),
-                "ASHA needs the length of a trial, which hpo cannot know for your own function; "
-                "set max_t to the number of times it reports",
             )
         )
     return issues

@@ -52,6 +52,18 @@ def _v2_to_v3(op: Operations) -> None:
     op.add_column("trials", sa.Column("peak_memory_mb", sa.Float))
     op.add_column("trials", sa.Column("micro_batches", sa.Integer))
     op.add_column("trials", sa.Column("repeat_of", sa.Integer))
+    op.add_column("experiments", sa.Column("stop_reason", sa.Text))
+    op.create_table(
+        "segments",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("trial_pk", sa.Integer, sa.ForeignKey("trials.id"), nullable=False, index=True),
+        sa.Column("segment", sa.Integer, nullable=False),
+        sa.Column("start_iteration", sa.Integer, nullable=False),
+        sa.Column("params", sa.JSON, nullable=False),
+        sa.Column("source_trial_id", sa.String(100)),
+        sa.Column("source_number", sa.Integer),
+        sa.UniqueConstraint("trial_pk", "segment"),
+    )
 
 
 # version -> the step that upgrades a store of that version to the next one

@@ -6,7 +6,8 @@ import sqlalchemy as sa
 
 # Version 2 added the environment of a run, per-metric final and best values, the parts of a
 # trial's error, its node, checkpoint and test metrics (see `migrations.py`). Version 3 added
-# the evaluations table, a trial's peak memory, the micro-batches it trained in and `repeat_of`.
+# the evaluations table, a trial's peak memory, the micro-batches it trained in, `repeat_of`,
+# PBT's segments and why a search stopped before its budget (`budget.stop_when`).
 SCHEMA_VERSION = 3
 
 
@@ -38,6 +39,8 @@ experiments = sa.Table(
     sa.Column("git_dirty", sa.Boolean),
     sa.Column("versions", sa.JSON),  # python, hpo, torch, ray, optuna
     sa.Column("test_metrics", sa.JSON),  # the best trial's, on the held-out test split
+    # v3: why the search stopped before its budget (budget.stop_when); None: it did not
+    sa.Column("stop_reason", sa.Text),
 )
 
 trials = sa.Table(
@@ -102,4 +105,20 @@ evaluations = sa.Table(
     sa.Column("report", sa.JSON, nullable=False),
     sa.Column("evaluated_at", sa.DateTime, nullable=False),
     sa.UniqueConstraint("trial_pk", "split"),
+)
+
+# v3: a trial's schedule under PBT. Segment 0 is the trial as it started (its row's params);
+# each exploit starts the next: from `start_iteration` on, the trial goes on from the
+# checkpoint of trial `source_number` at that epoch, with `params`.
+segments = sa.Table(
+    "segments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("trial_pk", sa.ForeignKey("trials.id"), nullable=False, index=True),
+    sa.Column("segment", sa.Integer, nullable=False),
+    sa.Column("start_iteration", sa.Integer, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("source_trial_id", sa.String(100)),
+    sa.Column("source_number", sa.Integer),
+    sa.UniqueConstraint("trial_pk", "segment"),
 )

@@ -29,6 +29,7 @@ from hpo.store._schema import (
     metadata,
     results,
     schema_version,
+    segments,
     trials,
 )
 from hpo.types import ExperimentStatus, Mode, TrialStatus
@@ -282,21 +283,24 @@ class Store:
                 )
             )
 
-    def finish_experiment(self, experiment_id: int, status: ExperimentStatus) -> None:
+    def finish_experiment(
+        self, experiment_id: int, status: ExperimentStatus, stop_reason: str | None = None
+    ) -> None:
+        """Record how the experiment ended, and why it stopped before its budget, if it did."""
         with self.engine.begin() as conn:
             conn.execute(
                 experiments.update()
                 .where(experiments.c.id == experiment_id)
-                .values(status=status.value, finished_at=now())
+                .values(status=status.value, finished_at=now(), stop_reason=stop_reason)
             )
 
     def reopen_experiment(self, experiment_id: int) -> None:
-        """Mark an experiment running again (`hpo resume`)."""
+        """Mark an experiment running again (`hpo resume`); a stop reason goes with its end."""
         with self.engine.begin() as conn:
             conn.execute(
                 experiments.update()
                 .where(experiments.c.id == experiment_id)
-                .values(status=ExperimentStatus.RUNNING.value, finished_at=None)
+                .values(status=ExperimentStatus.RUNNING.value, finished_at=None, stop_reason=None)
             )
 
     def interrupt_trials(self, experiment_id: int) -> int:
@@ -344,6 +348,57 @@ class Store:
                 )
             if inserts:
                 conn.execute(results.insert(), inserts)
+
+    def add_segment(
+        self,
+        experiment_id: int,
+        trial_id: str,
+        *,
+        start_iteration: int,
+        params: dict[str, Any],
+        source_trial_id: str,
+        source_number: int,
+    ) -> int:
+        """Record that PBT cloned trial `source_trial_id` into `trial_id` at `start_iteration`,
+        with `params`; returns the new segment's number (the trial as it started is 0)."""
+        with self.engine.begin() as conn:
+            pk = self._pks.get((experiment_id, trial_id)) or self._trial_pk(
+                conn, experiment_id, trial_id
+            )
+            if pk is None:
+                raise ValueError(f"no trial {trial_id!r} in experiment {experiment_id}")
+            last = conn.execute(
+                sa.select(sa.func.max(segments.c.segment)).where(segments.c.trial_pk == pk)
+            ).scalar()
+            number = (last or 0) + 1
+            conn.execute(
+                segments.insert().values(
+                    trial_pk=pk,
+                    segment=number,
+                    start_iteration=start_iteration,
+                    params=params,
+                    source_trial_id=source_trial_id,
+                    source_number=source_number,
+                )
+            )
+            return number
+
+    def segment_rows(self, experiment_id: int) -> list[dict[str, Any]]:
+        """The recorded PBT segments of an experiment's trials (each exploit's), in order."""
+        query = (
+            sa.select(
+                trials.c.number,
+                segments.c.segment,
+                segments.c.start_iteration,
+                segments.c.params,
+                segments.c.source_number,
+            )
+            .join(trials, trials.c.id == segments.c.trial_pk)
+            .where(trials.c.experiment_id == experiment_id)
+            .order_by(trials.c.number, segments.c.segment)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     def delete_results(self, experiment_id: int, trial_id: str, from_iteration: int) -> None:
         """Forget a trial's results from `from_iteration` on: a retried trial reports them again."""
@@ -420,6 +475,7 @@ class Store:
                 experiments.c.scheduler,
                 experiments.c.started_at,
                 experiments.c.finished_at,
+                experiments.c.stop_reason,
                 counts.c.trials,
                 counts.c.completed,
                 counts.c.pruned,

@@ -490,18 +490,27 @@ class Pipeline:
             },
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, cloned: bool = False) -> None:
         """Continue from a `state_dict()` of a pipeline with the same config.
 
+        Args:
+            cloned: the state is another trial's, which PBT clones into this one: its weights,
+                its optimizer's state and its epoch are taken, and this config's optimizer
+                hyperparameters kept (the learning rate where the LR schedule has brought
+                the other's, scaled to this one's).
+
         Raises:
-            ValueError: the state was saved by a trial with another config.
+            ValueError: the state was saved by a trial with another config (and not cloned).
         """
-        if state["config"] != self._identity():
+        if not cloned and state["config"] != self._identity():
             raise ValueError("the checkpoint was saved by a trial with another config")
+        own = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
         self.epoch = int(state["epoch"])
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self._lr_schedule.load_state_dict(state["lr_scheduler"])
+        if cloned:
+            _keep_hyperparameters(self.optimizer, own, self._lr_schedule)
         self.scaler.load_state_dict(state["scaler"])
         self.amp_skipped_steps = int(state.get("amp_skipped_steps", 0))  # older checkpoints
         self.early_stopping.load_state_dict(state["early_stopping"])
@@ -725,6 +734,23 @@ class _TorchSchedule:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scheduler.load_state_dict(state)
+
+
+def _keep_hyperparameters(optimizer: Any, own: list[dict[str, Any]], schedule: Any) -> None:
+    """After loading another trial's optimizer state: this trial's hyperparameters again.
+
+    The learning rate keeps the other's progress along the LR schedule: it is this trial's
+    base rate times the factor the schedule had reached (torch's schedulers keep the base
+    rate as `initial_lr` in each group and as their `base_lrs`).
+    """
+    scheduler = getattr(schedule, "scheduler", None)
+    for group, mine in zip(optimizer.param_groups, own, strict=True):
+        base = group.get("initial_lr") or group["lr"]
+        factor = group["lr"] / base if base else 1.0
+        group.update(mine)
+        group["lr"] = mine.get("initial_lr", mine["lr"]) * factor
+    if scheduler is not None and hasattr(scheduler, "base_lrs"):
+        scheduler.base_lrs = [g.get("initial_lr", g["lr"]) for g in own]
 
 
 def _as_schedule(scheduler: Any) -> Any:

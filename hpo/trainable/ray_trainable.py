@@ -42,8 +42,15 @@ def tune_trainable(
     config, restored, history = start(config)
     trainer = (pipeline or Pipeline)(config, dataset)
     if restored is not None:
+        # Another trial's checkpoint: PBT cloned that trial into this one (see hpo.search._pbt).
+        cloned = (restored.get_metadata() or {}).get("hpo_trial_id") not in (
+            None,
+            history.trial_id,
+        )
         with restored.as_directory() as directory:
-            trainer.load_state_dict(load_checkpoint(directory))
+            state = load_checkpoint(directory)
+        # A user's Pipeline may override load_state_dict(state): `cloned` only where it is.
+        trainer.load_state_dict(state, cloned=True) if cloned else trainer.load_state_dict(state)
 
     every = trainer.config.checkpoint.every
     node = node_label()

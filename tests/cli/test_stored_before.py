@@ -53,3 +53,19 @@ def test_resume_loads_the_stored_spec(old_store: str):
     resumed = invoke("resume", NAME, "--store", old_store)
     assert resumed.exit_code == 0, resumed.output
     assert "has nothing left to run" in resumed.output
+
+
+def test_ls_reads_a_store_of_the_release_before_and_upgrades_it(old_store: str):
+    """Version 3 added the stop reason: an old store opens, and its experiment has none."""
+    listed = invoke("ls", "--store", old_store)
+    assert listed.exit_code == 0, listed.output
+    assert NAME in listed.output and "stopped early" not in listed.output
+
+
+def test_an_old_experiment_has_no_stop_reason_and_a_schedule_of_first_segments(old_store: str):
+    import hpo
+
+    experiment = hpo.load(NAME, old_store)
+    assert experiment.row["stop_reason"] is None
+    schedule = experiment.schedule()
+    assert sorted(schedule["number"]) == [0, 1] and set(schedule["segment"]) == {0}

@@ -400,3 +400,29 @@ def test_a_regression_model_is_drawn_predicted_against_true(store: Store, tmp_pa
     [plot] = [f for f in seen["figures"] if f["id"] == "fig-predicted-vs-true"]
     assert plot["drawn"] >= 5 and "predicted = true" in plot["texts"]
     assert "Residuals: trial 0 on the test split" in seen["text"]
+
+
+def test_a_stopped_search_says_why_in_the_report_show_ls_and_resume(store: Store, tmp_path: Path):
+    from hpo.store import ExperimentStatus
+
+    experiment = fill(
+        store,
+        "stopped",
+        [
+            ("COMPLETED", {"optimizer.name": "adam", "optimizer.lr": 0.01}, [0.5, 0.2]),
+            ("INTERRUPTED", {"optimizer.name": "adam", "optimizer.lr": 0.02}, [0.9]),
+        ],
+    )
+    reason = "val_loss reached 0.3 (budget.stop_when.reaches): 0.2 at trial 0"
+    store.finish_experiment(experiment.row["id"], ExperimentStatus.COMPLETED, reason)
+    experiment = hpo.load("stopped", store)
+    text = experiment.report(tmp_path / "stopped.html").read_text()
+    assert f"<p>Stopped early: {reason}</p>" in text
+    shown = invoke("show", "stopped", "--store", store.url)
+    assert shown.exit_code == 0 and f"Stopped early: {reason}" in shown.output
+    listed = invoke("ls", "--store", store.url)
+    assert "COMPLETED (stopped early)" in listed.output and reason in listed.output
+    resumed = invoke("resume", "stopped", "--store", store.url)
+    assert resumed.exit_code == 2
+    assert "'stopped' had stopped early, as its spec asked" in resumed.output
+    assert "hpo resume stopped --continue" in resumed.output

@@ -55,6 +55,28 @@ def test_tune_searches_a_users_function_into_the_store():
 
 @pytest.mark.ray
 @pytest.mark.usefixtures("ray_session")
+def test_asha_needs_no_max_t_for_a_users_function():
+    """Rungs at 1, 2, 4, ... without end: trailing trials stop, and a trial that is never
+    behind runs all its reports (no last rung cuts it)."""
+    experiment = hpo.tune(
+        quadratic,
+        name="no-max-t",
+        config={"steps": 8},
+        space={"x": {"type": "float", "low": -5.0, "high": 10.0}},
+        metric="loss",
+        mode="min",
+        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2},
+        budget__num_samples=8,
+        budget__max_concurrent=2,
+    )
+    trials = experiment.trials()
+    assert set(trials["status"]) == {TrialStatus.COMPLETED.value, TrialStatus.PRUNED.value}
+    for row in trials.itertuples():
+        assert (row.status == "PRUNED") == (row.iterations < 8)
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_session")
 def test_a_spec_names_a_users_function(workdir: Path, monkeypatch: pytest.MonkeyPatch):
     (workdir / "mytrain.py").write_text(
         "import hpo\n"
@@ -194,7 +216,8 @@ def test_a_user_trainable_spec_is_checked(tmp_path: Path, monkeypatch: pytest.Mo
         hpo.load_spec(path)
     message = str(info.value)
     assert "model: `model` configures hpo's own trainable" in message
-    assert "scheduler.max_t: ASHA needs the length of a trial" in message
+    # ASHA needs no max_t for a user's function: its rungs go on without end.
+    assert "scheduler" not in message
 
 
 def test_an_unimportable_function_is_a_spec_error_before_anything_runs(workdir: Path):

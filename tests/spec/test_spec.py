@@ -202,9 +202,9 @@ BAD_SPECS = [
         "unknown searcher 'bayes'; available: grid, optuna, random",
     ),
     (
-        "scheduler: hyperband",
+        "scheduler: hyperbnd",
         "2: scheduler",
-        "unknown scheduler 'hyperband'; available: asha, fifo",
+        "unknown scheduler 'hyperbnd'; did you mean 'hyperband'? available: asha, fifo, hyperband, median",
     ),
     (
         "searcher: {name: optuna, sampler: cmaes}",
@@ -269,6 +269,71 @@ BAD_SPECS = [
         "training: {epochs: 5}\nscheduler: {name: asha, max_t: 9}",
         "3: scheduler.max_t",
         "max_t=9 exceeds training.epochs=5",
+    ),
+    (
+        "training: {epochs: 5}\nscheduler: {name: hyperband, grace_period: 8}",
+        "3: scheduler.grace_period",
+        "grace_period=8 exceeds the last rung (5 epochs); set it to at most 5",
+    ),
+    (
+        "training: {epochs: 8}\nscheduler: {name: hyperband, brackets: 4}",
+        "3: scheduler.brackets",
+        "brackets=4: the last bracket's first rung (epoch 27) is past the last rung (8 epochs), "
+        "so its trials would never be judged; set brackets to at most 2",
+    ),
+    (
+        "scheduler: {name: hyperband, brackets: 0}",
+        "2: scheduler.brackets",
+        "Input should be greater than or equal to 1 (got 0)",
+    ),
+    # study-level stopping
+    (
+        "budget:\n  stop_when: {no_improvement: {trials: -3}}",
+        "3: budget.stop_when.no_improvement.trials",
+        "Input should be greater than or equal to 1 (got -3)",
+    ),
+    (
+        "budget:\n  stop_when: {no_improvement: {trials: 5, min_delta: -0.1}}",
+        "3: budget.stop_when.no_improvement.min_delta",
+        "Input should be greater than or equal to 0 (got -0.1)",
+    ),
+    # PBT
+    (
+        "space:\n  optimizer.lr: {type: float, low: 0.001, high: 0.1}\nscheduler: {name: pbt, perturbation_interval: 4}",
+        "4: scheduler",
+        "PBT needs checkpoints: at each perturbation a trial goes on from another trial's "
+        "checkpoint of that epoch; set checkpoint.every to 4",
+    ),
+    (
+        "checkpoint: {every: 3}\nspace:\n  optimizer.lr: {type: float, low: 0.001, high: 0.1}\nscheduler: {name: pbt, perturbation_interval: 4}",
+        "5: scheduler.perturbation_interval",
+        "perturbation_interval=4 is not a multiple of checkpoint.every=3",
+    ),
+    (
+        "checkpoint: {every: 2}\nspace:\n  optimizer.lr: {type: float, low: 0.001, high: 0.1}\nscheduler: {name: pbt, perturbation_interval: 4, mutate: [optimizer.momentum]}",
+        "5: scheduler.mutate",
+        "'optimizer.momentum' has no distribution in `space` to mutate within",
+    ),
+    (
+        "checkpoint: {every: 2}\nspace:\n  optimizer.lr: 0.01\nscheduler: {name: pbt, perturbation_interval: 4, mutate: [optimizer.lr]}",
+        "5: scheduler.mutate",
+        "'optimizer.lr' has a single value in `space`: PBT has no other value to move it to",
+    ),
+    (
+        "checkpoint: {every: 2}\nspace:\n  model.hidden_size: {type: int, low: 8, high: 64}\nscheduler: {name: pbt, perturbation_interval: 4, mutate: [model.hidden_size]}",
+        "5: scheduler.mutate",
+        "PBT cannot change 'model.hidden_size' while a trial trains",
+    ),
+    (
+        "checkpoint: {every: 2}\nspace:\n  model.hidden_size: {type: int, low: 8, high: 64}\nscheduler: {name: pbt, perturbation_interval: 4}",
+        "5: scheduler.mutate",
+        "PBT has nothing to mutate: no key of `space` is under optimizer.",
+    ),
+    # median stopping
+    (
+        "scheduler: {name: median, min_samples_required: 0}",
+        "2: scheduler.min_samples_required",
+        "Input should be greater than or equal to 1 (got 0)",
     ),
     # conditions
     (
@@ -461,8 +526,9 @@ def test_the_schema_describes_names_from_the_registries():
     assert definitions["OptimizerConfig"]["properties"]["name"]["description"] == (
         "sgd, adam, adamw, rmsprop or a class by import path ('package.module:Class')"
     )
-    assert "'package.module:function'" in (
-        definitions["ModelConfig"]["properties"]["name"]["description"]
+    assert (
+        "'package.module:function'"
+        in (definitions["ModelConfig"]["properties"]["name"]["description"])
     )
     # Each option says which kinds read it: the registry's options, not a hand-kept list.
     assert definitions["OptimizerConfig"]["properties"]["momentum"]["description"] == (
