@@ -22,8 +22,8 @@ from hpo.events._events import (
     StoredTrial,
     TrialAdded,
     TrialEnded,
-    TrialRepeated,
     TrialExploited,
+    TrialRepeated,
     TrialReported,
     TrialStarted,
 )
