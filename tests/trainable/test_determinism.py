@@ -92,8 +92,12 @@ def _weights(pipeline: Pipeline) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in pipeline.model.state_dict().items()}
 
 
+# Measurements of the machine, not of the training: they differ between two identical runs.
+_MEASURED = {"epoch_time_s", "peak_memory_mb"}
+
+
 def _without_time(epochs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in m.items() if k != "epoch_time_s"} for m in epochs]
+    return [{k: v for k, v in m.items() if k not in _MEASURED} for m in epochs]
 
 
 def _assert_bit_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
