@@ -17,7 +17,7 @@ driver). A resume therefore starts a new Ray run over what the store says is lef
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -38,6 +38,8 @@ class FinishedTrial:
     params: dict[str, Any]
     value: float | None  # the spec's metric, last reported
     values: dict[int, float]  # the spec's metric by iteration
+    # Every metric of its last result: what a searcher of several objectives was told.
+    last: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,10 @@ def plan_resume(
         values = {it: m[metric] for it, m in by_iteration.items() if metric in m}
         status = TrialStatus(row["status"])
         if status.finished and not (errored and status is TrialStatus.ERROR):
-            finished.append(FinishedTrial(trial_id, status, row["params"], row["value"], values))
+            last = by_iteration[max(by_iteration)] if by_iteration else {}
+            finished.append(
+                FinishedTrial(trial_id, status, row["params"], row["value"], values, last)
+            )
             continue
         stored_step = max(by_iteration, default=0)
         # The latest checkpoint whose results the store has, or it holds itself: one without

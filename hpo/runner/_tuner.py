@@ -89,6 +89,8 @@ def run_tuner(run: _Run, callbacks: Sequence[Any], live: bool, resume: ResumePla
             num_samples=spec.num_trials(),
             max_concurrent=spec.budget.max_concurrent,
             warm=None if resume is None else resume.warm_start(),
+            objectives=spec.objective_modes(),
+            constraints=spec.parsed_constraints(),
         )
         trainable = tune.with_resources(trainable, trial_resources(spec.resources))
         tuner = tune.Tuner(

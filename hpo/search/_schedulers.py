@@ -67,6 +67,11 @@ class AshaScheduler(_Scheduler):
     max_t: int | None = Field(
         None, ge=1, description="epochs of the last rung (default: training.epochs)"
     )
+    metric: str | None = Field(
+        None,
+        description="with several `objectives`, the one objective it judges trials by "
+        "(default: the first)",
+    )
 
     def build(self, *, epochs, on_prune=None, history=None):
         from ray.tune.schedulers import ASHAScheduler, TrialScheduler

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -23,6 +23,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from hpo._options import Options, register_options, tagged_union
 from hpo._registry import Registry
 from hpo.resuming import Continuation, mark
+from hpo.search._constrained import ConstraintsFunc, optuna_search
 from hpo.search._optuna_bridge import (
     optuna_distributions,
     optuna_params,
@@ -34,6 +35,7 @@ from hpo.search._space import OptunaDefineByRun, Space, get_path, nest, set_path
 from hpo.types import Mode
 
 if TYPE_CHECKING:
+    from hpo.pareto import Constraint
     from hpo.resuming import WarmStart
 
 
@@ -56,6 +58,8 @@ class _Searcher(Options):
         num_samples: int,
         max_concurrent: int | None,
         warm: WarmStart | None = None,
+        objectives: Mapping[str, Mode] | None = None,
+        constraints: Sequence[Constraint] = (),
     ) -> tuple[Any, dict[str, Any]]:
         """Returns Ray's search algorithm and the param space (the base config) to give the Tuner.
 
@@ -67,12 +71,23 @@ class _Searcher(Options):
         earlier trials, proposes the continued trials first (each config marked with its
         continuation, `hpo.resuming.mark`) and then the new ones, `warm.new` of them, as an
         uninterrupted run would have gone on.
+
+        With several `objectives` (each with its mode), a searcher that learns is told each
+        one's final value; `constraints` tell it which trials are feasible. Searchers that
+        do not learn ignore both.
         """
         raise NotImplementedError
 
     def preview(self, space: Space, *, seed: int, n: int) -> list[dict[str, Any]]:
         """The params of the first `n` trials this searcher proposes with `seed`, before any result."""
         raise NotImplementedError
+
+    def several_objectives_problem(self) -> str | None:
+        """Why this searcher cannot search several objectives at once (None: it can)."""
+        return (
+            f"searcher {self.name!r} optimises one metric; use grid, random, or optuna with "
+            f"sampler {', '.join(sorted(MULTI_OBJECTIVE_SAMPLERS))}"
+        )
 
 
 def _presets(
@@ -122,8 +137,11 @@ class GridSearcher(_Searcher):
     name: Literal["grid"]
     needs_grid: ClassVar[bool] = True
 
-    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None):
+    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None, **_):
         return _presets(list(space.grid()), seed, max_concurrent, warm), _base(base, space, warm)
+
+    def several_objectives_problem(self):
+        return None  # its trials do not depend on their results
 
     def preview(self, space, *, seed, n):
         return list(itertools.islice(space.grid(), n))
@@ -135,10 +153,13 @@ class RandomSearcher(_Searcher):
 
     name: Literal["random"]
 
-    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None):
+    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None, **_):
         # The same draws as an uninterrupted run: a resumed run takes them from where it stopped.
         points = self.preview(space, seed=seed, n=num_samples)
         return _presets(points, seed, max_concurrent, warm), _base(base, space, warm)
+
+    def several_objectives_problem(self):
+        return None  # its trials do not depend on their results
 
     def preview(self, space, *, seed, n):
         rng = np.random.default_rng(seed)
@@ -153,34 +174,69 @@ SAMPLERS: Registry[Callable[[OptunaSearcher, int], Any]] = Registry(
 )
 
 
+# A factory is called as `factory(options, seed)`, and with `constraints_func=` (Optuna's)
+# when the spec has constraints; the samplers that draw without a model ignore it.
+
+
 @SAMPLERS.register("tpe", options={"n_startup_trials", "multivariate"}, description="TPE")
-def _tpe(options: OptunaSearcher, seed: int) -> Any:
+def _tpe(options: OptunaSearcher, seed: int, constraints_func: Any = None) -> Any:
     import optuna
 
     return optuna.samplers.TPESampler(
-        seed=seed, n_startup_trials=options.n_startup_trials, multivariate=options.multivariate
+        seed=seed,
+        n_startup_trials=options.n_startup_trials,
+        multivariate=options.multivariate,
+        constraints_func=constraints_func,
     )
 
 
 @SAMPLERS.register("random", description="independent random samples")
-def _random(options: OptunaSearcher, seed: int) -> Any:
+def _random(options: OptunaSearcher, seed: int, constraints_func: Any = None) -> Any:
     import optuna
 
     return optuna.samplers.RandomSampler(seed=seed)
 
 
 @SAMPLERS.register("qmc", description="quasi-Monte Carlo (Sobol) points")
-def _qmc(options: OptunaSearcher, seed: int) -> Any:
+def _qmc(options: OptunaSearcher, seed: int, constraints_func: Any = None) -> Any:
     import optuna
 
     return optuna.samplers.QMCSampler(seed=seed)
 
 
 @SAMPLERS.register("gp", options={"n_startup_trials"}, description="a Gaussian process")
-def _gp(options: OptunaSearcher, seed: int) -> Any:
+def _gp(options: OptunaSearcher, seed: int, constraints_func: Any = None) -> Any:
     import optuna
 
-    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=options.n_startup_trials)
+    return optuna.samplers.GPSampler(
+        seed=seed, n_startup_trials=options.n_startup_trials, constraints_func=constraints_func
+    )
+
+
+@SAMPLERS.register(
+    "nsga2", options={"population_size"}, description="NSGA-II, for several objectives"
+)
+def _nsga2(options: OptunaSearcher, seed: int, constraints_func: Any = None) -> Any:
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(
+        seed=seed, population_size=options.population_size, constraints_func=constraints_func
+    )
+
+
+@SAMPLERS.register(
+    "nsga3", options={"population_size"}, description="NSGA-III, for three or more objectives"
+)
+def _nsga3(options: OptunaSearcher, seed: int, constraints_func: Any = None) -> Any:
+    import optuna
+
+    return optuna.samplers.NSGAIIISampler(
+        seed=seed, population_size=options.population_size, constraints_func=constraints_func
+    )
+
+
+# The samplers that serve several objectives (the model-free ones serve any number).
+MULTI_OBJECTIVE_SAMPLERS = frozenset({"tpe", "gp", "nsga2", "nsga3", "random", "qmc"})
 
 
 def _sampler_names(schema: dict[str, Any]) -> None:
@@ -209,6 +265,7 @@ class OptunaSearcher(_Searcher):
     sampler: str = Field("tpe", json_schema_extra=_sampler_names)
     n_startup_trials: int = Field(10, ge=0, description="random trials before the model takes over")
     multivariate: bool = Field(True, description="model parameters jointly")
+    population_size: int = Field(50, ge=2, description="trials per generation")
 
     @field_validator("sampler")
     @classmethod
@@ -230,25 +287,58 @@ class OptunaSearcher(_Searcher):
             )
         return self
 
-    def _study_sampler(self, seed: int) -> Any:
-        return SAMPLERS[self.sampler](self, seed)
+    def several_objectives_problem(self) -> str | None:
+        if self.sampler in MULTI_OBJECTIVE_SAMPLERS:
+            return None
+        return (
+            f"Optuna's sampler {self.sampler!r} optimises one metric; choose sampler "
+            f"{', '.join(sorted(MULTI_OBJECTIVE_SAMPLERS))}"
+        )
 
-    def build(self, space, base, *, metric, mode, seed, num_samples, max_concurrent, warm=None):
-        from ray.tune.search.optuna import OptunaSearch
+    def _generations(self, seed: int) -> tuple[str, int] | None:
+        """A genetic sampler's generation attribute and population size (None: not one)."""
+        sampler = self._study_sampler(seed)
+        key = getattr(type(sampler), "_get_generation_key", None)
+        return None if key is None else (key(), self.population_size)
 
+    def _study_sampler(self, seed: int, constraints: Sequence[Constraint] = ()) -> Any:
+        if not constraints:
+            return SAMPLERS[self.sampler](self, seed)
+        return SAMPLERS[self.sampler](self, seed, constraints_func=ConstraintsFunc(constraints))
+
+    def build(
+        self,
+        space,
+        base,
+        *,
+        metric,
+        mode,
+        seed,
+        num_samples,
+        max_concurrent,
+        warm=None,
+        objectives=None,
+        constraints=(),
+    ):
         define: Any = space.optuna_define_by_run()
+        # Several objectives: Optuna is told each one's final value, in the spec's order.
+        several = objectives is not None and len(objectives) > 1
+        directions = list(objectives.items()) if several else [(metric, mode)]
         storage = None
         if warm is not None:
             define = _Continuing(define)
-            storage = _resumed_study(space, mode, warm)
+            storage = _resumed_study(
+                space, directions, warm, constraints, self._generations(seed)
+            )
             # A sampler seeded as the first run's would draw its first trials' values again
             # (the continued trials are enqueued and draw nothing).
             seed += warm.taken
-        search = OptunaSearch(
+        search = optuna_search(
+            constraints,
             define,
-            metric=metric,
-            mode=mode.value,
-            sampler=self._study_sampler(seed),
+            metric=[name for name, _ in directions] if several else metric,
+            mode=[m.value for _, m in directions] if several else mode.value,
+            sampler=self._study_sampler(seed, constraints),
             storage=storage,
         )
         if max_concurrent:
@@ -297,34 +387,68 @@ class _Continuing:
         return self.define.params(trial)
 
 
-def _resumed_study(space: Space, mode: Mode, warm: WarmStart) -> Any:
+def _resumed_study(
+    space: Space,
+    directions: list[tuple[str, Mode]],
+    warm: WarmStart,
+    constraints: Sequence[Constraint] = (),
+    generations: tuple[str, int] | None = None,
+) -> Any:
     """An Optuna study that knows every earlier trial of a resumed run, as Ray's OptunaSearch
     told it the first time (final value, a pruned trial's too; intermediate values by
     iteration; errors as FAIL), with the continued trials enqueued.
 
+    With several objectives (`directions`: each objective and its mode), each trial's final
+    value of each, and no intermediate values (Ray reports none to a multi-objective study);
+    with constraints, each trial's violations, as the sampler saw them after the trial.
+
     Ray does not save the searcher after every trial, so a resumed run rebuilds it from the
     store, which is never older than the last result.
+
+    A genetic sampler's generations (`generations`: its system attribute and population
+    size) are given as a run that told each trial before asking the next makes them: the
+    completed trials in order, `population_size` to a generation.
     """
     import optuna
 
     storage = optuna.storages.InMemoryStorage()
+    several = len(directions) > 1
     # OptunaSearch opens the study by its default name, "optuna", and finds these trials.
-    study = optuna_study(mode, storage=storage, study_name="optuna")
-    dists = optuna_distributions(space.dists)
-    study.add_trials(
-        [
-            optuna_trial(
-                trial.status,
-                trial.value,
-                trial.params,
-                dists,
-                trial.values,
-                pruned_as_complete=True,
-                optuna_names=True,
+    if several:
+        with quiet_optuna():
+            study = optuna.create_study(
+                directions=[mode.direction for _, mode in directions],
+                storage=storage,
+                study_name="optuna",
             )
-            for trial in warm.told
-        ]
-    )
+    else:
+        study = optuna_study(directions[0][1], storage=storage, study_name="optuna")
+    dists = optuna_distributions(space.dists)
+    constraints_func = ConstraintsFunc(constraints)
+    trials, completed = [], 0
+    for trial in warm.told:
+        if several:
+            value: Any = [trial.last.get(name) for name, _ in directions]
+        else:
+            value = trial.value
+        told = optuna_trial(
+            trial.status,
+            value,
+            trial.params,
+            dists,
+            None if several else trial.values,
+            pruned_as_complete=True,
+            optuna_names=True,
+            constraints=constraints_func.of(trial.last) if constraints else None,
+        )
+        if told is None:
+            continue
+        if generations is not None and told.state == optuna.trial.TrialState.COMPLETE:
+            key, size = generations
+            told.system_attrs = {**told.system_attrs, key: completed // size}
+            completed += 1
+        trials.append(told)
+    study.add_trials(trials)
     for trial in warm.enqueued:
         study.enqueue_trial(
             optuna_params(trial.params, dists, optuna_names=True),

@@ -622,7 +622,18 @@ class TrainableConfig(TrainableSections):
 
 
 # What every epoch reports, whatever the task and metrics.
-_EPOCH_METRICS = ("epoch", "train_loss", "val_loss", "lr", "grad_norm", "epoch_time_s")
+_EPOCH_METRICS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "lr",
+    "grad_norm",
+    "epoch_time_s",
+    # What a model costs (`Pipeline.model_cost`), for trade-offs in several objectives.
+    "n_params",
+    "model_size_mb",
+    "inference_ms",
+)
 
 
 def reported_metrics(config: TrainableSections | DataConfig) -> list[str]:
