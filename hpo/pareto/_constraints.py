@@ -34,7 +34,7 @@ class Constraint:
         return f"{self.metric} {self.op} {self.bound:g}"
 
     def violation(self, metrics: Mapping[str, Any]) -> float:
-        """How far `metrics` are from satisfying it, as Optuna's `constraints_func` wants:
+        """How far `metrics` are from satisfying it, as Optuna's samplers take it:
         0 or less when satisfied, more the further off; infinite when the metric is missing
         or not finite (such a trial cannot count as feasible)."""
         value = metrics.get(self.metric)

@@ -48,7 +48,7 @@ def optuna_trial(
     pruned_as_complete: bool = False,
     optuna_names: bool = False,
     user_attrs: dict[str, Any] | None = None,
-    constraints: Sequence[float] | None = None,
+    constraints: Mapping[str, float] | None = None,
 ) -> Any:
     """A stored trial as a finished Optuna trial, or None for one that has not finished.
 
@@ -64,8 +64,8 @@ def optuna_trial(
         optuna_names: name params as Ray's OptunaSearch suggests them, not by dotted key.
         value: the final value of the metric, or of each objective (a list) with several:
             a trial missing any of them is FAIL.
-        constraints: the trial's constraint violations, as hpo's OptunaSearch told the
-            sampler's `constraints_func` and the sampler stored them.
+        constraints: the trial's constraint violations by constraint, as hpo's OptunaSearch
+            sets them (`hpo.search._constrained`).
     """
     from optuna.trial import TrialState, create_trial
 
@@ -81,18 +81,12 @@ def optuna_trial(
     name = optuna_name if optuna_names else str
     several = isinstance(value, Sequence)
     complete = state == TrialState.COMPLETE
-    system_attrs = {}
-    if constraints is not None and state in (TrialState.COMPLETE, TrialState.PRUNED):
-        from hpo.search._constrained import VIOLATIONS_ATTR
-
-        user_attrs = {**(user_attrs or {}), VIOLATIONS_ATTR: list(constraints)}
-        # Where Optuna's samplers keep what `constraints_func` returned (tested to hold).
-        system_attrs[CONSTRAINTS_KEY] = tuple(constraints)
+    told = constraints is not None and state in (TrialState.COMPLETE, TrialState.PRUNED)
     return create_trial(
         state=state,
         value=value if complete and not several else None,
         values=list(value) if complete and several else None,  # type: ignore[arg-type]
-        system_attrs=system_attrs or None,
+        constraints=dict(constraints) if told else None,  # type: ignore[arg-type]
         params=optuna_params(params, distributions, optuna_names=optuna_names),
         distributions={name(key): distributions[key] for key in params if key in distributions},
         intermediate_values={
@@ -100,10 +94,6 @@ def optuna_trial(
         },
         user_attrs=user_attrs,
     )
-
-
-# The system attribute of an Optuna trial that holds its constraints (Optuna's private name).
-CONSTRAINTS_KEY = "constraints"
 
 
 def _usable(value: float | Sequence[float | None] | None) -> bool:

@@ -23,7 +23,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from hpo._options import Options, register_options, tagged_union
 from hpo._registry import Registry
 from hpo.resuming import Continuation, mark
-from hpo.search._constrained import ConstraintsFunc, optuna_search
+from hpo.search._constrained import constraint_values, optuna_search
 from hpo.search._optuna_bridge import (
     optuna_distributions,
     optuna_params,
@@ -174,65 +174,56 @@ SAMPLERS: Registry[Callable[[OptunaSearcher, int], Any]] = Registry(
 )
 
 
-# A factory is called as `factory(options, seed)`, and with `constraints_func=` (Optuna's)
-# when the spec has constraints; the samplers that draw without a model ignore it.
-
-
 @SAMPLERS.register("tpe", options={"n_startup_trials", "multivariate"}, description="TPE")
-def _tpe(options: OptunaSearcher, seed: int, constraints_func: Any = None) -> Any:
+def _tpe(options: OptunaSearcher, seed: int) -> Any:
     import optuna
 
     return optuna.samplers.TPESampler(
         seed=seed,
         n_startup_trials=options.n_startup_trials,
         multivariate=options.multivariate,
-        constraints_func=constraints_func,
     )
 
 
 @SAMPLERS.register("random", description="independent random samples")
-def _random(options: OptunaSearcher, seed: int, constraints_func: Any = None) -> Any:
+def _random(options: OptunaSearcher, seed: int) -> Any:
     import optuna
 
     return optuna.samplers.RandomSampler(seed=seed)
 
 
 @SAMPLERS.register("qmc", description="quasi-Monte Carlo (Sobol) points")
-def _qmc(options: OptunaSearcher, seed: int, constraints_func: Any = None) -> Any:
+def _qmc(options: OptunaSearcher, seed: int) -> Any:
     import optuna
 
     return optuna.samplers.QMCSampler(seed=seed)
 
 
 @SAMPLERS.register("gp", options={"n_startup_trials"}, description="a Gaussian process")
-def _gp(options: OptunaSearcher, seed: int, constraints_func: Any = None) -> Any:
+def _gp(options: OptunaSearcher, seed: int) -> Any:
     import optuna
 
-    return optuna.samplers.GPSampler(
-        seed=seed, n_startup_trials=options.n_startup_trials, constraints_func=constraints_func
-    )
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=options.n_startup_trials)
 
 
 @SAMPLERS.register(
     "nsga2", options={"population_size"}, description="NSGA-II, for several objectives"
 )
-def _nsga2(options: OptunaSearcher, seed: int, constraints_func: Any = None) -> Any:
+def _nsga2(options: OptunaSearcher, seed: int) -> Any:
     import optuna
 
     return optuna.samplers.NSGAIISampler(
-        seed=seed, population_size=options.population_size, constraints_func=constraints_func
-    )
+        seed=seed, population_size=options.population_size)
 
 
 @SAMPLERS.register(
     "nsga3", options={"population_size"}, description="NSGA-III, for three or more objectives"
 )
-def _nsga3(options: OptunaSearcher, seed: int, constraints_func: Any = None) -> Any:
+def _nsga3(options: OptunaSearcher, seed: int) -> Any:
     import optuna
 
     return optuna.samplers.NSGAIIISampler(
-        seed=seed, population_size=options.population_size, constraints_func=constraints_func
-    )
+        seed=seed, population_size=options.population_size)
 
 
 # The samplers that serve several objectives (the model-free ones serve any number).
@@ -301,10 +292,8 @@ class OptunaSearcher(_Searcher):
         key = getattr(type(sampler), "_get_generation_key", None)
         return None if key is None else (key(), self.population_size)
 
-    def _study_sampler(self, seed: int, constraints: Sequence[Constraint] = ()) -> Any:
-        if not constraints:
-            return SAMPLERS[self.sampler](self, seed)
-        return SAMPLERS[self.sampler](self, seed, constraints_func=ConstraintsFunc(constraints))
+    def _study_sampler(self, seed: int) -> Any:
+        return SAMPLERS[self.sampler](self, seed)
 
     def build(
         self,
@@ -338,7 +327,7 @@ class OptunaSearcher(_Searcher):
             define,
             metric=[name for name, _ in directions] if several else metric,
             mode=[m.value for _, m in directions] if several else mode.value,
-            sampler=self._study_sampler(seed, constraints),
+            sampler=self._study_sampler(seed),
             storage=storage,
         )
         if max_concurrent:
@@ -424,7 +413,6 @@ def _resumed_study(
     else:
         study = optuna_study(directions[0][1], storage=storage, study_name="optuna")
     dists = optuna_distributions(space.dists)
-    constraints_func = ConstraintsFunc(constraints)
     trials, completed = [], 0
     for trial in warm.told:
         if several:
@@ -439,7 +427,7 @@ def _resumed_study(
             None if several else trial.values,
             pruned_as_complete=True,
             optuna_names=True,
-            constraints=constraints_func.of(trial.last) if constraints else None,
+            constraints=constraint_values(constraints, trial.last) if constraints else None,
         )
         if told is None:
             continue
