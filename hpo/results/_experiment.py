@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from hpo.errors import MissingStore, UsageError
+from hpo.results._pareto import front, objectives_of, with_front
 from hpo.store import Store, resolve_url
 from hpo.trainable.config import TrainableSections, lean
 from hpo.types import Mode, metric_mode
@@ -88,7 +89,28 @@ class Experiment:
             parts.append(values.add_prefix(prefix))
         table = pd.concat(parts, axis=1)
         extra = ["error_type", "error", "node", "checkpoint_path"]
-        return table[[c for c in table.columns if c not in extra] + extra]
+        table = table[[c for c in table.columns if c not in extra] + extra]
+        if self.is_multi_objective or self.spec.get("constraints"):
+            table = with_front(table, self.spec)
+        return table
+
+    @property
+    def objectives(self) -> dict[str, Mode]:
+        """The objectives and their directions (the one metric of a single-objective one)."""
+        return objectives_of(self.spec)
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def pareto(self) -> pd.DataFrame:
+        """The Pareto front: the non-dominated feasible trials (of `trials()`), best first by
+        the first objective; when no trial is feasible, the non-dominated ones of all.
+        A single-objective experiment's front is its best trial."""
+        table = self.trials()
+        if "pareto" not in table:
+            table = with_front(table, self.spec)
+        return front(table, self.spec)
 
     def best(self, k: int = 1) -> pd.DataFrame:
         """The `k` best trials by the best value of the spec's metric (errored trials excluded)."""

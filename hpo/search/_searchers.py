@@ -210,9 +210,10 @@ def _gp(options: OptunaSearcher, seed: int) -> Any:
     "nsga2", options={"population_size"}, description="NSGA-II, for several objectives"
 )
 def _nsga2(options: OptunaSearcher, seed: int) -> Any:
-    import optuna
 
-    return optuna.samplers.NSGAIISampler(
+    from hpo.search._ga_samplers import PicklableNSGAII
+
+    return PicklableNSGAII(
         seed=seed, population_size=options.population_size)
 
 
@@ -220,9 +221,10 @@ def _nsga2(options: OptunaSearcher, seed: int) -> Any:
     "nsga3", options={"population_size"}, description="NSGA-III, for three or more objectives"
 )
 def _nsga3(options: OptunaSearcher, seed: int) -> Any:
-    import optuna
 
-    return optuna.samplers.NSGAIIISampler(
+    from hpo.search._ga_samplers import PicklableNSGAIII
+
+    return PicklableNSGAIII(
         seed=seed, population_size=options.population_size)
 
 

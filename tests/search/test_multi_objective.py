@@ -100,3 +100,22 @@ def test_a_trial_missing_an_objective_fails_in_the_rebuilt_study():
     told = [FinishedTrial("t0", TrialStatus.COMPLETED, {"x": 0.5, "y": 0.5}, 0.5, {}, {"f1": 0.5})]
     again = _search("nsga2", WarmStart(told, [], taken=1, new=1), population_size=4)
     assert again._ot_study.trials[0].state.name == "FAIL"
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "nsga3"])
+def test_the_genetic_samplers_pickle_and_go_on_the_same(sampler):
+    """Ray pickles the searcher when it saves; Optuna's GA samplers hold a lock."""
+    import pickle
+
+    search = _search(sampler, population_size=4)
+    _run(search, 5)
+    copy = pickle.loads(pickle.dumps(search))
+    assert copy.suggest("t5") == search.suggest("t5")
+    key = "NSGAIISampler:generation" if sampler == "nsga2" else "NSGAIIISampler:generation"
+    assert key in search._ot_study.trials[0].system_attrs
+
+
+def test_rays_optuna_search_still_has_the_map_hpo_sets_constraints_through():
+    search = _search("tpe")
+    search.suggest("t0")
+    assert "t0" in search._ot_trials
