@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from hpo.errors import MissingStore, UsageError
-from hpo.results._pareto import front, objectives_of, with_front
+from hpo.results._pareto import best_feasible_first, front, objectives_of, with_front
 from hpo.store import Store, resolve_url
 from hpo.trainable.config import TrainableSections, lean
 from hpo.types import Mode, metric_mode
@@ -114,9 +114,12 @@ class Experiment:
 
     def best(self, k: int = 1) -> pd.DataFrame:
         """The `k` best trials by the best value of the spec's metric (errored trials excluded)."""
+        table = self.trials()
+        if self.spec.get("constraints"):
+            # Feasible trials first, each group by the metric (see `hpo.results._pareto`).
+            return best_feasible_first(table, self.metric, self.mode, k)
         best = self.store.best_trials(self.row["id"], self.mode, k)
         rank = {row["trial_id"]: place for place, row in enumerate(best)}
-        table = self.trials()
         chosen = table[table["trial_id"].isin(rank)]
         return chosen.iloc[chosen["trial_id"].map(rank).argsort()]
 
@@ -127,7 +130,23 @@ class Experiment:
             raise UsageError(
                 f"experiment {self.name!r} has no trial that finished without an error"
             )
-        config = self.config(top.iloc[0]["trial_id"])
+        return self.trial_spec(int(top.iloc[0]["number"]), suffix="best")
+
+    def trial_spec(self, number: int, *, suffix: str | None = None) -> dict[str, Any]:
+        """Trial `number` as a spec of its own: its config, nothing searched, one trial (for
+        `hpo best NAME --pick N`, a member of the front).
+
+        Raises:
+            UsageError: there is no such trial.
+        """
+        table = self.trials()
+        row = table[table["number"] == number]
+        if row.empty:
+            raise UsageError(
+                f"experiment {self.name!r} has no trial {number}; its trials are numbered "
+                f"0 to {len(table) - 1}"
+            )
+        config = self.config(row.iloc[0]["trial_id"])
         if not self.spec.get("trainable"):
             # As the stream stores it now: trials stored before hold every kind's options.
             config = lean(config)
@@ -135,7 +154,7 @@ class Experiment:
             key: value for key, value in config.items() if key in TrainableSections.model_fields
         }
         return {
-            "name": f"{self.name}-best",
+            "name": f"{self.name}-{suffix or f'trial{number}'}",
             "metric": self.metric,
             "mode": self.mode.value,
             "seed": config.get("seed", self.row["seed"]),

@@ -55,3 +55,15 @@ def front(table: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFrame:
     first, mode = next(iter(objectives.items()))
     on = table[table["pareto"]]
     return on.sort_values(f"final.{first}", ascending=mode is Mode.MIN)
+
+
+def best_feasible_first(table: pd.DataFrame, metric: str, mode: Mode, k: int) -> pd.DataFrame:
+    """The `k` best trials of `table` (of `with_front`) by their best `metric`, the feasible
+    ones before the others; errored trials and those without the metric are left out."""
+    column = f"best.{metric}"
+    if column not in table:
+        return table.iloc[:0]
+    ranked = table[(table["status"] != TrialStatus.ERROR.value) & table[column].notna()]
+    ranked = ranked.assign(_key=ranked[column] * mode.sign)
+    ranked = ranked.sort_values(["feasible", "_key"], ascending=[False, False], kind="stable")
+    return ranked.drop(columns="_key").head(k)
