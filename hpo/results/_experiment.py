@@ -91,8 +91,12 @@ class Experiment:
         extra = ["error_type", "error", "node", "checkpoint_path"]
         table = table[[c for c in table.columns if c not in extra] + extra]
         if self.is_multi_objective or self.spec.get("constraints"):
-            table = with_front(table, self.spec)
+            table = with_front(table, self.spec, self._stored_feasibility())
         return table
+
+    def _stored_feasibility(self) -> dict[str, bool | None]:
+        rows = self.store.trial_rows(self.row["id"], ["trial_id", "feasible"])
+        return {row["trial_id"]: row["feasible"] for row in rows}
 
     @property
     def objectives(self) -> dict[str, Mode]:
@@ -109,7 +113,7 @@ class Experiment:
         A single-objective experiment's front is its best trial."""
         table = self.trials()
         if "pareto" not in table:
-            table = with_front(table, self.spec)
+            table = with_front(table, self.spec, self._stored_feasibility())
         return front(table, self.spec)
 
     def best(self, k: int = 1) -> pd.DataFrame:
@@ -217,16 +221,33 @@ def experiments(store: Store | str | None = None) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table["best_value"] = table["min_value"].where(table["mode"] == Mode.MIN.value, table["max_value"])
+    table["best_value"] = table["min_value"].where(
+        table["mode"] == Mode.MIN.value, table["max_value"]
+    )
     return table.drop(columns=["min_value", "max_value"])
 
 
 def compare(names: list[str], store: Store | str | None = None) -> pd.DataFrame:
     """The trial tables of several experiments, stacked, with an `experiment` column first."""
     store = _open(store)
-    tables = [load(name, store).trials().assign(experiment=name) for name in names]
+    experiments = [load(name, store) for name in names]
+    tables = [e.trials().assign(experiment=e.name, objectives=_described(e)) for e in experiments]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    return table[["experiment", *[c for c in table.columns if c != "experiment"]]]
+    if "pareto" in table:
+        # A single-objective experiment's front is its best trial (`Experiment.pareto`).
+        fronts = [set(e.pareto()["trial_id"]) for e in experiments]
+        on = {(e.name, t) for e, front in zip(experiments, fronts, strict=True) for t in front}
+        table["pareto"] = [
+            (e, t) in on for e, t in zip(table["experiment"], table["trial_id"], strict=True)
+        ]
+        table["feasible"] = table["feasible"].fillna(table["status"] != "ERROR").astype(bool)
+    first = ["experiment", "objectives"]
+    return table[[*first, *[c for c in table.columns if c not in first]]]
+
+
+def _described(experiment: Experiment) -> str:
+    """An experiment's objectives as text: `max val_accuracy, min n_params`."""
+    return ", ".join(f"{mode} {name}" for name, mode in experiment.objectives.items())
 
 
 def select(

@@ -22,12 +22,16 @@ def objectives_of(spec: Mapping[str, Any]) -> dict[str, Mode]:
     return {name: Mode(mode) for name, mode in objectives.items()}
 
 
-def with_front(table: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFrame:
+def with_front(
+    table: pd.DataFrame, spec: Mapping[str, Any], stored: Mapping[str, bool | None] | None = None
+) -> pd.DataFrame:
     """`table` (of `Experiment.trials`) with a `feasible` and a `pareto` column.
 
     A trial is feasible when it ended without an error and its final metrics meet every
-    constraint; it is on the front when no such trial beats it in every objective.
+    constraint (as the store recorded it, `stored` by trial id, or computed here for a trial
+    it has none for); it is on the front when no such trial beats it in every objective.
     """
+    stored = stored or {}
     objectives = objectives_of(spec)
     constraints = [parse_constraint(text) for text in spec.get("constraints") or []]
     table = table.copy()
@@ -35,8 +39,15 @@ def with_front(table: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFrame:
     ranked = table["status"].isin(_RANKED) & table.reindex(columns=finals).notna().all(axis=1)
     metrics = table.filter(like="final.").rename(columns=lambda c: c.removeprefix("final."))
     table["feasible"] = [
-        bool(ok) and feasible(constraints, row.dropna().to_dict())
-        for ok, (_, row) in zip(ranked, metrics.iterrows(), strict=True)
+        bool(ok)
+        and (
+            feasible(constraints, row.dropna().to_dict())
+            if stored.get(trial_id) is None
+            else bool(stored[trial_id])
+        )
+        for ok, trial_id, (_, row) in zip(
+            ranked, table["trial_id"], metrics.iterrows(), strict=True
+        )
     ]
     chosen = table[ranked]
     front = ranked_front(

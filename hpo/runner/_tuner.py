@@ -28,7 +28,7 @@ def _consumers(run: _Run, live: bool, num_trials: int, fail_fast: Any) -> list[A
 
     spec = run.spec
     consumers: list[Any] = [
-        StoreRecorder(run.store, run.experiment_id, spec.metric),
+        StoreRecorder(run.store, run.experiment_id, spec.metric, spec.parsed_constraints()),
         fail_fast,
         progress_view(
             run.console,

@@ -222,10 +222,15 @@ def _nsga2(options: OptunaSearcher, seed: int) -> Any:
 )
 def _nsga3(options: OptunaSearcher, seed: int) -> Any:
 
+    import warnings
+
+    import optuna
+
     from hpo.search._ga_samplers import PicklableNSGAIII
 
-    return PicklableNSGAIII(
-        seed=seed, population_size=options.population_size)
+    with warnings.catch_warnings():  # "experimental": chosen by name in the spec, knowingly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return PicklableNSGAIII(seed=seed, population_size=options.population_size)
 
 
 # The samplers that serve several objectives (the model-free ones serve any number).

@@ -36,8 +36,13 @@ def _v1_to_v2(op: Operations) -> None:
     op.create_index("ix_trials_experiment_number", "trials", ["experiment_id", "number"])
 
 
+def _v2_to_v3(op: Operations) -> None:
+    # Trials of earlier stores ran without constraints: None, as for a spec without them.
+    op.add_column("trials", sa.Column("feasible", sa.Boolean))
+
+
 # version -> the step that upgrades a store of that version to the next one
-STEPS: dict[int, Callable[[Operations], None]] = {1: _v1_to_v2}
+STEPS: dict[int, Callable[[Operations], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def upgrade(conn: sa.Connection, version: int) -> None:

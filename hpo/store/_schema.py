@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 # Version 2 added the environment of a run, per-metric final and best values, the parts of a
-# trial's error, its node, checkpoint and test metrics (see `migrations.py`).
-SCHEMA_VERSION = 2
+# trial's error, its node, checkpoint and test metrics; version 3 whether a trial meets the
+# spec's constraints (see `migrations.py`).
+SCHEMA_VERSION = 3
 
 
 metadata = sa.MetaData()
@@ -65,6 +66,8 @@ trials = sa.Table(
     sa.Column("node", sa.String(255)),
     sa.Column("checkpoint_path", sa.Text),
     sa.Column("test_metrics", sa.JSON),
+    # v3: whether its last result meets every constraint of the spec (None: the spec has none)
+    sa.Column("feasible", sa.Boolean),
     sa.UniqueConstraint("experiment_id", "trial_id"),
     sa.Index("ix_trials_experiment_best", "experiment_id", "best_value"),
     sa.Index("ix_trials_experiment_number", "experiment_id", "number"),
