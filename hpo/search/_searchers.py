@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from hpo._options import Options, register_options, tagged_union
 from hpo._registry import Registry
@@ -284,6 +284,16 @@ class OptunaSearcher(_Searcher):
                 + (f"; it reads: {', '.join(sorted(read))}" if read else "")
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _only_what_the_sampler_reads(self, handler: Any) -> dict[str, Any]:
+        # A stored spec loads back (resume): the options its sampler does not read would be
+        # refused by `_read_by_sampler`, defaults too.
+        data = handler(self)
+        read = SAMPLERS.options(self.sampler)
+        if read is None:
+            return data
+        return {k: v for k, v in data.items() if k in read or k in ("name", "sampler")}
 
     def several_objectives_problem(self) -> str | None:
         if self.sampler in MULTI_OBJECTIVE_SAMPLERS:

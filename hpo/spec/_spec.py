@@ -261,7 +261,10 @@ class Spec(TrainableSections):
             if option in every.get(section, {}):
                 sections[section].setdefault(option, every[section][option])
         # Early stopping and the plateau LR scheduler watch the spec's metric.
-        return {**sections, "seed": self.seed, "metric": self.metric, "mode": self.mode.value}
+        config = {**sections, "seed": self.seed, "metric": self.metric, "mode": self.mode.value}
+        if self.is_multi_objective:  # each one must be finite (see `hpo.trainable.finite`)
+            config["objectives"] = list(self.objectives)
+        return config
 
     def search_space(self) -> Space:
         return Space(self.space)

@@ -612,6 +612,8 @@ class TrainableConfig(TrainableSections):
     # The spec's metric and mode: what early stopping and the plateau LR scheduler watch.
     metric: str = "val_loss"
     mode: Mode = Mode.MIN
+    # The spec's objectives when it has several: each must be finite, as the metric must.
+    objectives: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _metric_is_reported(self) -> TrainableConfig:

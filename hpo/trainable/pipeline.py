@@ -253,7 +253,8 @@ class Pipeline:
         metrics.setdefault("grad_norm", 0.0)
         # A NaN validation loss (or metric) with a finite training loss: the model's outputs
         # overflowed; the trial fails as it would on a NaN training loss.
-        check_finite(metrics, self.config.metric, self.epoch, _NON_FINITE_HINT)
+        for watched in {self.config.metric, *self.config.objectives}:
+            check_finite(metrics, watched, self.epoch, _NON_FINITE_HINT)
         if self.config.metric not in metrics:
             raise KeyError(
                 f"epoch {self.epoch} reported no {self.config.metric!r} (the spec's metric); "
