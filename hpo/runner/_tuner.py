@@ -37,6 +37,8 @@ def _consumers(run: _Run, live: bool, num_trials: int, fail_fast: Any) -> list[A
             mode=spec.mode,
             total=num_trials,
             budget_s=spec.budget.time_budget_s,
+            objectives=spec.objective_modes(),
+            constraints=spec.parsed_constraints(),
         ),
     ]
     if spec.tracking.tensorboard:
