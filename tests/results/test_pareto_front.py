@@ -33,8 +33,8 @@ TRIALS = [
 
 
 def _spec(**changes) -> dict:
+    changes.setdefault("objectives", {"val_accuracy": "max", "n_params": "min"})
     data = tiny_spec(
-        objectives={"val_accuracy": "max", "n_params": "min"},
         constraints=["n_params <= 5000"],
         searcher={"name": "optuna", "sampler": "nsga2", "population_size": 4},
         **changes,
@@ -154,3 +154,54 @@ def test_a_store_of_the_current_release_opens_unchanged(workdir):
     assert "pareto" not in trials and len(trials) == 2
     assert experiment.objectives == {experiment.metric: experiment.mode}
     assert len(experiment.pareto()) == 1  # the best trial
+
+
+def test_the_report_shows_the_front_and_importance_per_objective_in_chromium(url, workdir):
+    from hpo.results._report import figures
+    from tests.results.test_report import PNG_MAGIC, open_in_chromium
+
+    experiment = Experiment("mo", url)
+    drawn = list(figures(experiment))
+    assert drawn[:2] == ["progress", "front"]
+    assert {"importance-val_accuracy", "importance-n_params"} <= set(drawn)
+    assert "importance" not in drawn  # one objective's importance would mislead
+    page = workdir / "report.html"
+    result = CliRunner().invoke(cli, ["report", "mo", "--store", url, "-o", str(page)])
+    assert result.exit_code == 0, result.output
+    seen = open_in_chromium(page, workdir / "report.png")
+    assert [f["id"] for f in seen["figures"]] == [f"fig-{key}" for key in drawn]
+    for figure in seen["figures"]:
+        assert figure["drawn"] >= 5 and figure["width"] > 200, figure
+    assert seen["errors"] == [] and seen["requests"] == [page.resolve().as_uri()]
+    assert "Pareto front (3 trials)" in seen["text"]
+    assert (workdir / "report.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_three_objectives_get_pairwise_panels(workdir):
+    from hpo.results._report_pareto import front_figure
+
+    url = f"sqlite:///{workdir / 'three.db'}"
+    data = _spec(objectives={"val_accuracy": "max", "n_params": "min", "val_loss": "min"})
+    _store(url, "three", data, TRIALS)
+    experiment = Experiment("three", url)
+    store = Store(url)
+    rows = store.trial_rows(experiment.row["id"], ["trial_id", "final_metrics"])
+    store.write(
+        [
+            {
+                "experiment_id": experiment.row["id"],
+                "trial_id": row["trial_id"],
+                "final_metrics": {**row["final_metrics"], "val_loss": 0.1 * i},
+            }
+            for i, row in enumerate(rows)
+            if row["final_metrics"]
+        ],
+        [],
+    )
+    figure = front_figure(experiment, experiment.trials())
+    panels = [ax for ax in figure.axes if ax.get_visible()]
+    assert [(ax.get_xlabel().split()[0], ax.get_ylabel().split()[0]) for ax in panels] == [
+        ("val_accuracy", "n_params"),
+        ("val_accuracy", "val_loss"),
+        ("n_params", "val_loss"),
+    ]
