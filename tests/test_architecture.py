@@ -18,6 +18,7 @@ HPO = Path(__file__).resolve().parent.parent / "hpo"
 # (errors, types, the options base) are below all of them.
 LAYERS = [
     "hpo._base",  # hpo/errors.py, hpo/types.py, hpo/_options.py, hpo/_registry.py
+    "hpo.pareto",  # objectives, constraints and the Pareto front: plain Python and numpy
     "hpo.store",  # the results store: knows no other part of hpo
     "hpo.resuming",  # the continuation marker and checkpoint history (also in the workers)
     "hpo.trainable",  # what one trial runs; knows nothing of the search around it

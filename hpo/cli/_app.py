@@ -510,6 +510,12 @@ def show(
             "test split, best trial: " + ", ".join(f"{k} {_fmt(v)}" for k, v in test.items())
         )
     console.print(_trial_table(trials, experiment.metric))
+    if "pareto" in trials:
+        console.print(
+            f"{len(experiment.pareto())} trials on the Pareto front, marked "
+            f"{'*'!r} in the # column (hpo best {experiment.name} prints it)",
+            highlight=False,
+        )
     failed = trials.dropna(subset=["error"])
     for _, row in failed.iterrows():
         console.print(
@@ -573,12 +579,26 @@ def evaluate(name: str, store: str | None, number: int | None, split: str, force
 @click.option(
     "-f", "--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
 )
+@click.option(
+    "--pick",
+    type=int,
+    metavar="N",
+    help="Print trial N as a spec that runs it alone (with several objectives, a trial of "
+    "the front).",
+)
 @debug_option
-def best(name: str, store: str | None, fmt: str) -> None:
-    """Print the best trial as a spec that runs it alone (`hpo best NAME > best.yaml`)."""
+def best(name: str, store: str | None, fmt: str, pick: int | None) -> None:
+    """Print the best trial as a spec that runs it alone (`hpo best NAME > best.yaml`); with
+    several objectives, the Pareto front as a table (`--pick N` for a trial's spec)."""
     from hpo.results import load
 
-    spec = load(name, resolve_url(store)).best_spec()
+    experiment = load(name, resolve_url(store))
+    if pick is None and experiment.is_multi_objective:
+        from hpo.cli._pareto import print_front
+
+        print_front(console, experiment, f" --store {store}" if store else "")
+        return
+    spec = experiment.best_spec() if pick is None else experiment.trial_spec(pick)
     click.echo(
         yaml.safe_dump(spec, sort_keys=False) if fmt == "yaml" else json.dumps(spec, indent=2),
         nl=fmt == "json",
@@ -673,9 +693,11 @@ def _trial_table(trials: Any, metric: str) -> Table:
         view.add_column(column, justify="left" if column in ("status", "node") else "right")
     for column in params + tests:
         view.add_column(column.removeprefix("params."), justify="right")
-    for _, row in trials.iterrows():
+    from hpo.cli._pareto import front_marks
+
+    for mark, (_, row) in zip(front_marks(trials), trials.iterrows(), strict=True):
         view.add_row(
-            str(row["number"]),
+            f"{mark}{row['number']}",
             row["status"],
             *(_count(row["repeat_of"]) for _ in repeats),
             str(row["iterations"]),
@@ -901,8 +923,13 @@ def _print_summary(experiment: Any, store: str | None, *, brief: bool = False) -
             "own trial seed (`seed` in each trial's config)"
         )
     _print_stop_reason(experiment)
+    store_flag = f" --store {store}" if store else ""
     top = experiment.best(5)
-    if not top.empty:
+    if experiment.is_multi_objective:
+        from hpo.cli._pareto import print_front
+
+        print_front(console, experiment, store_flag)
+    elif not top.empty:
         row = top.iloc[0]
         console.print(
             f"Best trial {row['number']}: {experiment.metric} = {row[f'best.{experiment.metric}']:.4f}"
@@ -934,7 +961,6 @@ def _print_summary(experiment: Any, store: str | None, *, brief: bool = False) -
         console.print(
             f"... and {len(failed) - 5} more failed trials (hpo show {experiment.name} --status error)"
         )
-    store_flag = f" --store {store}" if store else ""
     folder = Path(experiment.row["storage_path"]) / experiment.name
     console.print(f"Results: {experiment.store.url}; trial folders, checkpoints and logs: {folder}")
     console.print(

@@ -11,7 +11,7 @@ then every few minutes while it lasts. Ray's own console output never gets here 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console, Group
@@ -32,6 +32,8 @@ from hpo.events._events import (
     TrialStarted,
     TrialsWaiting,
 )
+from hpo.events._front import FrontSoFar
+from hpo.pareto import Constraint
 from hpo.types import Mode, TrialStatus
 
 TOP_TRIALS = 5
@@ -57,6 +59,8 @@ class _Progress(Consumer):
         total: int,
         budget_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        objectives: Mapping[str, Mode] | None = None,
+        constraints: Sequence[Constraint] = (),
     ):
         self.console = console
         self.clock = clock
@@ -68,6 +72,9 @@ class _Progress(Consumer):
         self.waiting: str | None = None  # what trials wait for, while they do
         self.counts = {"running": 0, "completed": 0, "pruned": 0, "failed": 0}
         self.ranked: dict[int, StoredTrial] = {}  # by number: those with a best value
+        # With several objectives, the front so far is shown instead of the best value.
+        several = objectives is not None and len(objectives) > 1
+        self.front = FrontSoFar(objectives, constraints) if several else None
 
     # Ray Tune pickles callbacks with the experiment's state; a console is not picklable.
     def __getstate__(self) -> dict[str, Any]:
@@ -116,6 +123,8 @@ class _Progress(Consumer):
                 self.waiting = None  # said again soon if the others still wait
                 self.counts["running"] = max(0, self.counts["running"] - 1)
                 self.counts[_COUNTED[trial.status]] += 1
+                if self.front is not None:
+                    self.front.add(trial)
                 self.trial_ended(trial)
             case TrialRepeated(trial=trial):  # answered from its original: nothing ran
                 self.counts[_COUNTED.get(trial.status, "completed")] += 1
@@ -171,6 +180,13 @@ class TrialLines(_Progress):
         shown = f"{self.metric} {value:.4f}" if value is not None else "no result"
         best = self.best
         best_shown = f"best {best[0]:.4f} (trial {best[1]})" if best else ""
+        if self.front is not None:
+            shown = ", ".join(
+                f"{name} {_short(trial.last[name])}"
+                for name in self.front.objectives
+                if name in trial.last
+            ) or "no result"
+            best_shown = self.front.summary(limit=4)
         self.console.print(
             f"trial {trial.number:>3} [{_STYLES[status]}]{status:<9}[/] "
             f"{trial.iteration:>3} epochs  {shown}  {best_shown}"
@@ -215,7 +231,9 @@ class LiveView(_Progress):
         )
         lines = [Text(f"{self.done}/{self.total} trials  pending {pending}  {counts}   {clock}")]
         best = self.best
-        if best is not None:
+        if self.front is not None:
+            lines.append(Text(self.front.summary()))
+        elif best is not None:
             value, number = best
             shown = ", ".join(f"{k}={_short(v)}" for k, v in self.ranked[number].params.items())
             lines.append(Text(f"best {self.metric} {value:.4f} (trial {number}): {shown}"))

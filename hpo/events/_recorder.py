@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from hpo.events._events import (
@@ -27,6 +28,7 @@ from hpo.events._events import (
     TrialReported,
     TrialStarted,
 )
+from hpo.pareto import Constraint, feasible
 from hpo.store import Store, now
 
 FLUSH_EVERY_S = 1.0
@@ -81,10 +83,17 @@ class _Writer:
 class StoreRecorder(Consumer):
     """Mirrors every trial's status, params and per-epoch metrics into the store."""
 
-    def __init__(self, store: Store, experiment_id: int, metric: str):
+    def __init__(
+        self,
+        store: Store,
+        experiment_id: int,
+        metric: str,
+        constraints: Sequence[Constraint] = (),
+    ):
         self.store = store
         self.experiment_id = experiment_id
         self.metric = metric
+        self.constraints = list(constraints)  # each trial's feasibility is stored with them
         self._trials: dict[str, dict[str, Any]] = {}  # pending column updates by trial id
         self._results: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
@@ -231,6 +240,7 @@ class StoreRecorder(Consumer):
             best_value=trial.best.get(self.metric),
             node=event.node,
             **_memory_columns(metrics),
+            **({"feasible": feasible(self.constraints, metrics)} if self.constraints else {}),
         )
 
 

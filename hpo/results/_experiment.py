@@ -10,6 +10,7 @@ import pandas as pd
 
 from hpo.errors import MissingStore, UsageError
 from hpo.results._evaluation import Evaluation, from_row
+from hpo.results._pareto import best_feasible_first, front, objectives_of, with_front
 from hpo.store import Store, resolve_url
 from hpo.trainable.config import TrainableSections, lean
 from hpo.types import Mode, metric_mode
@@ -131,13 +132,41 @@ class Experiment:
             parts.append(values.add_prefix(prefix))
         table = pd.concat(parts, axis=1)
         extra = ["error_type", "error", "node", "checkpoint_path"]
-        return table[[c for c in table.columns if c not in extra] + extra]
+        table = table[[c for c in table.columns if c not in extra] + extra]
+        if self.is_multi_objective or self.spec.get("constraints"):
+            table = with_front(table, self.spec, self._stored_feasibility())
+        return table
+
+    def _stored_feasibility(self) -> dict[str, bool | None]:
+        rows = self.store.trial_rows(self.row["id"], ["trial_id", "feasible"])
+        return {row["trial_id"]: row["feasible"] for row in rows}
+
+    @property
+    def objectives(self) -> dict[str, Mode]:
+        """The objectives and their directions (the one metric of a single-objective one)."""
+        return objectives_of(self.spec)
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def pareto(self) -> pd.DataFrame:
+        """The Pareto front: the non-dominated feasible trials (of `trials()`), best first by
+        the first objective; when no trial is feasible, the non-dominated ones of all.
+        A single-objective experiment's front is its best trial."""
+        table = self.trials()
+        if "pareto" not in table:
+            table = with_front(table, self.spec, self._stored_feasibility())
+        return front(table, self.spec)
 
     def best(self, k: int = 1) -> pd.DataFrame:
         """The `k` best trials by the best value of the spec's metric (errored trials excluded)."""
+        table = self.trials()
+        if self.spec.get("constraints"):
+            # Feasible trials first, each group by the metric (see `hpo.results._pareto`).
+            return best_feasible_first(table, self.metric, self.mode, k)
         best = self.store.best_trials(self.row["id"], self.mode, k)
         rank = {row["trial_id"]: place for place, row in enumerate(best)}
-        table = self.trials()
         chosen = table[table["trial_id"].isin(rank)]
         return chosen.iloc[chosen["trial_id"].map(rank).argsort()]
 
@@ -148,7 +177,23 @@ class Experiment:
             raise UsageError(
                 f"experiment {self.name!r} has no trial that finished without an error"
             )
-        config = self.config(top.iloc[0]["trial_id"])
+        return self.trial_spec(int(top.iloc[0]["number"]), suffix="best")
+
+    def trial_spec(self, number: int, *, suffix: str | None = None) -> dict[str, Any]:
+        """Trial `number` as a spec of its own: its config, nothing searched, one trial (for
+        `hpo best NAME --pick N`, a member of the front).
+
+        Raises:
+            UsageError: there is no such trial.
+        """
+        table = self.trials()
+        row = table[table["number"] == number]
+        if row.empty:
+            raise UsageError(
+                f"experiment {self.name!r} has no trial {number}; its trials are numbered "
+                f"0 to {len(table) - 1}"
+            )
+        config = self.config(row.iloc[0]["trial_id"])
         if not self.spec.get("trainable"):
             # As the stream stores it now: trials stored before hold every kind's options.
             config = lean(config)
@@ -156,7 +201,7 @@ class Experiment:
             key: value for key, value in config.items() if key in TrainableSections.model_fields
         }
         return {
-            "name": f"{self.name}-best",
+            "name": f"{self.name}-{suffix or f'trial{number}'}",
             "metric": self.metric,
             "mode": self.mode.value,
             "seed": config.get("seed", self.row["seed"]),
@@ -265,9 +310,24 @@ def experiments(store: Store | str | None = None) -> pd.DataFrame:
 def compare(names: list[str], store: Store | str | None = None) -> pd.DataFrame:
     """The trial tables of several experiments, stacked, with an `experiment` column first."""
     store = _open(store)
-    tables = [load(name, store).trials().assign(experiment=name) for name in names]
+    experiments = [load(name, store) for name in names]
+    tables = [e.trials().assign(experiment=e.name, objectives=_described(e)) for e in experiments]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    return table[["experiment", *[c for c in table.columns if c != "experiment"]]]
+    if "pareto" in table:
+        # A single-objective experiment's front is its best trial (`Experiment.pareto`).
+        fronts = [set(e.pareto()["trial_id"]) for e in experiments]
+        on = {(e.name, t) for e, front in zip(experiments, fronts, strict=True) for t in front}
+        table["pareto"] = [
+            (e, t) in on for e, t in zip(table["experiment"], table["trial_id"], strict=True)
+        ]
+        table["feasible"] = table["feasible"].fillna(table["status"] != "ERROR").astype(bool)
+    first = ["experiment", "objectives"]
+    return table[[*first, *[c for c in table.columns if c not in first]]]
+
+
+def _described(experiment: Experiment) -> str:
+    """An experiment's objectives as text: `max val_accuracy, min n_params`."""
+    return ", ".join(f"{mode} {name}" for name, mode in experiment.objectives.items())
 
 
 def select(

@@ -27,6 +27,7 @@ from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
 
 from hpo.errors import UsageError
+from hpo.results._report_pareto import pareto_figures
 from hpo.store import TrialStatus
 from hpo.types import Mode
 
@@ -420,10 +421,13 @@ def _figures(data: _Data) -> dict[str, Figure]:
     with rc_context(_STYLE):
         made: dict[str, Figure | None] = {"curves": _curves(data)}
         if not data.finished.empty:
+            several = experiment.is_multi_objective
             made = {
                 "progress": _progress(data),
+                # The front and importance per objective, where there are several.
+                **(pareto_figures(experiment, data.trials) if several else {}),
                 "parallel": _parallel(data) if data.params else None,
-                "importance": _importance(experiment, data),
+                "importance": None if several else _importance(experiment, data),
                 **made,
                 "memory": _memory(data),
             }
@@ -468,6 +472,11 @@ def _sections(experiment: Experiment, data: _Data) -> list[tuple[str, str]]:
     trials = data.trials
     metric = data.metric
     sections = []
+    if experiment.is_multi_objective:
+        front = experiment.pareto()
+        shown = ["number", "status", *(f"final.{n}" for n in experiment.objectives), "feasible"]
+        shown += [c for c in front if c.startswith("params.")]
+        sections.append((f"Pareto front ({len(front)} trials)", _table(front[shown])))
     top = experiment.best(TOP_TRIALS)
     if not top.empty:
         row = top.iloc[0]

@@ -17,7 +17,7 @@ driver). A resume therefore starts a new Ray run over what the store says is lef
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -41,6 +41,8 @@ class FinishedTrial:
     number: int | None = None  # its number in its experiment
     config: dict[str, Any] | None = None  # its whole config, where the plan read it
     repeat_of: int | None = None  # the number of the trial it repeats, untrained
+    # Every metric of its last result: what a searcher of several objectives was told.
+    last: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ def plan_resume(
                 if metric in m
             }
         if status.finished and not (errored and status is TrialStatus.ERROR):
+            last = by_iteration[max(by_iteration)] if by_iteration else {}
             finished.append(
                 FinishedTrial(
                     trial_id,
@@ -162,6 +165,7 @@ def plan_resume(
                     row["number"],
                     row["config"],
                     row["repeat_of"],
+                    last=last,
                 )
             )
             continue

@@ -28,7 +28,7 @@ def _consumers(run: _Run, live: bool, num_trials: int, fail_fast: Any) -> list[A
 
     spec = run.spec
     consumers: list[Any] = [
-        StoreRecorder(run.store, run.experiment_id, spec.metric),
+        StoreRecorder(run.store, run.experiment_id, spec.metric, spec.parsed_constraints()),
         fail_fast,
         progress_view(
             run.console,
@@ -37,6 +37,8 @@ def _consumers(run: _Run, live: bool, num_trials: int, fail_fast: Any) -> list[A
             mode=spec.mode,
             total=num_trials,
             budget_s=spec.budget.time_budget_s,
+            objectives=spec.objective_modes(),
+            constraints=spec.parsed_constraints(),
         ),
     ]
     if spec.tracking.tensorboard:
@@ -120,6 +122,8 @@ def run_tuner(
             max_concurrent=spec.budget.max_concurrent,
             warm=warm,
             on_repeat=stream.repeated,
+            objectives=spec.objective_modes(),
+            constraints=spec.parsed_constraints(),
         )
         trainable = tune.with_resources(trainable, trial_resources(spec.resources))
         tuner = tune.Tuner(

@@ -8,7 +8,7 @@ params are not Optuna's), and its metric by iteration as intermediate values.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,7 +40,7 @@ def optuna_params(
 
 def optuna_trial(
     status: TrialStatus | str,
-    value: float | None,
+    value: float | Sequence[float | None] | None,
     params: Mapping[str, Any],
     distributions: Mapping[str, Any],
     intermediate_values: Mapping[int, float] | None = None,
@@ -48,6 +48,7 @@ def optuna_trial(
     pruned_as_complete: bool = False,
     optuna_names: bool = False,
     user_attrs: dict[str, Any] | None = None,
+    constraints: Mapping[str, float] | None = None,
 ) -> Any:
     """A stored trial as a finished Optuna trial, or None for one that has not finished.
 
@@ -61,6 +62,10 @@ def optuna_trial(
         pruned_as_complete: a pruned trial as COMPLETE with its last value, as Ray's
             OptunaSearch tells its study of a trial that the scheduler stopped.
         optuna_names: name params as Ray's OptunaSearch suggests them, not by dotted key.
+        value: the final value of the metric, or of each objective (a list) with several:
+            a trial missing any of them is FAIL.
+        constraints: the trial's constraint violations by constraint, as hpo's OptunaSearch
+            sets them (`hpo.search._constrained`).
     """
     from optuna.trial import TrialState, create_trial
 
@@ -69,14 +74,19 @@ def optuna_trial(
         return None
     if status is TrialStatus.PRUNED and not pruned_as_complete:
         state = TrialState.PRUNED
-    elif status is TrialStatus.ERROR or value is None or math.isnan(value):
+    elif status is TrialStatus.ERROR or not _usable(value):
         state = TrialState.FAIL
     else:
         state = TrialState.COMPLETE
     name = optuna_name if optuna_names else str
+    several = isinstance(value, Sequence)
+    complete = state == TrialState.COMPLETE
+    told = constraints is not None and state in (TrialState.COMPLETE, TrialState.PRUNED)
     return create_trial(
         state=state,
-        value=value if state == TrialState.COMPLETE else None,
+        value=value if complete and not several else None,
+        values=list(value) if complete and several else None,  # type: ignore[arg-type]
+        constraints=dict(constraints) if told else None,  # type: ignore[arg-type]
         params=optuna_params(params, distributions, optuna_names=optuna_names),
         distributions={name(key): distributions[key] for key in params if key in distributions},
         intermediate_values={
@@ -84,6 +94,11 @@ def optuna_trial(
         },
         user_attrs=user_attrs,
     )
+
+
+def _usable(value: float | Sequence[float | None] | None) -> bool:
+    values = value if isinstance(value, Sequence) else [value]
+    return all(v is not None and not math.isnan(v) for v in values)
 
 
 def optuna_study(mode: Mode | str, **options: Any) -> Any:

@@ -91,6 +91,11 @@ class AshaScheduler(_Scheduler):
     max_t: int | None = Field(
         None, ge=1, description="epochs of the last rung (default: training.epochs)"
     )
+    metric: str | None = Field(
+        None,
+        description="with several `objectives`, the one objective it judges trials by "
+        "(default: the first)",
+    )
 
     def build(self, *, epochs, on_prune=None, history=None, space=None, on_exploit=None):
         return _recording_asha(

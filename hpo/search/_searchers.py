@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from hpo._options import Options, register_options, tagged_union
 from hpo._registry import Registry
 from hpo.resuming import Continuation, mark
+from hpo.search._constrained import constraint_values, optuna_search
 from hpo.search._optuna_bridge import (
     optuna_distributions,
     optuna_params,
@@ -34,6 +35,7 @@ from hpo.search._space import OptunaDefineByRun, Space, config_key, get_path, ne
 from hpo.types import Mode
 
 if TYPE_CHECKING:
+    from hpo.pareto import Constraint
     from hpo.resuming import WarmStart
     from hpo.search._no_repeats import Repeat
 
@@ -58,6 +60,8 @@ class _Searcher(Options):
         max_concurrent: int | None,
         warm: WarmStart | None = None,
         on_repeat: Callable[[Repeat], None] | None = None,
+        objectives: Mapping[str, Mode] | None = None,
+        constraints: Sequence[Constraint] = (),
     ) -> tuple[Any, dict[str, Any]]:
         """Returns Ray's search algorithm and the param space (the base config) to give the Tuner.
 
@@ -73,12 +77,23 @@ class _Searcher(Options):
 
         `on_repeat` is told each suggestion that repeats a trial's config and is therefore
         not trained (see `hpo.search._no_repeats`), where the searcher answers those.
+
+        With several `objectives` (each with its mode), a searcher that learns is told each
+        one's final value; `constraints` tell it which trials are feasible. Searchers that
+        do not learn ignore both.
         """
         raise NotImplementedError
 
     def preview(self, space: Space, *, seed: int, n: int) -> list[dict[str, Any]]:
         """The params of the first `n` trials this searcher proposes with `seed`, before any result."""
         raise NotImplementedError
+
+    def several_objectives_problem(self) -> str | None:
+        """Why this searcher cannot search several objectives at once (None: it can)."""
+        return (
+            f"searcher {self.name!r} optimises one metric; use grid, random, or optuna with "
+            f"sampler {', '.join(sorted(MULTI_OBJECTIVE_SAMPLERS))}"
+        )
 
 
 def _presets(
@@ -154,6 +169,9 @@ class GridSearcher(_Searcher):
         points = _with_first(list(space.grid()), warm, once=True)
         return _presets(points, seed, max_concurrent, warm), _base(base, space, warm)
 
+    def several_objectives_problem(self):
+        return None  # its trials do not depend on their results
+
     def preview(self, space, *, seed, n):
         return list(itertools.islice(space.grid(), n))
 
@@ -172,6 +190,9 @@ class RandomSearcher(_Searcher):
         if not space.searched() and "seed" in base:
             points = _seeded(points, base["seed"])
         return _presets(points, seed, max_concurrent, warm), _base(base, space, warm)
+
+    def several_objectives_problem(self):
+        return None  # its trials do not depend on their results
 
     def preview(self, space, *, seed, n):
         rng = np.random.default_rng(seed)
@@ -221,6 +242,34 @@ def _gp(options: OptunaSearcher, seed: int) -> Any:
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=options.n_startup_trials)
 
 
+@SAMPLERS.register(
+    "nsga2", options={"population_size"}, description="NSGA-II, for several objectives"
+)
+def _nsga2(options: OptunaSearcher, seed: int) -> Any:
+    from hpo.search._ga_samplers import PicklableNSGAII
+
+    return PicklableNSGAII(seed=seed, population_size=options.population_size)
+
+
+@SAMPLERS.register(
+    "nsga3", options={"population_size"}, description="NSGA-III, for three or more objectives"
+)
+def _nsga3(options: OptunaSearcher, seed: int) -> Any:
+    import warnings
+
+    import optuna
+
+    from hpo.search._ga_samplers import PicklableNSGAIII
+
+    with warnings.catch_warnings():  # "experimental": chosen by name in the spec, knowingly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return PicklableNSGAIII(seed=seed, population_size=options.population_size)
+
+
+# The samplers that serve several objectives (the model-free ones serve any number).
+MULTI_OBJECTIVE_SAMPLERS = frozenset({"tpe", "gp", "nsga2", "nsga3", "random", "qmc"})
+
+
 def _sampler_names(schema: dict[str, Any]) -> None:
     # Read when the schema is made, so that plugins (loaded only then) are listed too.
     schema["enum"] = list(SAMPLERS)
@@ -261,6 +310,7 @@ class OptunaSearcher(_Searcher):
         description="train a suggestion that repeats a finished trial's config again (for "
         "noisy objectives); by default it is told that trial's result instead",
     )
+    population_size: int = Field(50, ge=2, description="trials per generation")
 
     @field_validator("sampler")
     @classmethod
@@ -282,6 +332,30 @@ class OptunaSearcher(_Searcher):
             )
         return self
 
+    @model_serializer(mode="wrap")
+    def _only_what_the_sampler_reads(self, handler: Any) -> dict[str, Any]:
+        # A stored spec loads back (resume): the options its sampler does not read would be
+        # refused by `_read_by_sampler`, defaults too.
+        data = handler(self)
+        read = SAMPLERS.options(self.sampler)
+        if read is None:
+            return data
+        return {k: v for k, v in data.items() if k in read or k in _EVERY_SAMPLER}
+
+    def several_objectives_problem(self) -> str | None:
+        if self.sampler in MULTI_OBJECTIVE_SAMPLERS:
+            return None
+        return (
+            f"Optuna's sampler {self.sampler!r} optimises one metric; choose sampler "
+            f"{', '.join(sorted(MULTI_OBJECTIVE_SAMPLERS))}"
+        )
+
+    def _generations(self, seed: int) -> tuple[str, int] | None:
+        """A genetic sampler's generation attribute and population size (None: not one)."""
+        sampler = self._study_sampler(seed)
+        key = getattr(type(sampler), "_get_generation_key", None)
+        return None if key is None else (key(), self.population_size)
+
     def _study_sampler(self, seed: int, max_concurrent: int | None = 1) -> Any:
         options = self
         if self.constant_liar is None:
@@ -301,9 +375,9 @@ class OptunaSearcher(_Searcher):
         max_concurrent,
         warm=None,
         on_repeat=None,
+        objectives=None,
+        constraints=(),
     ):
-        from ray.tune.search.optuna import OptunaSearch
-
         from hpo.search._no_repeats import NoRepeats
 
         if not space.searched():  # nothing to model: the base config, repeated with seeds
@@ -318,20 +392,26 @@ class OptunaSearcher(_Searcher):
                 warm=warm,
             )
         define: Any = space.optuna_define_by_run()
+        # Several objectives: Optuna is told each one's final value, in the spec's order.
+        several = objectives is not None and len(objectives) > 1
+        directions = list(objectives.items()) if several else [(metric, mode)]
         storage = None
         budget = num_samples
         if warm is not None:
-            storage = _resumed_study(space, mode, warm)
+            storage = _resumed_study(
+                space, directions, warm, constraints, self._generations(seed)
+            )
             if warm.resumed:
                 define = _Continuing(define)
                 budget = len(warm.enqueued) + warm.new
                 # A sampler seeded as the first run's would draw its first trials' values
                 # again (the continued trials are enqueued and draw nothing).
                 seed += warm.taken
-        search = OptunaSearch(
+        search = optuna_search(
+            constraints,
             define,
-            metric=metric,
-            mode=mode.value,
+            metric=[name for name, _ in directions] if several else metric,
+            mode=[m.value for _, m in directions] if several else mode.value,
             sampler=self._study_sampler(seed, max_concurrent),
             storage=storage,
         )
@@ -384,35 +464,68 @@ class _Continuing:
         return self.define.params(trial)
 
 
-def _resumed_study(space: Space, mode: Mode, warm: WarmStart) -> Any:
+def _resumed_study(
+    space: Space,
+    directions: list[tuple[str, Mode]],
+    warm: WarmStart,
+    constraints: Sequence[Constraint] = (),
+    generations: tuple[str, int] | None = None,
+) -> Any:
     """An Optuna study that knows every earlier trial of a resumed run, as Ray's OptunaSearch
     told it the first time (final value, a pruned trial's too; intermediate values by
     iteration; errors as FAIL), with the continued trials enqueued.
 
+    With several objectives (`directions`: each objective and its mode), each trial's final
+    value of each, and no intermediate values (Ray reports none to a multi-objective study);
+    with constraints, each trial's violations, as the sampler saw them after the trial.
+
     Ray does not save the searcher after every trial, so a resumed run rebuilds it from the
     store, which is never older than the last result.
+
+    A genetic sampler's generations (`generations`: its system attribute and population
+    size) are given as a run that told each trial before asking the next makes them: the
+    completed trials in order, `population_size` to a generation.
     """
     import optuna
 
     storage = optuna.storages.InMemoryStorage()
+    several = len(directions) > 1
     # OptunaSearch opens the study by its default name, "optuna", and finds these trials.
-    study = optuna_study(mode, storage=storage, study_name="optuna")
-    dists = optuna_distributions(space.dists)
-    # Other experiments' trials (the spec's `warm_start`) first, as they came first.
-    study.add_trials(
-        [
-            optuna_trial(
-                trial.status,
-                trial.value,
-                trial.params,
-                dists,
-                trial.values,
-                pruned_as_complete=True,
-                optuna_names=True,
+    if several:
+        with quiet_optuna():
+            study = optuna.create_study(
+                directions=[mode.direction for _, mode in directions],
+                storage=storage,
+                study_name="optuna",
             )
-            for trial in warm.every_told()
-        ]
-    )
+    else:
+        study = optuna_study(directions[0][1], storage=storage, study_name="optuna")
+    dists = optuna_distributions(space.dists)
+    trials, completed = [], 0
+    # Other experiments' trials (the spec's `warm_start`) first, as they came first.
+    for trial in warm.every_told():
+        if several:
+            value: Any = [trial.last.get(name) for name, _ in directions]
+        else:
+            value = trial.value
+        told = optuna_trial(
+            trial.status,
+            value,
+            trial.params,
+            dists,
+            None if several else trial.values,
+            pruned_as_complete=True,
+            optuna_names=True,
+            constraints=constraint_values(constraints, trial.last) if constraints else None,
+        )
+        if told is None:
+            continue
+        if generations is not None and told.state == optuna.trial.TrialState.COMPLETE:
+            key, size = generations
+            told.system_attrs = {**told.system_attrs, key: completed // size}
+            completed += 1
+        trials.append(told)
+    study.add_trials(trials)
     for trial in warm.enqueued:
         study.enqueue_trial(
             optuna_params(trial.params, dists, optuna_names=True),

@@ -15,12 +15,21 @@ import typing
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hpo._options import Options
 from hpo.errors import SpecError, SpecIssue, SpecWarning
+from hpo.pareto import Constraint, ConstraintError, parse_constraint
 from hpo.search import (
     PBT_MUTABLE_PREFIXES,
     SCHEDULERS,
@@ -38,6 +47,7 @@ from hpo.search import (
     set_path,
 )
 from hpo.search._prior import WarmStartOptions
+from hpo.spec._objectives import objective_doubts, objective_problems
 from hpo.spec._ray import RayOptions
 from hpo.spec._user_code import TrainableKind, code_problems, trainable_kind
 from hpo.spec._yaml_source import Path as KeyPath
@@ -47,6 +57,7 @@ from hpo.trainable.config import (
     KeysError,
     TrainableConfig,
     TrainableSections,
+    reported_metrics,
     unreported,
 )
 from hpo.trainable.data import loaded_in_driver
@@ -144,13 +155,36 @@ class _Where:
     __hash__ = None  # type: ignore[assignment]
 
 
+def _constraint(text: str) -> str:
+    """A constraint that parses (each one's error is at its own item of `constraints`)."""
+    try:
+        parse_constraint(text)
+    except ConstraintError as exc:
+        raise ValueError(str(exc)) from None
+    return text
+
+
 class Spec(TrainableSections):
     """A whole spec: the trainable's sections (its base config; `space` keys are dotted paths
     into them), and what to search, how, for how long, and where to keep the results."""
 
     name: str = Field(max_length=100, description="the experiment's name; also a folder name")
-    metric: str = "val_loss"
+    metric: str = Field(
+        "val_loss",
+        description="the metric to optimise; with `objectives`, the one that early stopping, "
+        "checkpoints and a pruning scheduler judge (set for you: scheduler.metric or the first)",
+    )
     mode: Mode = Mode.MIN
+    objectives: dict[str, Mode] = Field(
+        default_factory=dict,
+        description="several metrics to optimise at once, each with its direction "
+        "(`{val_accuracy: max, n_params: min}`); the search finds their Pareto front",
+    )
+    constraints: list[Annotated[str, AfterValidator(_constraint)]] = Field(
+        default_factory=list,
+        description="comparisons of reported metrics with numbers (`'n_params <= 200000'`); "
+        "trials that meet them all are feasible, and preferred",
+    )
     seed: int = 0
     space: dict[str, Distribution] = Field(default_factory=dict)
     searcher: SearcherSpec = RandomSearcher(name="random")
@@ -227,6 +261,36 @@ class Spec(TrainableSections):
         told._kind = kind
         return told
 
+    @model_validator(mode="before")
+    @classmethod
+    def _primary_objective(cls, data: Any) -> Any:
+        """With several objectives, `metric` and `mode` are the one objective the single-metric
+        parts judge (scheduler.metric, else the first), so that those parts need no change."""
+        if not isinstance(data, dict) or not isinstance(data.get("objectives"), dict):
+            return data
+        objectives = data["objectives"]
+        scheduler = data.get("scheduler")
+        chosen = scheduler.get("metric") if isinstance(scheduler, dict) else None
+        primary = data.get("metric", chosen if chosen in objectives else next(iter(objectives), None))
+        if primary not in objectives:
+            return data  # the checks say what is wrong
+        direction = objectives[primary]
+        mode = direction if direction in ("min", "max", *Mode) else data.get("mode", Mode.MIN)
+        return {**data, "metric": primary, "mode": mode}
+
+    @property
+    def is_multi_objective(self) -> bool:
+        """Whether the spec has several objectives (one objective is the single-metric form)."""
+        return len(self.objectives) > 1
+
+    def objective_modes(self) -> dict[str, Mode]:
+        """Each objective's direction: `objectives`, or the single `metric` and `mode`."""
+        return dict(self.objectives) if self.objectives else {self.metric: self.mode}
+
+    def parsed_constraints(self) -> list[Constraint]:
+        """The constraints, parsed (they were checked when the spec loaded)."""
+        return [parse_constraint(text) for text in self.constraints]
+
     @field_validator("name")
     @classmethod
     def _safe_name(cls, name: str) -> str:
@@ -255,7 +319,10 @@ class Spec(TrainableSections):
             if option in every.get(section, {}):
                 sections[section].setdefault(option, every[section][option])
         # Early stopping and the plateau LR scheduler watch the spec's metric.
-        return {**sections, "seed": self.seed, "metric": self.metric, "mode": self.mode.value}
+        config = {**sections, "seed": self.seed, "metric": self.metric, "mode": self.mode.value}
+        if self.is_multi_objective:  # each one must be finite (see `hpo.trainable.finite`)
+            config["objectives"] = list(self.objectives)
+        return config
 
     def search_space(self) -> Space:
         return Space(self.space)
@@ -601,7 +668,9 @@ def _cross_check(spec: Spec) -> list[tuple[KeyPath, str]]:
     checks that depend on what it is are left until it imports.
     """
     kind = spec._kind
-    issues: list[tuple[KeyPath, str]] = []
+    issues: list[tuple[KeyPath, str]] = objective_problems(
+        spec, reported_metrics(spec) if kind is not None and kind.uses_sections else None
+    )
     if kind is TrainableKind.FUNCTION:
         issues += _check_user_trainable(spec)
     elif kind is not None:
@@ -783,7 +852,8 @@ def _check_builtin_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
     space keys are keys of its config."""
     issues: list[tuple[KeyPath, str]] = []
     unreported_metric = unreported(spec.metric, spec)
-    if unreported_metric:
+    # With objectives, `metric` is derived from them, and they are checked at their own keys.
+    if unreported_metric and not spec.objectives:
         issues.append((("metric",), unreported_metric))
     if spec.config:
         issues.append(
@@ -822,7 +892,7 @@ def _check_user_trainable(spec: Spec) -> list[tuple[KeyPath, str]]:
 
 def _doubts(spec: Spec) -> list[tuple[KeyPath, str]]:
     """What is valid but likely not meant, each at the key to change (shown as warnings)."""
-    doubts: list[tuple[KeyPath, str]] = []
+    doubts: list[tuple[KeyPath, str]] = objective_doubts(spec)
     loader, resources = spec.loader, spec.resources
     # hpo's own loop on hpo's in-memory datasets batches on the device: no loader to warn of.
     in_memory = spec.trainable_kind is TrainableKind.BUILTIN and loaded_in_driver(spec.data)

@@ -64,6 +64,8 @@ def _v2_to_v3(op: Operations) -> None:
         sa.Column("source_number", sa.Integer),
         sa.UniqueConstraint("trial_pk", "segment"),
     )
+    # Trials of earlier stores ran without constraints: None, as for a spec without them.
+    op.add_column("trials", sa.Column("feasible", sa.Boolean))
 
 
 # version -> the step that upgrades a store of that version to the next one

@@ -7,7 +7,8 @@ import sqlalchemy as sa
 # Version 2 added the environment of a run, per-metric final and best values, the parts of a
 # trial's error, its node, checkpoint and test metrics (see `migrations.py`). Version 3 added
 # the evaluations table, a trial's peak memory, the micro-batches it trained in, `repeat_of`,
-# PBT's segments and why a search stopped before its budget (`budget.stop_when`).
+# PBT's segments, why a search stopped before its budget (`budget.stop_when`),
+# and whether a trial meets the spec's constraints.
 SCHEMA_VERSION = 3
 
 
@@ -75,6 +76,8 @@ trials = sa.Table(
     # the number of the finished trial whose config this one repeats; it was not trained
     # (its searcher was told that trial's result), and it has no value of its own.
     sa.Column("repeat_of", sa.Integer),
+    # whether its last result meets every constraint of the spec (None: the spec has none)
+    sa.Column("feasible", sa.Boolean),
     sa.UniqueConstraint("experiment_id", "trial_id"),
     sa.Index("ix_trials_experiment_best", "experiment_id", "best_value"),
     sa.Index("ix_trials_experiment_number", "experiment_id", "number"),

@@ -723,6 +723,8 @@ class TrainableConfig(TrainableSections):
     # The spec's metric and mode: what early stopping and the plateau LR scheduler watch.
     metric: str = "val_loss"
     mode: Mode = Mode.MIN
+    # The spec's objectives when it has several: each must be finite, as the metric must.
+    objectives: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _metric_is_reported(self) -> TrainableConfig:
@@ -742,6 +744,10 @@ _EPOCH_METRICS = (
     "epoch_time_s",
     "peak_memory_mb",
     "micro_batches",
+    # What a model costs (`Pipeline.model_cost`), for trade-offs in several objectives.
+    "n_params",
+    "model_size_mb",
+    "inference_ms",
 )
 
 

@@ -159,6 +159,7 @@ class Pipeline:
         # Its state goes into checkpoints: a resumed trial draws the same augmentations.
         self.augment_rng = torch.Generator(self.device).manual_seed(self.seed + 1)
         self._metrics = self._metric_set()
+        self._model_cost: dict[str, float] | None = None
 
     # --- what a subclass overrides -------------------------------------------------------
 
@@ -401,12 +402,14 @@ class Pipeline:
             **trained,
             **self.validate(self.epoch),
             "lr": lr,
+            **self.model_cost(),
         }
         metrics.setdefault("grad_norm", 0.0)
         metrics.update(self._memory_metrics())
         # A NaN validation loss (or metric) with a finite training loss: the model's outputs
         # overflowed; the trial fails as it would on a NaN training loss.
-        check_finite(metrics, self.config.metric, self.epoch, _NON_FINITE_HINT)
+        for watched in {self.config.metric, *self.config.objectives}:
+            check_finite(metrics, watched, self.epoch, _NON_FINITE_HINT)
         if self.config.metric not in metrics:
             raise KeyError(
                 f"epoch {self.epoch} reported no {self.config.metric!r} (the spec's metric); "
@@ -418,6 +421,27 @@ class Pipeline:
         metrics["epoch_time_s"] = time.perf_counter() - started
         metrics[FINAL_KEY] = self.finished
         return metrics
+
+    def model_cost(self) -> dict[str, float]:
+        """`n_params`, `model_size_mb` and `inference_ms` (the median time of a forward pass
+        over one validation batch, in eval mode, without gradients): what trade-offs against
+        accuracy need. Measured once, after the first epoch, and reported with every epoch,
+        so that a trial stopped early has them too (a model's cost does not change)."""
+        if self._model_cost is None:
+            from hpo.trainable import model_cost
+
+            inputs, target = self._split(next(iter(self.val_loader)))
+
+            def forward() -> Any:
+                with self._autocast():
+                    return self._forward(inputs, target)
+
+            self._model_cost = {
+                "n_params": model_cost.n_params(self.model),
+                "model_size_mb": model_cost.model_size_mb(self.model),
+                "inference_ms": model_cost.inference_ms(self.model, forward, self.device),
+            }
+        return self._model_cost
 
     @torch.inference_mode()
     def evaluate(

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # Sections that do not change how a trial trains, so they do not change its seed either:
 # checkpointing, stopping early or what is measured must not change the epochs a trial runs.
-NOT_SEEDED = {"checkpoint", "early_stopping", "metric", "mode", "metrics"}
+NOT_SEEDED = {"checkpoint", "early_stopping", "metric", "mode", "metrics", "objectives"}
 
 # Keys added to the config after trials were first seeded from it, at their defaults: left
 # out while they hold them, so that a config of an earlier release keeps its seed and its

@@ -209,7 +209,7 @@ BAD_SPECS = [
     (
         "searcher: {name: optuna, sampler: cmaes}",
         "2: searcher.sampler",
-        "unknown Optuna sampler 'cmaes'; available: gp, qmc, random, tpe (got 'cmaes')",
+        "unknown Optuna sampler 'cmaes'; available: gp, nsga2, nsga3, qmc, random, tpe (got 'cmaes')",
     ),
     # an option the sampler would not read
     (
@@ -535,7 +535,7 @@ def test_the_schema_describes_names_from_the_registries():
         "for rmsprop, sgd"
     )
     optuna = definitions["OptunaSearcher"]["properties"]
-    assert optuna["sampler"]["enum"] == ["gp", "qmc", "random", "tpe"]
+    assert optuna["sampler"]["enum"] == ["gp", "nsga2", "nsga3", "qmc", "random", "tpe"]
     assert optuna["n_startup_trials"]["description"].endswith("; for gp, tpe")
     assert optuna["multivariate"]["description"] == "model parameters jointly; for tpe"
 

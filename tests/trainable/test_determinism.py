@@ -93,7 +93,7 @@ def _weights(pipeline: Pipeline) -> dict[str, torch.Tensor]:
 
 
 # Measurements of the machine, not of the training: they differ between two identical runs.
-_MEASURED = {"epoch_time_s", "peak_memory_mb"}
+_MEASURED = {"epoch_time_s", "peak_memory_mb", "inference_ms"}
 
 
 def _without_time(epochs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -243,6 +243,7 @@ def test_the_config_checks_metrics_at_their_key_against_the_datas_task():
 def test_reported_metrics_follow_the_metrics_list():
     epoch = ["epoch", "train_loss", "val_loss", "lr", "grad_norm", "epoch_time_s"]
     epoch += ["peak_memory_mb", "micro_batches"]
+    epoch += ["n_params", "model_size_mb", "inference_ms"]
     classifier = TrainableConfig.model_validate({"data": {"name": "digits"}})
     assert reported_metrics(classifier) == [
         *epoch,
