@@ -38,7 +38,7 @@ class Repeat:
 @dataclass(frozen=True)
 class _Done:
     of: str
-    value: float
+    result: dict[str, Any]  # what the searcher was told of it: each objective's value at least
     earlier: FinishedTrial | None = None
 
 
@@ -74,11 +74,23 @@ class NoRepeats(Searcher):
         self.inner: dict[str, str] = {}
         self.waiting: dict[str, list[str]] = defaultdict(list)  # Ray id -> repeats' inner ids
         self.repeats = 0
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
         for trial in known:
             ok = TrialStatus(trial.status) in (TrialStatus.COMPLETED, TrialStatus.PRUNED)
-            if ok and trial.repeat_of is None and trial.value is not None:
-                self.finished[config_key(trial.params)] = _Done(trial.trial_id, trial.value, trial)
-        super().__init__(metric=searcher.metric, mode=searcher.mode)
+            result = {**trial.last}
+            if isinstance(searcher.metric, str):  # one objective: its value as the plan has it
+                result[searcher.metric] = trial.value
+            if ok and trial.repeat_of is None and self._complete(result):
+                self.finished[config_key(trial.params)] = _Done(trial.trial_id, result, trial)
+
+    def _objectives(self) -> list[str]:
+        metric = self.searcher.metric
+        return [metric] if isinstance(metric, str) else list(metric)
+
+    def _complete(self, result: dict[str, Any]) -> bool:
+        """Whether `result` has a number for every objective (NaN is none)."""
+        values = [result.get(name) for name in self._objectives()]
+        return all(v is not None and v == v for v in values)
 
     def set_search_properties(self, metric: Any, mode: Any, config: dict, **spec: Any) -> bool:
         accepted = self.searcher.set_search_properties(metric, mode, config, **spec)
@@ -102,7 +114,7 @@ class NoRepeats(Searcher):
             key = config_key(params)
             done = self.finished.get(key)
             if done is not None:
-                self.searcher.on_trial_complete(inner, result={self.searcher.metric: done.value})
+                self.searcher.on_trial_complete(inner, result=dict(done.result))
                 self._repeated(Repeat(params, done.of, done.earlier))
             elif key in self.running:
                 self.waiting[self.running[key]].append(inner)
@@ -132,9 +144,8 @@ class NoRepeats(Searcher):
         if key is None:
             return
         self.running.pop(key, None)
-        value = (result or {}).get(self.searcher.metric)
-        if not error and value is not None and value == value:
-            self.finished[key] = _Done(trial_id, value)
+        if not error and result is not None and self._complete(result):
+            self.finished[key] = _Done(trial_id, dict(result))
         for inner in self.waiting.pop(trial_id, []):
             self.searcher.on_trial_complete(inner, result=result, error=error)
 

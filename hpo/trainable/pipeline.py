@@ -430,17 +430,25 @@ class Pipeline:
         if self._model_cost is None:
             from hpo.trainable import model_cost
 
-            inputs, target = self._split(next(iter(self.val_loader)))
+            # A DataLoader's iterator draws its workers' seed from torch's generator, and a
+            # Dataset may draw from Python's and numpy's: the measurement must move none, or
+            # a resumed trial (measuring after another epoch) would train with other random
+            # numbers than an uninterrupted one.
+            cuda = [self.device] if self.device.type == "cuda" else []
+            host = host_rng_state()
+            with torch.random.fork_rng(devices=cuda):
+                inputs, target = self._split(next(iter(self.val_loader)))
 
-            def forward() -> Any:
-                with self._autocast():
-                    return self._forward(inputs, target)
+                def forward() -> Any:
+                    with self._autocast():
+                        return self._forward(inputs, target)
 
-            self._model_cost = {
-                "n_params": model_cost.n_params(self.model),
-                "model_size_mb": model_cost.model_size_mb(self.model),
-                "inference_ms": model_cost.inference_ms(self.model, forward, self.device),
-            }
+                self._model_cost = {
+                    "n_params": model_cost.n_params(self.model),
+                    "model_size_mb": model_cost.model_size_mb(self.model),
+                    "inference_ms": model_cost.inference_ms(self.model, forward, self.device),
+                }
+            set_host_rng_state(host)
         return self._model_cost
 
     @torch.inference_mode()

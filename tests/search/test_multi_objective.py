@@ -42,6 +42,13 @@ def _search(sampler: str, warm: WarmStart | None = None, **options):
     return search
 
 
+def _optuna(search):
+    """Ray's OptunaSearch inside hpo's wrappers of it (`NoRepeats`)."""
+    while hasattr(search, "searcher"):
+        search = search.searcher
+    return search
+
+
 def _run(search, n: int, start: int = 0) -> list[tuple[dict, dict]]:
     """Trials one after another, as a run with one trial at a time."""
     done = []
@@ -62,7 +69,7 @@ def test_optuna_is_told_every_objective_and_the_constraints(sampler, options):
         pytest.importorskip("torch")
     search = _search(sampler, **options)
     done = _run(search, 6)
-    study = search._ot_study
+    study = _optuna(search)._ot_study
     assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
     for trial, (_, metrics) in zip(study.trials, done, strict=True):
         assert trial.values == [metrics["f1"], metrics["f2"]]
@@ -74,11 +81,11 @@ def test_a_resumed_study_is_the_one_the_run_had():
     first = _search("nsga2", population_size=population)
     done = _run(first, 9)
     told = [
-        FinishedTrial(f"t{i}", TrialStatus.COMPLETED, config, metrics["f1"], {}, metrics)
+        FinishedTrial(f"t{i}", TrialStatus.COMPLETED, config, metrics["f1"], {}, last=metrics)
         for i, (config, metrics) in enumerate(done)
     ]
     again = _search("nsga2", WarmStart(told, [], taken=9, new=3), population_size=population)
-    original, rebuilt = first._ot_study.trials, again._ot_study.trials
+    original, rebuilt = _optuna(first)._ot_study.trials, _optuna(again)._ot_study.trials
     assert len(rebuilt) == len(original)
     for a, b in zip(original, rebuilt, strict=True):
         assert (b.state, b.values, b.params, b.distributions) == (
@@ -97,9 +104,11 @@ def test_a_resumed_study_is_the_one_the_run_had():
 
 
 def test_a_trial_missing_an_objective_fails_in_the_rebuilt_study():
-    told = [FinishedTrial("t0", TrialStatus.COMPLETED, {"x": 0.5, "y": 0.5}, 0.5, {}, {"f1": 0.5})]
+    told = [
+        FinishedTrial("t0", TrialStatus.COMPLETED, {"x": 0.5, "y": 0.5}, 0.5, {}, last={"f1": 0.5})
+    ]
     again = _search("nsga2", WarmStart(told, [], taken=1, new=1), population_size=4)
-    assert again._ot_study.trials[0].state.name == "FAIL"
+    assert _optuna(again)._ot_study.trials[0].state.name == "FAIL"
 
 
 @pytest.mark.parametrize("sampler", ["nsga2", "nsga3"])
@@ -112,10 +121,10 @@ def test_the_genetic_samplers_pickle_and_go_on_the_same(sampler):
     copy = pickle.loads(pickle.dumps(search))
     assert copy.suggest("t5") == search.suggest("t5")
     key = "NSGAIISampler:generation" if sampler == "nsga2" else "NSGAIIISampler:generation"
-    assert key in search._ot_study.trials[0].system_attrs
+    assert key in _optuna(search)._ot_study.trials[0].system_attrs
 
 
 def test_rays_optuna_search_still_has_the_map_hpo_sets_constraints_through():
     search = _search("tpe")
     search.suggest("t0")
-    assert "t0" in search._ot_trials
+    assert "t0" in _optuna(search)._ot_trials
