@@ -43,7 +43,8 @@ def search(workdir: Path, name: str, on_oom: str) -> tuple[int, str, hpo.Experim
         model={"name": "tests.runner.test_out_of_memory_search:runs_out_above_32"},
         training={"epochs": 2, "batch_size": 16, "on_oom": on_oom},
         space={"training.batch_size": {"type": "categorical", "choices": [16, 64]}},
-        searcher={"name": "optuna", "n_startup_trials": 4},
+        # Every trial trains, also one that repeats a finished trial's batch size (of two).
+        searcher={"name": "optuna", "n_startup_trials": 4, "allow_repeats": True},
         # One at a time, and fail-fast at its most eager: were running out of memory counted
         # as a bug, the first 64 to fail would stop the search.
         budget={"num_samples": 6, "max_concurrent": 1, "fail_fast": 1},
